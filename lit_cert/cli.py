@@ -1,0 +1,162 @@
+"""``python -m lit_cert fit|validate|test --config FILE`` -- LightningCLI with our conventions.
+
+* ``model`` is any :class:`~lit_cert.methods.CertifiedMethod` subclass, ``data`` any
+  :class:`~lit_cert.data.ImageDataModule` subclass (``class_path``/``init_args`` in YAML).
+* The dataset's :class:`~lit_cert.data.DataInfo` is linked into the method (a derived value).
+* ``schedule`` (eps/kappa/beta) and ``checkpoint`` (last + best by ``val/cert_acc``) are
+  always-present callbacks with their own config sections.
+* YAML may use omegaconf interpolation (``${model.init_args.eps_train}``); it is resolved
+  *after* command-line overrides, so sweep overrides propagate into interpolated values.
+* Each run writes its full config (including the seed) into its own run directory
+  ``<save_dir>/<project>/<run id>/config.yaml`` next to its ``checkpoints/``.
+* ``fit --test_after_fit true`` evaluates the best checkpoint on the test split at the end.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any, Optional
+
+from jsonargparse import set_parsing_settings
+from lightning.pytorch import LightningModule, Trainer
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
+from lightning.pytorch.loggers import WandbLogger
+
+from lit_cert.callbacks import CertifiedSchedule
+from lit_cert.data import DataNotFoundError, ImageDataModule
+from lit_cert.errors import ConfigError
+from lit_cert.methods import CertifiedMethod
+
+
+def run_directory(trainer: Trainer) -> str:
+    """The directory of this run: where Lightning's ModelCheckpoint puts ``checkpoints/``."""
+    if trainer.loggers:
+        logger = trainer.loggers[0]
+        save_dir = logger.save_dir or trainer.default_root_dir
+        version = logger.version if isinstance(logger.version, str) else f"version_{logger.version}"
+        return os.path.join(save_dir, str(logger.name), version)
+    return trainer.default_root_dir
+
+
+def _flatten(d: dict, prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in d.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(_flatten(value, name + "."))
+        else:
+            out[name] = value
+    return out
+
+
+class RunConfigSaver(SaveConfigCallback):
+    """Saves each run's config into its own run directory and logs it to W&B.
+
+    Lightning's default writes to ``trainer.log_dir``, which WandbLogger shares between runs."""
+
+    def save_config(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        run_dir = run_directory(trainer)
+        os.makedirs(run_dir, exist_ok=True)
+        path = os.path.join(run_dir, self.config_filename)
+        self.parser.save(self.config, path, skip_none=False, overwrite=True, multifile=False)
+        for logger in trainer.loggers:
+            if isinstance(logger, WandbLogger):
+                flat = _flatten(self.config.clone().as_dict())
+                logger.experiment.config.update({k: v for k, v in flat.items() if v is not None}, allow_val_change=True)
+        print(f"lit_cert: run directory {run_dir}", file=sys.stderr)
+
+
+class LitCertCLI(LightningCLI):
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        parser.add_lightning_class_args(CertifiedSchedule, "schedule")
+        parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+        parser.set_defaults(
+            {
+                "checkpoint.monitor": "val/cert_acc",
+                "checkpoint.mode": "max",
+                "checkpoint.save_last": True,
+                "checkpoint.filename": "best-epoch{epoch:03d}",
+                "checkpoint.auto_insert_metric_name": False,
+            }
+        )
+        parser.link_arguments("data.info", "model.init_args.data_info", apply_on="instantiate")
+        parser.add_argument(
+            "--test_after_fit", type=bool, default=False, help="After fit, test the best checkpoint (fit only)."
+        )
+
+    def after_fit(self) -> None:
+        if not self.config[self.subcommand].get("test_after_fit"):
+            return
+        ckpt = self.trainer.checkpoint_callback
+        ckpt_path = "best" if ckpt is not None and getattr(ckpt, "best_model_path", "") else None
+        results = self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=ckpt_path)
+        print_summary(self.model, results)
+
+    def after_test(self) -> None:
+        print_summary(self.model, self.trainer.callback_metrics)
+
+
+def print_summary(model: LightningModule, results: Any) -> None:
+    metrics = results[0] if isinstance(results, list) and results else results
+    if not metrics or "test/nat_acc" not in metrics:
+        return
+    nat, cert = float(metrics["test/nat_acc"]), float(metrics["test/cert_acc"])
+    certifier = getattr(model, "hparams", {}).get("certifier", "?")
+    eps = getattr(model, "eps_test", float("nan"))
+    print(
+        f"lit_cert: test natural accuracy {100 * nat:.2f}% | certified accuracy ({certifier.upper()}, "
+        f"eps={eps:g}) {100 * cert:.2f}%"
+    )
+
+
+def _user_error(err: BaseException) -> BaseException | None:
+    """Our ConfigError/DataNotFoundError, possibly wrapped by jsonargparse while instantiating."""
+    seen = set()
+    while err is not None and id(err) not in seen:
+        if isinstance(err, (ConfigError, DataNotFoundError)):
+            return err
+        seen.add(id(err))
+        err = err.__cause__ or err.__context__
+    return None
+
+
+def _default_logger():
+    from jsonargparse import lazy_instance
+
+    from lit_cert.loggers import AutoWandbLogger
+
+    return lazy_instance(AutoWandbLogger, save_dir="runs", project="lit_cert")
+
+
+def main(args: Optional[list[str]] = None) -> Optional[LitCertCLI]:
+    """Run the CLI; ``args=None`` reads ``sys.argv``. Config problems exit with status 2."""
+    # configs write interpolations as absolute paths (${model.init_args.eps_train}); omegaconf+
+    # resolves them after command-line overrides once they are made relative to their node
+    set_parsing_settings(omegaconf_absolute_to_relative_paths=True)
+    try:
+        return LitCertCLI(
+            CertifiedMethod,
+            ImageDataModule,
+            subclass_mode_model=True,
+            subclass_mode_data=True,
+            save_config_callback=RunConfigSaver,
+            save_config_kwargs={"save_to_log_dir": False, "overwrite": True},
+            parser_kwargs={"parser_mode": "omegaconf+", "default_env": False},
+            trainer_defaults={"logger": _default_logger()},
+            auto_configure_optimizers=False,
+            args=args,
+        )
+    except Exception as err:  # noqa: BLE001 - only our own user-facing errors are caught
+        user_error = _user_error(err)
+        if user_error is None:
+            raise
+        print(f"lit_cert: error: {user_error}", file=sys.stderr)
+        raise SystemExit(2) from None
+    finally:
+        if "wandb" in sys.modules:
+            import wandb
+
+            if wandb.run is not None:
+                wandb.finish()

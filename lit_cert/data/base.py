@@ -1,0 +1,225 @@
+"""Shared DataModule logic: locating files, the train/validation split, loaders, augmentation.
+
+Images are kept as uint8 tensors (N, C, H, W) in memory and served as float in [0, 1]; all
+normalisation happens inside the network. Augmentation (random crop after zero padding, optional
+horizontal flip) is applied batch-wise after the batch reached its device, only while training.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Optional, Sequence, Union
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from lit_cert.data.info import DataInfo
+
+
+class DataNotFoundError(FileNotFoundError):
+    """Raised when a dataset is neither on disk nor downloadable; the message says what to do."""
+
+
+class ImageTensorDataset(Dataset):
+    """uint8 images (N, C, H, W) + int64 labels, served as (float image in [0, 1], label)."""
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor):
+        if images.dtype != torch.uint8 or images.dim() != 4:
+            raise ValueError(f"expected uint8 images (N, C, H, W), got {images.dtype} {tuple(images.shape)}")
+        if len(images) != len(labels):
+            raise ValueError(f"{len(images)} images but {len(labels)} labels")
+        self.images, self.labels = images, labels.long()
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i: int):
+        return self.images[i].float().div_(255.0), self.labels[i]
+
+
+def random_crop_flip(x: torch.Tensor, padding: int, flip: bool, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Batch-wise random crop (after zero padding by ``padding`` pixels) and horizontal flip."""
+    b, _, h, w = x.shape
+    if padding > 0:
+        padded = torch.nn.functional.pad(x, (padding, padding, padding, padding))
+        dy = torch.randint(0, 2 * padding + 1, (b,), device=x.device, generator=generator)
+        dx = torch.randint(0, 2 * padding + 1, (b,), device=x.device, generator=generator)
+        rows = (dy[:, None] + torch.arange(h, device=x.device)[None, :])  # (B, H)
+        cols = (dx[:, None] + torch.arange(w, device=x.device)[None, :])  # (B, W)
+        bidx = torch.arange(b, device=x.device)[:, None, None]
+        x = padded.permute(0, 2, 3, 1)[bidx, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)
+    if flip:
+        mask = torch.rand(b, device=x.device, generator=generator) < 0.5
+        x = torch.where(mask[:, None, None, None], x.flip(-1), x)
+    return x.contiguous()
+
+
+class ImageDataModule(L.LightningDataModule):
+    """Base class of all image datasets.
+
+    Args:
+        data_dir: where the user keeps data (searched first, downloads go here). Default: the
+            ``LIT_CERT_DATA`` environment variable, else ``./data``.
+        batch_size: training batch size (global per process).
+        eval_batch_size: validation/test batch size (defaults to ``batch_size``).
+        val_size: samples carved out of the *training* set for validation (int) or a fraction.
+        split_seed: seed of that split (fixed, independent of the run seed).
+        num_workers: DataLoader workers.
+        download: try torchvision's download when no local copy is found.
+        crop_padding: random-crop augmentation after zero padding by this many pixels (0 = off).
+        flip: random horizontal flips.
+    """
+
+    info: DataInfo
+    #: human-readable name and the files that make a complete copy (for messages)
+    display_name: str = "dataset"
+    required_files: Sequence[str] = ()
+    #: directories searched after the user's data_dir (e.g. Debian's dataset packages)
+    system_dirs: Sequence[str] = ()
+    #: subdirectories of data_dir where downloads/other tools put the files
+    subdirs: Sequence[str] = ()
+
+    def __init__(
+        self,
+        data_dir: Optional[str] = None,
+        batch_size: int = 128,
+        eval_batch_size: Optional[int] = None,
+        val_size: Union[int, float] = 5000,
+        split_seed: int = 0,
+        num_workers: int = 0,
+        download: bool = True,
+        crop_padding: int = 0,
+        flip: bool = False,
+    ):
+        super().__init__()
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if isinstance(val_size, float) and not 0 < val_size < 1:
+            raise ValueError(f"val_size as a fraction must be in (0, 1), got {val_size}")
+        if isinstance(val_size, int) and val_size < 1:
+            raise ValueError(f"val_size must be >= 1 (model selection never uses the test set), got {val_size}")
+        if crop_padding < 0:
+            raise ValueError(f"crop_padding must be >= 0, got {crop_padding}")
+        self.data_dir = data_dir
+        self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size or batch_size
+        self.val_size = val_size
+        self.split_seed = split_seed
+        self.num_workers = num_workers
+        self.download = download
+        self.crop_padding = crop_padding
+        self.flip = flip
+        self.train_set = self.val_set = self.test_set = None
+
+    # ----------------------------------------------------------------- discovery
+    @property
+    def root(self) -> Path:
+        return Path(self.data_dir or os.environ.get("LIT_CERT_DATA") or "data").expanduser()
+
+    def candidate_dirs(self) -> list[Path]:
+        """Where we look, in order: the user's data_dir (and its usual subfolders), system copies."""
+        dirs = [self.root] + [self.root / s for s in self.subdirs]
+        return dirs + [Path(d) for d in self.system_dirs]
+
+    def has_files(self, directory: Path) -> bool:
+        return all(self._resolve(directory, f) is not None for f in self.required_files)
+
+    @staticmethod
+    def _resolve(directory: Path, name: str) -> Path | None:
+        for candidate in (directory / name, directory / (name + ".gz")):
+            if candidate.is_file():
+                return candidate
+        return None
+
+    def locate(self) -> Path | None:
+        for d in self.candidate_dirs():
+            if self.has_files(d):
+                return d
+        return None
+
+    def fetch(self, root: Path) -> None:  # pragma: no cover - needs the internet
+        """Download into ``root`` (torchvision). Subclasses implement."""
+        raise NotImplementedError
+
+    def prepare_data(self) -> None:
+        if self.locate() is not None:
+            return
+        reason = "download disabled (download: false)"
+        if self.download:
+            try:
+                self.root.mkdir(parents=True, exist_ok=True)
+                self.fetch(self.root)
+            except Exception as err:  # noqa: BLE001 - any failure becomes one clear message
+                reason = f"download failed: {type(err).__name__}: {err}"
+            else:
+                if self.locate() is not None:
+                    return
+                reason = "download finished but the expected files are not there"
+        raise DataNotFoundError(self.not_found_message(reason))
+
+    def not_found_message(self, reason: str) -> str:
+        looked = "\n".join(f"  - {d}" for d in self.candidate_dirs())
+        files = ", ".join(f"{f}[.gz]" if "idx" in f else f for f in self.required_files)
+        return (
+            f"{self.display_name} not found. Needed files: {files}.\nLooked in:\n{looked}\n"
+            f"({reason}).\nWhat to do: put the files in a folder and pass it as "
+            f"--data.init_args.data_dir=FOLDER (or data.init_args.data_dir in the config)"
+            f"{self.extra_hint()}, or run once with internet access and download: true."
+        )
+
+    def extra_hint(self) -> str:
+        return ""
+
+    # ----------------------------------------------------------------- loading
+    def read_split(self, directory: Path, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        """(uint8 images (N, C, H, W), int64 labels) of the train or test split."""
+        raise NotImplementedError
+
+    def load_arrays(self):
+        directory = self.locate()
+        if directory is None:
+            raise DataNotFoundError(self.not_found_message("prepare_data was not run or the files vanished"))
+        return self.read_split(directory, True), self.read_split(directory, False)
+
+    def setup(self, stage: Optional[str] = None) -> None:
+        if self.train_set is not None:
+            return
+        (x_tr, y_tr), (x_te, y_te) = self.load_arrays()
+        n = len(y_tr)
+        n_val = int(round(self.val_size * n)) if isinstance(self.val_size, float) else int(self.val_size)
+        if not 0 < n_val < n:
+            raise ValueError(f"val_size={self.val_size} leaves no training data ({n} training samples)")
+        perm = torch.randperm(n, generator=torch.Generator().manual_seed(self.split_seed))
+        val_idx, train_idx = perm[:n_val], perm[n_val:]
+        self.train_set = ImageTensorDataset(x_tr[train_idx], y_tr[train_idx])
+        self.val_set = ImageTensorDataset(x_tr[val_idx], y_tr[val_idx])
+        self.test_set = ImageTensorDataset(x_te, y_te)
+
+    def _loader(self, ds: Dataset, train: bool) -> DataLoader:
+        return DataLoader(
+            ds,
+            batch_size=self.batch_size if train else self.eval_batch_size,
+            shuffle=train,
+            drop_last=False,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.train_set, True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.val_set, False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader(self.test_set, False)
+
+    def on_after_batch_transfer(self, batch, dataloader_idx: int):
+        trainer = getattr(self, "trainer", None)
+        if trainer is not None and trainer.training and (self.crop_padding > 0 or self.flip):
+            x, y = batch
+            batch = (random_crop_flip(x, self.crop_padding, self.flip), y)
+        return batch
+

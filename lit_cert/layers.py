@@ -1,0 +1,162 @@
+"""Network building blocks that the bound engine understands.
+
+Only two layers are our own; everything else is plain ``torch.nn``:
+
+* :class:`Normalize` -- per-channel ``(x - mean) / std`` as the *first* layer of every network, so
+  that eps, attacks and clamping to the image domain all live in [0, 1] pixel space.
+* :class:`BatchNorm1d` / :class:`BatchNorm2d` -- BatchNorm that remembers the statistics of the
+  last training-mode forward pass. Certified training computes bounds with exactly the statistics
+  of the clean batch (CTBench/TAPS convention); torch's BatchNorm does not expose them, so we
+  normalise explicitly with stored tensors and let the bound engine reuse them.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Sequence
+
+import torch
+from torch import nn
+
+
+class Normalize(nn.Module):
+    """``(x - mean) / std`` with per-channel statistics stored as buffers (saved in checkpoints)."""
+
+    def __init__(self, mean: Sequence[float], std: Sequence[float]):
+        super().__init__()
+        mean_t = torch.as_tensor(list(mean), dtype=torch.float32)
+        std_t = torch.as_tensor(list(std), dtype=torch.float32)
+        if torch.any(std_t <= 0):
+            raise ValueError(f"Normalize: std must be positive, got {list(std)}")
+        self.register_buffer("mean", mean_t.view(1, -1, 1, 1))
+        self.register_buffer("std", std_t.view(1, -1, 1, 1))
+
+    def _shaped(self, x: torch.Tensor):
+        if x.dim() == 4:
+            return self.mean, self.std
+        # flat inputs (e.g. tabular / toy 2-D data): one statistic per feature or a scalar
+        return self.mean.flatten(), self.std.flatten()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        mean, std = self._shaped(x)
+        return (x - mean) / std
+
+    def extra_repr(self) -> str:
+        return f"mean={self.mean.flatten().tolist()}, std={self.std.flatten().tolist()}"
+
+
+def _scale_shift(bn: nn.Module, mean: torch.Tensor, var: torch.Tensor):
+    """BatchNorm as a per-channel affine map ``y = x * scale + shift``."""
+    inv = torch.rsqrt(var + bn.eps)
+    scale = inv if bn.weight is None else bn.weight * inv
+    shift = -mean * scale
+    if bn.bias is not None:
+        shift = shift + bn.bias
+    return scale, shift
+
+
+class _RecordingBatchNorm:
+    """Mixin: normalise with explicitly computed batch statistics and keep them.
+
+    In training mode the batch mean and (biased) variance are computed, stored in
+    ``batch_mean``/``batch_var`` (still attached to the graph, so gradients flow through them as
+    in the clean forward pass) and the running statistics are updated like torch does. In eval
+    mode the running statistics are used. :meth:`affine_params` returns the per-channel scale and
+    shift that the *last* forward pass applied -- what the bound engine must use.
+    """
+
+    batch_mean: torch.Tensor | None
+    batch_var: torch.Tensor | None
+
+    def _init_records(self) -> None:
+        self.batch_mean = None
+        self.batch_var = None
+        self.frozen = False
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        self._check_input_dim(x)
+        if self.training and self.frozen and self.batch_mean is not None:
+            mean, var = self.batch_mean, self.batch_var  # reuse the clean batch's statistics
+        elif self.training:
+            dims = [0] + list(range(2, x.dim()))
+            mean = x.mean(dims)
+            var = x.var(dims, unbiased=False)
+            self.batch_mean, self.batch_var = mean, var
+            if self.track_running_stats:
+                n = x.numel() // x.shape[1]
+                momentum = 0.1 if self.momentum is None else self.momentum
+                with torch.no_grad():
+                    unbiased = var.detach() * (n / max(n - 1, 1))
+                    self.running_mean.mul_(1 - momentum).add_(momentum * mean.detach())
+                    self.running_var.mul_(1 - momentum).add_(momentum * unbiased)
+                    self.num_batches_tracked.add_(1)
+        else:
+            mean, var = self.running_mean, self.running_var
+        scale, shift = _scale_shift(self, mean, var)
+        shape = (1, -1) + (1,) * (x.dim() - 2)
+        return x * scale.view(shape) + shift.view(shape)
+
+    def affine_params(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-channel (scale, shift) with ``y = x * scale + shift`` as used by the last forward.
+
+        In training mode the clean batch's statistics enter as constants (detached): the bound
+        is a function of the affine parameters only, and the clean pass need not be
+        differentiated when the natural loss has weight 0 (half the cost of a training step).
+
+        Training mode needs a preceding clean forward pass; otherwise there are no batch
+        statistics to reuse and we refuse rather than silently bound a different function.
+        """
+        if self.training:
+            if self.batch_mean is None:
+                raise RuntimeError(
+                    f"{type(self).__name__} is in training mode but has no batch statistics: run the "
+                    "network on the clean batch before computing bounds (or call .eval())."
+                )
+            # constants for the bounds: the clean batch fixes them, gradients do not flow back
+            return _scale_shift(self, self.batch_mean.detach(), self.batch_var.detach())
+        return _scale_shift(self, self.running_mean, self.running_var)
+
+
+class BatchNorm1d(_RecordingBatchNorm, nn.BatchNorm1d):
+    """BatchNorm1d whose training-mode statistics are reused by the bound engine."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._init_records()
+
+
+class BatchNorm2d(_RecordingBatchNorm, nn.BatchNorm2d):
+    """BatchNorm2d whose training-mode statistics are reused by the bound engine."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._init_records()
+
+
+@contextmanager
+def frozen_batch_stats(net: nn.Module):
+    """Within this block, training-mode lit_cert BatchNorm layers reuse the statistics of the last
+    clean forward pass instead of computing (and recording) new ones, and leave the running
+    statistics alone. Use it to attack or sample a network in training mode so that the function
+    evaluated is exactly the one the bounds describe."""
+    layers = [m for m in net.modules() if isinstance(m, _RecordingBatchNorm)]
+    previous = [m.frozen for m in layers]
+    for m in layers:
+        m.frozen = True
+    try:
+        yield net
+    finally:
+        for m, p in zip(layers, previous):
+            m.frozen = p
+
+
+def bn_affine_params(bn: nn.modules.batchnorm._BatchNorm) -> tuple[torch.Tensor, torch.Tensor]:
+    """(scale, shift) of any BatchNorm layer; torch's own BatchNorm only in eval mode."""
+    if isinstance(bn, _RecordingBatchNorm):
+        return bn.affine_params()
+    if bn.training:
+        raise RuntimeError(
+            f"torch.nn.{type(bn).__name__} in training mode does not expose its batch statistics; "
+            "use lit_cert.layers.BatchNorm1d/2d or put the network in eval mode before bounding."
+        )
+    return _scale_shift(bn, bn.running_mean, bn.running_var)

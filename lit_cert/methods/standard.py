@@ -1,0 +1,20 @@
+"""Standard (natural) training: the baseline every robust method is compared with."""
+
+from __future__ import annotations
+
+import torch
+
+from lit_cert.methods.base import CertifiedMethod
+
+
+class Standard(CertifiedMethod):
+    """Minimises the natural cross-entropy only (eps and kappa do not affect training).
+
+    Validation still reports certified accuracy at ``eps_test`` (usually ~0): the reference point.
+    """
+
+    def natural_loss_used(self) -> bool:
+        return True
+
+    def objective(self, x: torch.Tensor, y: torch.Tensor, nat: torch.Tensor) -> tuple[torch.Tensor, dict]:
+        return nat, {}

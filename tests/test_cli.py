@@ -1,0 +1,167 @@
+"""The command line: in-process and subprocess fits, override precedence, clear errors."""
+
+import glob
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from lit_cert.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+
+SYNTHETIC = """
+seed_everything: 7
+model:
+  class_path: lit_cert.methods.IBP
+  init_args:
+    network:
+      class_path: lit_cert.models.CNN3
+      init_args: {width: 0.5}
+    eps_train: 0.1
+    eps_test: ${model.init_args.eps_train}
+data:
+  class_path: lit_cert.data.SyntheticImages
+  init_args: {train_size: 64, val_size: 32, test_size: 32, batch_size: 32}
+schedule: {warmup_epochs: 0, ramp_epochs: 1, shape: linear, kappa_start: 1.0, kappa_end: 0.5}
+trainer:
+  max_epochs: 2
+  accelerator: cpu
+  devices: 1
+  enable_progress_bar: false
+  enable_model_summary: false
+"""
+
+
+def write_config(tmp_path, text=SYNTHETIC, name="cfg.yaml"):
+    p = tmp_path / name
+    p.write_text(textwrap.dedent(text))
+    return str(p)
+
+
+def run_dirs(root):
+    return sorted(glob.glob(str(Path(root) / "runs" / "lit_cert" / "*")))
+
+
+def test_fit_in_process_saves_config_checkpoints_and_tests(workdir, capsys):
+    cfg = write_config(workdir)
+    main(["fit", "--config", cfg, "--test_after_fit", "true"])
+    dirs = run_dirs(workdir)
+    assert len(dirs) == 1
+    saved = yaml.safe_load(open(Path(dirs[0]) / "config.yaml"))
+    assert saved["seed_everything"] == 7
+    assert saved["model"]["init_args"]["eps_test"] == 0.1  # interpolation resolved
+    ckpts = sorted(os.listdir(Path(dirs[0]) / "checkpoints"))
+    assert "last.ckpt" in ckpts and any(c.startswith("best-") for c in ckpts)
+    out = capsys.readouterr().out
+    assert "test natural accuracy" in out and "certified accuracy (IBP, eps=0.1)" in out
+    # a second run gets its own directory and config (no shared config.yaml)
+    main(["fit", "--config", cfg, "--model.eps_train=0.2", "--trainer.max_epochs=1"])
+    dirs = run_dirs(workdir)
+    assert len(dirs) == 2
+    configs = [yaml.safe_load(open(Path(d) / "config.yaml")) for d in dirs]
+    assert sorted(c["model"]["init_args"]["eps_train"] for c in configs) == [0.1, 0.2]
+
+
+def test_overrides_win_over_interpolated_values(workdir, capsys):
+    cfg = write_config(workdir)
+    with pytest.raises(SystemExit) as ex:
+        main(["fit", "--config", cfg, "--model.init_args.eps_train=0.3", "--print_config"])
+    assert ex.value.code == 0
+    printed = yaml.safe_load(capsys.readouterr().out)
+    init = printed["model"]["init_args"]
+    assert init["eps_train"] == 0.3 and init["eps_test"] == 0.3  # interpolation sees the override
+    with pytest.raises(SystemExit):
+        main(["fit", "--config", cfg, "--model.eps_train=0.3", "--model.eps_test=0.05", "--print_config"])
+    init = yaml.safe_load(capsys.readouterr().out)["model"]["init_args"]
+    assert (init["eps_train"], init["eps_test"]) == (0.3, 0.05)  # explicit beats interpolated
+
+
+BAD = [
+    (["--model.eps_train=-0.1"], "eps must be >= 0"),
+    (["--model.network.class_path=lit_cert.models.NoSuchNet"], "NoSuchNet"),
+    (["--data.class_path=lit_cert.data.NoSuchData"], "NoSuchData"),
+]
+
+
+@pytest.mark.parametrize("extra,message", BAD, ids=["negative-eps", "unknown-model", "unknown-dataset"])
+def test_bad_configs_fail_clearly_before_training(workdir, capsys, extra, message):
+    cfg = write_config(workdir)
+    with pytest.raises(SystemExit) as ex:
+        main(["fit", "--config", cfg, *extra])
+    assert ex.value.code not in (0, None)
+    assert message in capsys.readouterr().err
+    assert run_dirs(workdir) == []  # nothing trained, nothing written
+
+
+def test_missing_eps_test_fails_clearly(workdir, capsys):
+    cfg = write_config(workdir, SYNTHETIC.replace("    eps_test: ${model.init_args.eps_train}\n", ""))
+    with pytest.raises(SystemExit) as ex:
+        main(["fit", "--config", cfg])
+    assert ex.value.code == 2
+    assert "eps_test is missing" in capsys.readouterr().err
+    assert run_dirs(workdir) == []
+
+
+def test_missing_data_fails_clearly(workdir, capsys, monkeypatch):
+    from lit_cert.data import MNIST
+
+    monkeypatch.setattr(MNIST, "system_dirs", ())
+    cfg = write_config(workdir)
+    with pytest.raises(SystemExit) as ex:
+        main(["fit", "--config", cfg, "--data=lit_cert.data.MNIST", f"--data.data_dir={workdir / 'none'}", "--data.download=false"])
+    assert ex.value.code == 2
+    err = capsys.readouterr().err
+    assert "MNIST not found" in err and "data_dir" in err
+
+
+def test_resume_with_ckpt_path_through_the_cli(workdir):
+    cfg = write_config(workdir)
+    main(["fit", "--config", cfg, "--trainer.max_epochs=1"])
+    last = Path(run_dirs(workdir)[0]) / "checkpoints" / "last.ckpt"
+    state = torch.load(last, weights_only=False)
+    assert state["global_step"] == 2
+    main(["fit", "--config", cfg, "--trainer.max_epochs=2", f"--ckpt_path={last}"])
+    newest = max(run_dirs(workdir), key=lambda d: os.path.getmtime(Path(d) / "checkpoints" / "last.ckpt"))
+    resumed = torch.load(Path(newest) / "checkpoints" / "last.ckpt", weights_only=False)
+    assert resumed["global_step"] == 4 and resumed["epoch"] == 1
+    sched = resumed["callbacks"]["CertifiedSchedule"]["applied"]
+    assert sched["step"] == 3 and sched["eps"] == pytest.approx(0.1)
+
+
+@pytest.mark.slow
+def test_fit_through_python_dash_m(workdir):
+    cfg = write_config(workdir)
+    env = {**os.environ, "WANDB_MODE": "disabled"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "lit_cert", "fit", "--config", cfg, "--trainer.max_epochs=1", "--test_after_fit=true"],
+        cwd=workdir, env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "certified accuracy (IBP" in proc.stdout
+    assert len(run_dirs(workdir)) == 1
+
+
+@pytest.mark.slow
+def test_bad_config_through_python_dash_m(workdir):
+    cfg = write_config(workdir)
+    proc = subprocess.run(
+        [sys.executable, "-m", "lit_cert", "fit", "--config", cfg, "--model.eps_test=-1"],
+        cwd=workdir, env={**os.environ, "WANDB_MODE": "disabled"}, capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 2
+    assert "lit_cert: error:" in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("config", sorted(glob.glob(str(ROOT / "configs" / "**" / "*.yaml"), recursive=True)), ids=lambda p: Path(p).name)
+def test_every_shipped_config_parses(config, capsys):
+    with pytest.raises(SystemExit) as ex:
+        main(["fit", "--config", config, "--print_config"])
+    assert ex.value.code == 0
+    printed = yaml.safe_load(capsys.readouterr().out)
+    assert printed["model"]["init_args"]["eps_test"] is not None

@@ -1,0 +1,173 @@
+"""DataModules read the real on-disk formats (written here in small files) and find local copies."""
+
+import gzip
+import os
+import pickle
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scipy.io
+import torch
+
+from lit_cert.data import CIFAR10, MNIST, SVHN, DataNotFoundError, FashionMNIST, SyntheticImages, random_crop_flip
+from lit_cert.data.mnist import read_idx
+
+
+def write_idx(path: Path, array: np.ndarray, gz: bool = True) -> None:
+    header = bytes([0, 0, 0x08, array.ndim]) + struct.pack(">" + "I" * array.ndim, *array.shape)
+    payload = header + array.astype(np.uint8).tobytes()
+    if gz:
+        with gzip.open(str(path) + ".gz", "wb") as f:
+            f.write(payload)
+    else:
+        path.write_bytes(payload)
+
+
+def make_idx_dataset(root: Path, n_train=60, n_test=20, gz=True, seed=0):
+    rng = np.random.default_rng(seed)
+    root.mkdir(parents=True, exist_ok=True)
+    data = {}
+    for prefix, n in (("train", n_train), ("t10k", n_test)):
+        x = rng.integers(0, 256, size=(n, 28, 28), dtype=np.uint8)
+        y = rng.integers(0, 10, size=(n,), dtype=np.uint8)
+        write_idx(root / f"{prefix}-images-idx3-ubyte", x, gz)
+        write_idx(root / f"{prefix}-labels-idx1-ubyte", y, gz)
+        data[prefix] = (x, y)
+    return data
+
+
+@pytest.mark.parametrize("cls", [MNIST, FashionMNIST])
+@pytest.mark.parametrize("gz", [True, False])
+def test_idx_loaders(tmp_path, cls, gz):
+    data = make_idx_dataset(tmp_path / "raw", gz=gz)
+    dm = cls(data_dir=str(tmp_path / "raw"), batch_size=8, val_size=10, download=False)
+    dm.prepare_data()
+    dm.setup()
+    assert (len(dm.train_set), len(dm.val_set), len(dm.test_set)) == (50, 10, 20)
+    x, y = dm.test_set[3]
+    assert x.shape == (1, 28, 28) and x.dtype == torch.float32
+    assert torch.allclose(x[0], torch.from_numpy(data["t10k"][0][3]).float() / 255)
+    assert y.item() == data["t10k"][1][3]
+    # train + val together are exactly the training file, split by a fixed seed
+    all_train = torch.cat([dm.train_set.labels, dm.val_set.labels]).sort().values
+    assert torch.equal(all_train, torch.from_numpy(data["train"][1].astype(np.int64)).sort().values)
+    dm2 = cls(data_dir=str(tmp_path / "raw"), val_size=10, download=False)
+    dm2.setup()
+    assert torch.equal(dm.val_set.labels, dm2.val_set.labels)
+    xb, yb = next(iter(dm.train_dataloader()))
+    assert xb.shape == (8, 1, 28, 28) and 0 <= xb.min() and xb.max() <= 1
+
+
+def test_torchvision_layout_is_found(tmp_path):
+    make_idx_dataset(tmp_path / "FashionMNIST" / "raw")
+    dm = FashionMNIST(data_dir=str(tmp_path), val_size=5, download=False)
+    assert dm.locate() == tmp_path / "FashionMNIST" / "raw"
+
+
+def test_read_idx_rejects_garbage(tmp_path):
+    p = tmp_path / "bad"
+    p.write_bytes(b"\x01\x02\x03\x04")
+    with pytest.raises(ValueError, match="not an IDX"):
+        read_idx(p)
+
+
+def test_cifar10_pickle_batches(tmp_path):
+    rng = np.random.default_rng(0)
+    d = tmp_path / "cifar-10-batches-py"
+    d.mkdir()
+    expected = {}
+    for name, n in [(f"data_batch_{i}", 6) for i in range(1, 6)] + [("test_batch", 7)]:
+        data = rng.integers(0, 256, size=(n, 3072), dtype=np.uint8)
+        labels = rng.integers(0, 10, size=n).tolist()
+        with open(d / name, "wb") as f:
+            pickle.dump({"data": data, "labels": labels, "batch_label": name}, f)
+        expected[name] = (data, labels)
+    dm = CIFAR10(data_dir=str(tmp_path), val_size=5, download=False)
+    dm.prepare_data()
+    dm.setup()
+    assert (len(dm.train_set), len(dm.val_set), len(dm.test_set)) == (25, 5, 7)
+    x, y = dm.test_set[2]
+    assert x.shape == (3, 32, 32)
+    assert torch.allclose(x, torch.from_numpy(expected["test_batch"][0][2].reshape(3, 32, 32)).float() / 255)
+    assert y.item() == expected["test_batch"][1][2]
+    assert dm.crop_padding == 2  # CIFAR default augmentation
+
+
+def test_svhn_mat_files(tmp_path):
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 12), ("test", 5)):
+        X = rng.integers(0, 256, size=(32, 32, 3, n), dtype=np.uint8)
+        y = rng.integers(1, 11, size=(n, 1)).astype(np.uint8)  # 10 means digit 0
+        scipy.io.savemat(tmp_path / f"{split}_32x32.mat", {"X": X, "y": y})
+        if split == "test":
+            X_test, y_test = X, y
+    dm = SVHN(data_dir=str(tmp_path), val_size=2, download=False)
+    dm.prepare_data()
+    dm.setup()
+    assert (len(dm.train_set), len(dm.test_set)) == (10, 5)
+    x, label = dm.test_set[4]
+    assert torch.allclose(x, torch.from_numpy(X_test[:, :, :, 4].transpose(2, 0, 1).copy()).float() / 255)
+    assert label.item() == y_test[4, 0] % 10
+
+
+def test_missing_data_gives_actionable_error(tmp_path, monkeypatch):
+    monkeypatch.setattr(FashionMNIST, "system_dirs", ())
+    dm = FashionMNIST(data_dir=str(tmp_path / "nothing"), download=False)
+    with pytest.raises(DataNotFoundError) as err:
+        dm.prepare_data()
+    msg = str(err.value)
+    assert "Fashion-MNIST not found" in msg and str(tmp_path / "nothing") in msg
+    assert "data_dir" in msg and "apt-get install dataset-fashion-mnist" in msg
+
+
+def test_failed_download_is_reported(tmp_path, monkeypatch):
+    monkeypatch.setattr(MNIST, "system_dirs", ())
+
+    def no_network(self, root):
+        raise ConnectionError("no route to host")
+
+    monkeypatch.setattr(MNIST, "fetch", no_network)
+    with pytest.raises(DataNotFoundError, match="download failed: ConnectionError: no route to host"):
+        MNIST(data_dir=str(tmp_path)).prepare_data()
+
+
+DEBIAN_FMNIST = Path("/usr/share/datasets/fashion-mnist")
+
+
+@pytest.mark.skipif(not DEBIAN_FMNIST.is_dir() and not os.environ.get("CI"), reason="dataset-fashion-mnist not installed")
+def test_fashion_mnist_from_debian_package(tmp_path):
+    dm = FashionMNIST(data_dir=str(tmp_path / "empty"), download=False, val_size=5000)
+    dm.prepare_data()
+    assert dm.locate() == DEBIAN_FMNIST
+    dm.setup()
+    assert (len(dm.train_set), len(dm.val_set), len(dm.test_set)) == (55000, 5000, 10000)
+    assert dm.test_set.images.shape == (10000, 1, 28, 28)
+    assert sorted(dm.test_set.labels.unique().tolist()) == list(range(10))
+    mean = dm.test_set.images.float().mean().item() / 255
+    assert abs(mean - FashionMNIST.info.mean[0]) < 0.01
+
+
+def test_random_crop_flip_is_a_shift_and_mirror():
+    x = torch.arange(2 * 1 * 5 * 5, dtype=torch.float32).reshape(2, 1, 5, 5)
+    g = torch.Generator().manual_seed(0)
+    out = random_crop_flip(x, padding=0, flip=False, generator=g)
+    assert torch.equal(out, x)
+    out = random_crop_flip(x, padding=2, flip=False, generator=g)
+    assert out.shape == x.shape
+    # each crop is a translated copy: its non-zero values appear in x in the same order
+    for b in range(2):
+        vals = out[b][out[b] != 0]
+        assert torch.all(torch.isin(vals, x[b]))
+    flipped = random_crop_flip(x, padding=0, flip=True, generator=torch.Generator().manual_seed(1))
+    for b in range(2):
+        assert torch.equal(flipped[b], x[b]) or torch.equal(flipped[b], x[b].flip(-1))
+
+
+def test_synthetic_is_deterministic_and_learnable_shape():
+    a, b = SyntheticImages(seed=3), SyntheticImages(seed=3)
+    a.setup()
+    b.setup()
+    assert torch.equal(a.train_set.images, b.train_set.images)
+    assert a.info.in_shape == (1, 12, 12) and a.info.num_classes == 4

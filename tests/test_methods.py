@@ -1,0 +1,149 @@
+"""Methods: the loss they optimise, BatchNorm convention, regularisers, and that they learn."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from lit_cert.bounds import linf_box, margin_bounds_ibp, margin_spec, robust_cross_entropy
+from lit_cert.data import SyntheticImages
+from lit_cert.errors import ConfigError
+from lit_cert.methods import IBP, Standard, load_method
+from lit_cert.methods.regularizers import l1_penalty, shi_regularizers
+from lit_cert.models import CNN3, FC
+
+
+@pytest.fixture
+def data():
+    dm = SyntheticImages(train_size=64, val_size=16, test_size=16, batch_size=32)
+    dm.setup()
+    x = dm.train_set.images[:32].float() / 255
+    y = dm.train_set.labels[:32]
+    return dm, x, y
+
+
+def test_ibp_loss_is_kappa_mix_of_natural_and_robust_ce(data):
+    dm, x, y = data
+    m = IBP(network=CNN3(), data_info=dm.info, eps_train=0.1, eps_test=0.1)
+    m.train()
+    m.eps, m.kappa = 0.05, 0.3
+    loss, logs = m.training_loss(x, y)
+    # recompute independently: clean pass (BN batch stats), then IBP on the same statistics
+    logits = m.net(x)
+    nat = F.cross_entropy(logits, y)
+    lb, ub = linf_box(x, 0.05)
+    rob = robust_cross_entropy(margin_bounds_ibp(m.net, lb, ub, margin_spec(y, 4)), y)
+    assert torch.allclose(loss, 0.3 * nat + 0.7 * rob, atol=1e-5)
+    assert rob > nat  # the bound is pessimistic
+    assert logs["eps"] == 0.05 and "rob_loss" in logs
+
+
+def test_eps_zero_is_standard_training(data):
+    dm, x, y = data
+    m = IBP(network=CNN3(), data_info=dm.info, eps_train=0.1, eps_test=0.1)
+    m.eps, m.kappa = 0.0, 0.0
+    loss, logs = m.training_loss(x, y)
+    assert torch.allclose(loss, F.cross_entropy(m.net(x), y), atol=1e-6)
+    s = Standard(network=CNN3(), data_info=dm.info, eps_test=0.1)
+    s.eps, s.kappa = 0.3, 0.0  # ignored by Standard
+    loss_s, _ = s.training_loss(x, y)
+    assert torch.allclose(loss_s, F.cross_entropy(s.net(x), y), atol=1e-6)
+
+
+def test_l1_penalty_added(data):
+    dm, x, y = data
+    m = IBP(network=FC(hidden=[16]), data_info=dm.info, eps_train=0.1, eps_test=0.1, l1=1e-3)
+    m.eps, m.kappa = 0.0, 0.0
+    loss, logs = m.training_loss(x, y)
+    weights = [m.net[2].weight, m.net[4].weight]
+    expected_l1 = sum(w.abs().sum() for w in weights)
+    assert torch.allclose(l1_penalty(m.net), expected_l1)
+    assert torch.allclose(loss, F.cross_entropy(m.net(x), y) + 1e-3 * expected_l1, atol=1e-6)
+
+
+def test_shi_regularizer_only_during_ramp(data):
+    dm, x, y = data
+    m = IBP(network=CNN3(), data_info=dm.info, eps_train=0.1, eps_test=0.1, shi_reg=0.5)
+    assert m.regularizer_weight(0.0) == 0.0
+    assert m.regularizer_weight(0.025) == pytest.approx(0.5 * 0.75)
+    assert m.regularizer_weight(0.1) == 0.0
+    m.eps, m.kappa = 0.025, 0.0
+    loss, logs = m.training_loss(x, y)
+    assert logs["reg_weight"] == pytest.approx(0.375)
+    assert loss > logs["rob_loss"]  # the penalty was added
+    m.eps = 0.1
+    _, logs_end = m.training_loss(x, y)
+    assert "reg_weight" not in logs_end
+
+
+def test_shi_tightness_term_detects_exploding_boxes():
+    # input radius 1, pre-activation radius 10: r0/r = 0.1 < tol = 0.5 -> (0.5 - 0.1) / 0.5 = 0.8
+    record = {
+        "first_affine_input": (-torch.ones(2, 3), torch.ones(2, 3)),
+        "relu_inputs": [(torch.tensor([[-10.0, -9.0], [-11.0, -10.0]]), torch.tensor([[10.0, 11.0], [9.0, 10.0]]))],
+    }
+    tight, relu = shi_regularizers(record, tol=0.5)
+    assert tight.item() == pytest.approx(0.8)
+    # tight boxes: no tightness penalty
+    record["relu_inputs"] = [(torch.tensor([[0.5, -1.5]]), torch.tensor([[1.5, -0.5]]))]
+    tight, relu = shi_regularizers(record, tol=0.5)
+    assert tight.item() == 0.0
+    # perfectly balanced active/inactive centres: no ReLU penalty
+    assert relu.item() == pytest.approx(0.0, abs=1e-6)
+
+
+@pytest.mark.parametrize("method", ["standard", "ibp"])
+def test_methods_lower_their_loss_on_a_fixed_batch(data, method):
+    dm, x, y = data
+    torch.manual_seed(0)
+    cls = Standard if method == "standard" else IBP
+    m = cls(network=CNN3(), data_info=dm.info, eps_train=0.05, eps_test=0.05, lr=3e-3)
+    m.eps, m.kappa = 0.05, 0.0
+    opt = m.configure_optimizers()
+    m.train()
+    first = None
+    for _ in range(30):
+        loss, _ = m.training_loss(x, y)
+        first = loss.item() if first is None else first
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert loss.item() < 0.7 * first
+
+
+def test_certified_never_exceeds_natural_accuracy(data):
+    dm, x, y = data
+    m = IBP(network=CNN3(), data_info=dm.info, eps_train=0.05, eps_test=0.01).eval()
+    with torch.no_grad():
+        m._evaluate((x, y), "val")
+    nat, cert = m.metrics["val"]["nat_acc"].compute(), m.metrics["val"]["cert_acc"].compute()
+    assert 0.0 <= cert <= nat <= 1.0
+
+
+def test_invalid_arguments_raise_config_errors(data):
+    dm, _, _ = data
+    with pytest.raises(ConfigError, match="eps_test is missing"):
+        IBP(network=CNN3(), data_info=dm.info)
+    with pytest.raises(ConfigError, match="eps must be >= 0"):
+        IBP(network=CNN3(), data_info=dm.info, eps_train=-0.1, eps_test=0.1)
+    with pytest.raises(ConfigError, match="unknown certifier"):
+        IBP(network=CNN3(), data_info=dm.info, eps_test=0.1, certifier="magic")
+    with pytest.raises(ConfigError, match="data_info"):
+        IBP(network=CNN3(), eps_test=0.1)
+
+
+def test_checkpoint_roundtrip_with_any_class(data, tmp_path):
+    import lightning as L
+
+    dm, x, y = data
+    m = IBP(network=CNN3(width=0.5), data_info=dm.info, eps_train=0.05, eps_test=0.02, shi_reg=0.3)
+    trainer = L.Trainer(max_steps=1, logger=False, enable_progress_bar=False, enable_checkpointing=False, enable_model_summary=False)
+    trainer.fit(m, datamodule=dm)
+    path = tmp_path / "m.ckpt"
+    trainer.save_checkpoint(path)
+    # plain data only: loads with weights_only=True
+    torch.load(path, weights_only=True)
+    loaded = load_method(str(path))
+    assert type(loaded) is IBP and loaded.shi_reg == 0.3 and loaded.eps_test == 0.02
+    m.eval()
+    loaded.eval()
+    assert torch.allclose(loaded(x), m(x), atol=1e-6)
