@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 from torchmetrics import MeanMetric
 
+from lit_cert.bounds.backsub import margin_bounds_crown, margin_bounds_crown_ibp
 from lit_cert.bounds.box import margin_bounds_ibp
 from lit_cert.bounds.region import linf_box
 from lit_cert.bounds.spec import margin_spec, robust_cross_entropy
@@ -38,7 +39,11 @@ from lit_cert.metrics import CertifiedAccuracy, NaturalAccuracy
 from lit_cert.models.architectures import Architecture
 
 #: certifiers usable for validation/test certified accuracy: name -> (net, lb, ub, C) -> margin lb
-CERTIFIERS: dict[str, Callable[..., torch.Tensor]] = {"ibp": margin_bounds_ibp}
+CERTIFIERS: dict[str, Callable[..., torch.Tensor]] = {
+    "ibp": margin_bounds_ibp,
+    "crown-ibp": margin_bounds_crown_ibp,
+    "crown": margin_bounds_crown,
+}
 
 
 @dataclass
