@@ -164,4 +164,6 @@ def test_every_shipped_config_parses(config, capsys):
         main(["fit", "--config", config, "--print_config"])
     assert ex.value.code == 0
     printed = yaml.safe_load(capsys.readouterr().out)
-    assert printed["model"]["init_args"]["eps_test"] is not None
+    init = printed["model"]["init_args"]
+    assert isinstance(init["eps_test"], float) and isinstance(init["eps_train"], float)
+    assert isinstance(init.get("l1", 0.0), float) and isinstance(init.get("lr", 0.0), float)

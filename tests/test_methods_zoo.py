@@ -147,6 +147,7 @@ METHODS = {
     "RelaxationTraining-crown": ("FC", "relaxation: crown"),
     "RelaxationTraining-deepz": ("FC", "relaxation: deepz"),
     "RelaxationTraining-hbox": ("FC", "relaxation: hbox"),
+    "ExpectedTightBounds": ("CNN3", "robust_weight: 0.5"),
 }
 
 

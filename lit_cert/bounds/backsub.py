@@ -32,6 +32,9 @@ from lit_cert.layers import Normalize, bn_affine_params
 
 Relaxation = Literal["crown", "deepz", "hbox"]
 RELAXATIONS = ("crown", "deepz", "hbox")
+#: "expected": the ReLU replaced by its mask 1{u >= 0} (both "bounds" equal) -- NOT sound, see
+#: lit_cert.bounds.expected; accepted by the engine, never offered as a certifier
+_ENGINE_RELAXATIONS = RELAXATIONS + ("expected",)
 
 _DIAGONAL = (Normalize, nn.modules.batchnorm._BatchNorm, nn.ReLU, nn.Flatten, nn.Identity)
 
@@ -56,6 +59,9 @@ def relu_relaxation(l: torch.Tensor, u: torch.Tensor, kind: str, lower_slope: to
     elif kind == "hbox":
         lo_s, lo_b = zero, zero
         up_s, up_b = zero, u.clamp(min=0)
+    elif kind == "expected":
+        mask = (u >= 0).to(l.dtype)
+        lo_s, lo_b, up_s, up_b = mask, zero, mask, zero
     else:
         raise ValueError(f"unknown relaxation {kind!r}; choose from {RELAXATIONS}")
     lo_s = torch.where(active, one, torch.where(dead, zero, lo_s))
@@ -156,7 +162,7 @@ class LinearBounds:
         intermediate: Literal["same", "ibp"] = "same",
         lower_slopes: dict[int, torch.Tensor] | None = None,
     ):
-        if relaxation not in RELAXATIONS:
+        if relaxation not in _ENGINE_RELAXATIONS:
             raise ValueError(f"unknown relaxation {relaxation!r}; choose from {RELAXATIONS}")
         if intermediate not in ("same", "ibp"):
             raise ValueError(f"intermediate must be 'same' or 'ibp', got {intermediate!r}")

@@ -2,6 +2,7 @@
 
 from lit_cert.methods.base import CERTIFIERS, CertifiedMethod, RobustLoss, load_method
 from lit_cert.methods.crown_ibp import CROWNIBP
+from lit_cert.methods.expected import ExpectedTightBounds
 from lit_cert.methods.ibp import IBP
 from lit_cert.methods.mtl_ibp import MTLIBP
 from lit_cert.methods.pgd import PGDTraining
@@ -24,4 +25,5 @@ __all__ = [
     "TAPS",
     "STAPS",
     "MTLIBP",
+    "ExpectedTightBounds",
 ]

@@ -28,7 +28,12 @@ import torch.nn.functional as F
 from torch import nn
 from torchmetrics import MeanMetric
 
-from lit_cert.bounds.backsub import margin_bounds_crown, margin_bounds_crown_ibp
+from lit_cert.bounds.backsub import (
+    margin_bounds_crown,
+    margin_bounds_crown_ibp,
+    margin_bounds_deepz,
+    margin_bounds_hbox,
+)
 from lit_cert.bounds.box import margin_bounds_ibp
 from lit_cert.bounds.region import linf_box
 from lit_cert.bounds.spec import margin_spec, robust_cross_entropy
@@ -43,6 +48,8 @@ CERTIFIERS: dict[str, Callable[..., torch.Tensor]] = {
     "ibp": margin_bounds_ibp,
     "crown-ibp": margin_bounds_crown_ibp,
     "crown": margin_bounds_crown,
+    "deepz": margin_bounds_deepz,
+    "hbox": margin_bounds_hbox,
 }
 
 
