@@ -111,6 +111,27 @@ def print_summary(model: LightningModule, results: Any) -> None:
     )
 
 
+EXTRA_COMMANDS = ("certify", "export")
+
+
+def _run_extra(command: str, argv: list[str]):
+    """Commands outside LightningCLI: ``certify`` and ``export`` (argparse, own --help)."""
+    try:
+        if command == "certify":
+            from lit_cert.certify.run import main as certify_main
+
+            return certify_main(argv)
+        from lit_cert.certify.export import main as export_main
+
+        return export_main(argv)
+    except Exception as err:  # noqa: BLE001
+        user_error = _user_error(err)
+        if user_error is None:
+            raise
+        print(f"lit_cert: error: {user_error}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
 def _user_error(err: BaseException) -> BaseException | None:
     """Our ConfigError/DataNotFoundError, possibly wrapped by jsonargparse while instantiating."""
     seen = set()
@@ -135,6 +156,9 @@ def main(args: Optional[list[str]] = None) -> Optional[LitCertCLI]:
     # configs write interpolations as absolute paths (${model.init_args.eps_train}); omegaconf+
     # resolves them after command-line overrides once they are made relative to their node
     set_parsing_settings(omegaconf_absolute_to_relative_paths=True)
+    argv = sys.argv[1:] if args is None else list(args)
+    if argv and argv[0] in EXTRA_COMMANDS:
+        return _run_extra(argv[0], argv[1:])
     try:
         return LitCertCLI(
             CertifiedMethod,

@@ -196,7 +196,7 @@ class LinearBounds:
         for i, bounds in zip(relu_idx, record.get("relu_inputs", [])):
             self.pre_bounds[i] = bounds
 
-    def _relu_bounds(self, idx: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def relu_input_bounds(self, idx: int) -> tuple[torch.Tensor, torch.Tensor]:
         if idx not in self.pre_bounds:
             prefix = self.layers[:idx]
             if sum(not isinstance(m, _DIAGONAL) for m in prefix) <= 1 and not any(isinstance(m, nn.ReLU) for m in prefix):
@@ -221,7 +221,7 @@ class LinearBounds:
         for idx in range(end - 1, -1, -1):
             layer = self.layers[idx]
             if isinstance(layer, nn.ReLU):
-                l, u = self._relu_bounds(idx)
+                l, u = self.relu_input_bounds(idx)
                 slopes = self.lower_slopes.get(idx)
                 lo_s, lo_b, up_s, up_b = relu_relaxation(l, u, self.relaxation, slopes)
                 pos, neg = a.clamp(min=0), a.clamp(max=0)

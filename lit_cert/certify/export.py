@@ -1,0 +1,69 @@
+"""``python -m lit_cert export``: ONNX model + one VNN-LIB property per sample.
+
+The ONNX graph includes the normalisation layer, so its input is the image in [0, 1] pixel
+space -- the space of the VNN-LIB input box ``[max(x - eps, 0), min(x + eps, 1)]``. Each
+property states the *violation* (as VNN-COMP verifiers such as alpha-beta-CROWN and MN-BaB
+expect): some other class scores at least as high as the label, ``Y_j >= Y_label``. Proving it
+unsatisfiable proves robustness. ``instances.csv`` lists ``onnx,vnnlib,timeout`` rows.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import torch
+
+from lit_cert.bounds.region import linf_box
+from lit_cert.certify.data import load_run
+
+
+def export_onnx(net: torch.nn.Module, in_shape: tuple[int, ...], path: Path) -> None:
+    net = net.eval()
+    dummy = torch.zeros(1, *in_shape)
+    torch.onnx.export(
+        net, (dummy,), str(path), dynamo=False, input_names=["input"], output_names=["logits"],
+        dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}}, opset_version=17,
+    )
+
+
+def vnnlib_text(lb: torch.Tensor, ub: torch.Tensor, label: int, num_classes: int, comment: str = "") -> str:
+    lb, ub = lb.flatten().tolist(), ub.flatten().tolist()
+    lines = [f"; {comment}" if comment else "; lit_cert robustness property"]
+    lines += [f"(declare-const X_{i} Real)" for i in range(len(lb))]
+    lines += [f"(declare-const Y_{j} Real)" for j in range(num_classes)]
+    for i, (lo, hi) in enumerate(zip(lb, ub)):
+        lines.append(f"(assert (<= X_{i} {hi!r}))")
+        lines.append(f"(assert (>= X_{i} {lo!r}))")
+    others = " ".join(f"(and (>= Y_{j} Y_{label}))" for j in range(num_classes) if j != label)
+    lines.append(f"(assert (or {others}))")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str]) -> Path:
+    p = argparse.ArgumentParser(prog="python -m lit_cert export", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--ckpt", required=True)
+    p.add_argument("--config", default=None)
+    p.add_argument("--out", required=True)
+    p.add_argument("--eps", type=float, default=None)
+    p.add_argument("--split", choices=["test", "val"], default="test")
+    p.add_argument("--limit", type=int, default=10)
+    p.add_argument("--timeout", type=float, default=300.0, help="per-instance timeout written to instances.csv")
+    p.add_argument("--data_dir", default=None)
+    args = p.parse_args(argv)
+    model, dm = load_run(args.ckpt, args.config, args.data_dir)
+    eps = model.eps_test if args.eps is None else args.eps
+    out = Path(args.out)
+    (out / "vnnlib").mkdir(parents=True, exist_ok=True)
+    export_onnx(model.net, model.data_info.in_shape, out / "model.onnx")
+    dataset = dm.test_set if args.split == "test" else dm.val_set
+    rows = []
+    for i in range(min(args.limit, len(dataset))):
+        x, y = dataset[i]
+        lb, ub = linf_box(x.unsqueeze(0), eps)
+        name = f"vnnlib/{args.split}_{i:05d}_eps{eps:g}.vnnlib"
+        (out / name).write_text(vnnlib_text(lb, ub, int(y), model.num_classes, f"{args.split} sample {i}, label {int(y)}, eps {eps:g}"))
+        rows.append(f"model.onnx,{name},{args.timeout:g}")
+    (out / "instances.csv").write_text("\n".join(rows) + "\n")
+    print(f"lit_cert export: model.onnx and {len(rows)} VNN-LIB properties in {out}")
+    return out

@@ -1,0 +1,112 @@
+"""``python -m lit_cert certify``: the cascade over a dataset split, sharded and resumable.
+
+Results go to ``OUT/shards/shard_NNNNN.json`` (one file per ``--shard_size`` samples, written
+atomically); an interrupted run resumes by skipping finished shards. ``OUT/summary.json`` and
+the printed table summarise natural, PGD and certified accuracy, decisions and time per stage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from lit_cert.certify.cascade import STAGES, Cascade, CascadeConfig, summarize
+from lit_cert.certify.data import load_run
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(prog="python -m lit_cert certify", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--ckpt", required=True, help="checkpoint of a lit_cert run")
+    p.add_argument("--config", default=None, help="the run's config.yaml (default: next to checkpoints/)")
+    p.add_argument("--eps", type=float, default=None, help="radius in pixel units (default: the model's eps_test)")
+    p.add_argument("--split", choices=["test", "val"], default="test")
+    p.add_argument("--limit", type=int, default=None, help="first N samples of the split")
+    p.add_argument("--out", default=None, help="output folder (default: <run dir>/certify/<split>_eps<eps>)")
+    p.add_argument("--stages", default=",".join(STAGES), help=f"comma-separated subset of {','.join(STAGES)}")
+    p.add_argument("--timeout", type=float, default=30.0, help="MILP time limit per sample (seconds)")
+    p.add_argument("--milp_max_neurons", type=int, default=5000)
+    p.add_argument("--pgd_steps", type=int, default=50)
+    p.add_argument("--pgd_restarts", type=int, default=3)
+    p.add_argument("--alpha_steps", type=int, default=20)
+    p.add_argument("--batch_size", type=int, default=100)
+    p.add_argument("--shard_size", type=int, default=100)
+    p.add_argument("--data_dir", default=None)
+    p.add_argument("--no_progress", action="store_true")
+    return p.parse_args(argv)
+
+
+def certify(args) -> dict:
+    model, dm = load_run(args.ckpt, args.config, args.data_dir)
+    eps = model.eps_test if args.eps is None else args.eps
+    if eps < 0:
+        raise ValueError(f"--eps must be >= 0, got {eps}")
+    dataset = dm.test_set if args.split == "test" else dm.val_set
+    n = len(dataset) if args.limit is None else min(args.limit, len(dataset))
+    cfg = CascadeConfig(
+        eps=eps,
+        stages=tuple(s.strip() for s in args.stages.split(",") if s.strip()),
+        pgd_steps=args.pgd_steps,
+        pgd_restarts=args.pgd_restarts,
+        alpha_steps=args.alpha_steps,
+        milp_timeout=args.timeout,
+        milp_max_neurons=args.milp_max_neurons,
+    )
+    out = Path(args.out or Path(args.ckpt).resolve().parent.parent / "certify" / f"{args.split}_eps{eps:g}")
+    (out / "shards").mkdir(parents=True, exist_ok=True)
+    settings = {"ckpt": str(Path(args.ckpt).resolve()), "split": args.split, "samples": n, "shard_size": args.shard_size, **vars(cfg)}
+    settings["stages"] = list(cfg.stages)
+    settings_path = out / "settings.json"
+    if settings_path.is_file() and json.loads(settings_path.read_text()) != settings:
+        raise SystemExit(f"lit_cert: error: {out} holds results of different settings; choose another --out")
+    settings_path.write_text(json.dumps(settings, indent=2))
+
+    cascade = Cascade(model.net, cfg)
+    results: list[dict] = []
+    bar = tqdm(total=n, desc="certify", disable=args.no_progress, file=sys.stderr)
+    for shard_start in range(0, n, args.shard_size):
+        shard_path = out / "shards" / f"shard_{shard_start // args.shard_size:05d}.json"
+        stop = min(n, shard_start + args.shard_size)
+        if shard_path.is_file():  # finished before an interruption
+            results.extend(json.loads(shard_path.read_text()))
+            bar.update(stop - shard_start)
+            continue
+        shard: list[dict] = []
+        for b in range(shard_start, stop, args.batch_size):
+            idx = list(range(b, min(stop, b + args.batch_size)))
+            x = torch.stack([dataset[i][0] for i in idx])
+            y = torch.stack([torch.as_tensor(dataset[i][1]) for i in idx])
+            shard.extend(cascade.run(x, y, idx))
+            bar.update(len(idx))
+        tmp = shard_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(shard))
+        os.replace(tmp, shard_path)
+        results.extend(shard)
+    bar.close()
+    summary = summarize(results, cfg.stages)
+    summary.update(eps=eps, split=args.split, ckpt=settings["ckpt"])
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    print_table(summary, out)
+    return summary
+
+
+def print_table(s: dict, out: Path) -> None:
+    print(f"lit_cert certify: {s['samples']} samples of {s['split']}, eps={s['eps']:g} -> {out}")
+    print(f"  natural accuracy   {100 * s['natural_accuracy']:6.2f}%")
+    print(f"  PGD accuracy       {100 * s['pgd_accuracy']:6.2f}%")
+    print(f"  certified accuracy {100 * s['certified_accuracy']:6.2f}%")
+    print(f"  misclassified {s['misclassified']}, falsified {s['falsified']}, unknown {s['unknown']}")
+    print(f"  {'stage':<12} {'certified':>9} {'ran on':>7} {'seconds':>9} {'samples/s':>10}")
+    for stage, secs in s["stage_seconds"].items():
+        rate = s["stage_samples_per_second"][stage]
+        rate_text = "-" if rate is None else f"{rate:.1f}"
+        print(f"  {stage:<12} {str(s['certified'].get(stage, '-')):>9} {s['stage_samples'][stage]:>7} {secs:>9.3f} {rate_text:>10}")
+
+
+def main(argv: list[str]) -> dict:
+    return certify(parse_args(argv))

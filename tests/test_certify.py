@@ -1,0 +1,210 @@
+"""Certification cascade, alpha-CROWN, MILP against brute force, ONNX / VNN-LIB export, resume."""
+
+import glob
+import json
+import re
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from lit_cert.bounds import linf_box, margin_spec
+from lit_cert.bounds.backsub import linear_bounds
+from lit_cert.certify import Cascade, CascadeConfig, alpha_crown_margins, dense_affine_blocks, verify_milp
+from lit_cert.cli import main
+
+from .exact import min_linear_objective, tiny_relu_net
+
+
+def grid_min_margins(net, center, eps, label, n=161):
+    g = torch.linspace(-eps, eps, n, dtype=torch.float64)
+    pts = center + torch.stack(torch.meshgrid(g, g, indexing="ij"), -1).reshape(-1, 2)
+    with torch.no_grad():
+        out = net(pts)
+    margins = out[:, label : label + 1] - out
+    margins[:, label] = float("inf")
+    return margins.min().item()
+
+
+def pre_bounds_for(net, lb, ub):
+    """CROWN pre-activation bounds (sound) for the big-M constants."""
+    from lit_cert.bounds.backsub import LinearBounds
+
+    e = LinearBounds(net, lb, ub, "crown", "same")
+    relus = [i for i, m in enumerate(net) if isinstance(m, nn.ReLU)]
+    with torch.no_grad():
+        return [tuple(t[0].numpy() for t in e.relu_input_bounds(i)) for i in relus]
+
+
+def test_milp_verdicts_match_brute_force():
+    agree = {"certified": 0, "falsified": 0}
+    for seed in range(12):
+        net = tiny_relu_net((2, 10, 8, 3), seed=seed)
+        torch.manual_seed(seed)
+        x = torch.rand(1, 2, dtype=torch.float64)
+        label = int(net(x).argmax())
+        eps = 0.15
+        truth = grid_min_margins(net, x[0], eps, label)
+        if abs(truth) < 1e-2:
+            continue  # too close to call on a grid
+        lb, ub = x - eps, x + eps
+        spec = margin_spec(torch.tensor([label]), 3, torch.float64)[0].numpy()
+        rows = np.delete(spec, label, axis=0)
+        out = verify_milp(dense_affine_blocks(net, (2,)), lb[0].numpy(), ub[0].numpy(), pre_bounds_for(net, lb, ub), rows, timeout=20)
+        expected = "certified" if truth > 0 else "falsified"
+        assert out.status == expected, (seed, truth, out)
+        agree[expected] += 1
+        if expected == "falsified":
+            cex = torch.from_numpy(out.counterexample)
+            assert torch.all(cex >= lb[0] - 1e-9) and torch.all(cex <= ub[0] + 1e-9)
+            assert int(net(cex[None]).argmax()) != label or out.min_margin <= 0
+        else:
+            assert out.min_margin <= truth + 1e-6  # proven lower bound never above the truth
+    assert agree["certified"] >= 2 and agree["falsified"] >= 2  # both verdicts were exercised
+
+
+def test_dense_blocks_reproduce_the_network():
+    from lit_cert.data import DataInfo
+    from lit_cert.models import CONV
+
+    net = CONV(width=0.25).build(DataInfo("t", (1, 8, 8), 3, (0.5,), (0.25,))).eval()
+    blocks = dense_affine_blocks(net, (1, 8, 8))
+    x = torch.rand(4, 1, 8, 8)
+    z = x.flatten(1).double().numpy()
+    for i, (w, b) in enumerate(blocks):
+        z = z @ w.T + b
+        if i < len(blocks) - 1:
+            z = np.maximum(z, 0)
+    assert np.allclose(z, net(x).detach().double().numpy(), atol=1e-5)
+
+
+def test_alpha_crown_at_least_crown_and_sound():
+    improvement = 0.0
+    for seed in range(3):
+        net = tiny_relu_net((2, 12, 10, 3), seed=seed)
+        torch.manual_seed(seed)
+        x = torch.rand(3, 2, dtype=torch.float64)
+        y = net(x).argmax(1)
+        lb, ub = x - 0.3, x + 0.3
+        spec = margin_spec(y, 3, torch.float64)
+        crown = linear_bounds(net, lb, ub, spec, "crown", need_upper=False)[0]
+        alpha = alpha_crown_margins(net, lb, ub, spec, steps=30)
+        assert torch.all(alpha >= crown - 1e-9)
+        improvement += (alpha - crown).sum().item()
+        for b in range(3):
+            for i in range(3):
+                if i != int(y[b]):
+                    exact = min_linear_objective(net, lb[b].numpy(), ub[b].numpy(), spec[b, i].numpy())
+                    assert alpha[b, i].item() <= exact + 1e-7
+    assert improvement > 0  # the optimisation does tighten the bounds
+
+
+def test_cascade_never_certifies_a_sample_with_a_counterexample():
+    statuses = []
+    for seed in range(4):
+        net = tiny_relu_net((2, 10, 8, 3), seed=seed).float()
+        torch.manual_seed(seed)
+        x = torch.rand(16, 2)
+        y = net(x).argmax(1)
+        y[:2] = (y[:2] + 1) % 3  # two misclassified samples
+        res = Cascade(net, CascadeConfig(eps=0.1, milp_timeout=10)).run(x, y, list(range(16)))
+        for r in res:
+            statuses.append(r["status"])
+            if r["status"] == "certified":
+                assert grid_min_margins(net.double(), x[r["index"]].double(), 0.1, r["label"]) > -1e-6
+                net.float()
+            assert r["status"] in ("certified", "falsified", "misclassified", "unknown")
+        assert [r["status"] for r in res[:2]] == ["misclassified", "misclassified"]
+    assert "certified" in statuses and "falsified" in statuses
+    # the complete stage decides every sample of these tiny networks
+    assert "unknown" not in statuses
+
+
+# --------------------------------------------------------------------------- end to end
+def trained_run(workdir) -> Path:
+    cfg = workdir / "cfg.yaml"
+    cfg.write_text(
+        textwrap.dedent(
+            """
+            seed_everything: 0
+            model:
+              class_path: lit_cert.methods.IBP
+              init_args:
+                network: {class_path: lit_cert.models.FC, init_args: {hidden: [20, 20]}}
+                eps_train: 0.02
+                eps_test: 0.02
+                lr: 3.0e-3
+            data:
+              class_path: lit_cert.data.SyntheticImages
+              init_args: {in_shape: [1, 6, 6], train_size: 128, val_size: 32, test_size: 48, batch_size: 32}
+            trainer: {max_epochs: 6, enable_progress_bar: false, enable_model_summary: false}
+            """
+        )
+    )
+    main(["fit", "--config", str(cfg)])
+    return Path(glob.glob(str(workdir / "runs" / "lit_cert" / "*" / "checkpoints" / "last.ckpt"))[0])
+
+
+def test_certify_command_resumes_to_the_same_summary(workdir, monkeypatch, capsys):
+    ckpt = trained_run(workdir)
+    common = ["--ckpt", str(ckpt), "--limit", "40", "--shard_size", "10", "--batch_size", "10", "--timeout", "10", "--no_progress"]
+    full = main(["certify", *common, "--out", str(workdir / "full")])
+    assert "certified accuracy" in capsys.readouterr().out
+    assert full["samples"] == 40
+    assert full["certified_accuracy"] <= full["pgd_accuracy"] <= full["natural_accuracy"]
+
+    from lit_cert.certify import cascade as cascade_module
+
+    calls = {"n": 0}
+    original = cascade_module.Cascade.run
+
+    def flaky(self, *a, **k):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return original(self, *a, **k)
+
+    monkeypatch.setattr(cascade_module.Cascade, "run", flaky)
+    with pytest.raises(KeyboardInterrupt):
+        main(["certify", *common, "--out", str(workdir / "resumed")])
+    assert len(list((workdir / "resumed" / "shards").glob("*.json"))) == 2
+    monkeypatch.setattr(cascade_module.Cascade, "run", original)
+    resumed = main(["certify", *common, "--out", str(workdir / "resumed")])
+    drop = lambda s: {k: v for k, v in s.items() if "second" not in k}  # noqa: E731 - timings differ
+    assert drop(resumed) | {"ckpt": None} == drop(full) | {"ckpt": None}
+
+
+def parse_vnnlib(text):
+    lo = {int(i): float(v) for i, v in re.findall(r"\(assert \(>= X_(\d+) ([-0-9.e]+)\)\)", text)}
+    hi = {int(i): float(v) for i, v in re.findall(r"\(assert \(<= X_(\d+) ([-0-9.e]+)\)\)", text)}
+    disjuncts = re.findall(r"\(and \(>= Y_(\d+) Y_(\d+)\)\)", text)
+    return lo, hi, disjuncts
+
+
+def test_export_onnx_and_vnnlib(workdir):
+    import onnxruntime as ort
+
+    from lit_cert.certify.data import load_run
+
+    ckpt = trained_run(workdir)
+    out = main(["export", "--ckpt", str(ckpt), "--out", str(workdir / "export"), "--limit", "3"])
+    model, dm = load_run(str(ckpt))
+    x = torch.stack([dm.test_set[i][0] for i in range(3)])
+    sess = ort.InferenceSession(str(out / "model.onnx"))
+    onnx_out = sess.run(None, {"input": x.numpy()})[0]
+    assert np.allclose(onnx_out, model.net(x).detach().numpy(), atol=1e-5)
+    rows = (out / "instances.csv").read_text().split()
+    assert len(rows) == 3 and rows[0].startswith("model.onnx,vnnlib/")
+    for i, row in enumerate(rows):
+        text = (out / row.split(",")[1]).read_text()
+        lo, hi, disj = parse_vnnlib(text)
+        lb, ub = linf_box(x[i : i + 1], model.eps_test)
+        assert len(lo) == len(hi) == x[i].numel()
+        assert np.allclose([lo[j] for j in range(len(lo))], lb.flatten().numpy(), atol=1e-7)
+        assert np.allclose([hi[j] for j in range(len(hi))], ub.flatten().numpy(), atol=1e-7)
+        label = int(dm.test_set[i][1])
+        assert sorted(int(a) for a, b in disj) == [j for j in range(model.num_classes) if j != label]
+        assert all(int(b) == label for _, b in disj)
