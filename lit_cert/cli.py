@@ -3,8 +3,9 @@
 * ``model`` is any :class:`~lit_cert.methods.CertifiedMethod` subclass, ``data`` any
   :class:`~lit_cert.data.ImageDataModule` subclass (``class_path``/``init_args`` in YAML).
 * The dataset's :class:`~lit_cert.data.DataInfo` is linked into the method (a derived value).
-* ``schedule`` (eps/kappa/beta) and ``checkpoint`` (last + best by ``val/cert_acc``) are
-  always-present callbacks with their own config sections.
+* ``schedule`` (eps/kappa/beta), ``checkpoint`` (best by ``val/cert_acc``) and
+  ``last_checkpoint`` (``last.ckpt`` after every epoch and on interruption) are always-present
+  callbacks with their own config sections.
 * YAML may use omegaconf interpolation (``${model.init_args.eps_train}``); it is resolved
   *after* command-line overrides, so sweep overrides propagate into interpolated values.
 * Each run writes its full config (including the seed) into its own run directory
@@ -71,14 +72,24 @@ class RunConfigSaver(SaveConfigCallback):
 class LitCertCLI(LightningCLI):
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.add_lightning_class_args(CertifiedSchedule, "schedule")
+        # best by validation certified accuracy ...
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+        # ... and the latest, every epoch and on exceptions (Lightning's save_last only follows
+        # epochs that also saved a best checkpoint, which would lose training on resume)
+        parser.add_lightning_class_args(ModelCheckpoint, "last_checkpoint")
         parser.set_defaults(
             {
                 "checkpoint.monitor": "val/cert_acc",
                 "checkpoint.mode": "max",
-                "checkpoint.save_last": True,
+                "checkpoint.save_last": False,
                 "checkpoint.filename": "best-epoch{epoch:03d}",
                 "checkpoint.auto_insert_metric_name": False,
+                "last_checkpoint.monitor": None,
+                "last_checkpoint.save_top_k": 1,
+                "last_checkpoint.filename": "last",
+                "last_checkpoint.save_last": False,
+                "last_checkpoint.save_on_exception": True,
+                "last_checkpoint.enable_version_counter": False,
             }
         )
         parser.link_arguments("data.info", "model.init_args.data_info", apply_on="instantiate")

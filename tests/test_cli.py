@@ -167,3 +167,13 @@ def test_every_shipped_config_parses(config, capsys):
     init = printed["model"]["init_args"]
     assert isinstance(init["eps_test"], float) and isinstance(init["eps_train"], float)
     assert isinstance(init.get("l1", 0.0), float) and isinstance(init.get("lr", 0.0), float)
+
+
+def test_last_checkpoint_follows_every_epoch_even_without_improvement(workdir):
+    """eps_test so large that certified accuracy stays 0: no new best, but last.ckpt moves on."""
+    cfg = write_config(workdir)
+    main(["fit", "--config", cfg, "--model.eps_test=0.9", "--trainer.max_epochs=3"])
+    ckpts = Path(run_dirs(workdir)[0]) / "checkpoints"
+    last = torch.load(ckpts / "last.ckpt", weights_only=False)
+    assert last["epoch"] == 2 and last["global_step"] == 6
+    assert sorted(p.name for p in ckpts.glob("best-*.ckpt")) == ["best-epoch000.ckpt"]
