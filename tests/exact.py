@@ -100,3 +100,16 @@ def tiny_relu_net(sizes=(2, 6, 5, 3), seed=0) -> nn.Sequential:
         if i < len(sizes) - 2:
             layers.append(nn.ReLU())
     return nn.Sequential(*layers).double()
+
+
+def randomise_batchnorm(net: nn.Module) -> nn.Module:
+    """Random running statistics and affine parameters (negative scales included) for every
+    BatchNorm, so that bound rules see non-trivial per-channel maps."""
+    for m in net.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            with torch.no_grad():
+                m.running_mean.uniform_(-0.5, 0.5)
+                m.running_var.uniform_(0.5, 2.0)
+                m.weight.uniform_(-1.5, 1.5)
+                m.bias.uniform_(-0.5, 0.5)
+    return net

@@ -10,7 +10,7 @@ from lit_cert.bounds import interval_bounds, linf_box, margin_bounds_ibp, margin
 from lit_cert.bounds.box import spec_on_interval
 from lit_cert.layers import BatchNorm1d, BatchNorm2d, Normalize, frozen_batch_stats
 
-from .exact import min_linear_objective, tiny_relu_net
+from .exact import min_linear_objective, randomise_batchnorm, tiny_relu_net
 
 
 def every_layer_net(channels=3, classes=5) -> nn.Sequential:
@@ -35,16 +35,6 @@ def every_layer_net(channels=3, classes=5) -> nn.Sequential:
     )
 
 
-def randomise_bn(net):
-    for m in net.modules():
-        if isinstance(m, nn.modules.batchnorm._BatchNorm):
-            with torch.no_grad():
-                m.running_mean.uniform_(-0.5, 0.5)
-                m.running_var.uniform_(0.5, 2.0)
-                m.weight.uniform_(-1.5, 1.5)  # negative scales exercise the |scale| rule
-                m.bias.uniform_(-0.5, 0.5)
-
-
 def assert_inside(values, lb, ub, tol=1e-5):
     assert torch.all(values >= lb - tol), (values - lb).min()
     assert torch.all(values <= ub + tol), (ub - values).min()
@@ -54,7 +44,7 @@ def assert_inside(values, lb, ub, tol=1e-5):
 def test_ibp_contains_sampled_and_attacked_points(train_mode):
     torch.manual_seed(1)
     net = every_layer_net()
-    randomise_bn(net)
+    randomise_batchnorm(net)
     x = torch.rand(6, 3, 12, 12)
     y = torch.randint(0, 5, (6,))
     eps = 0.05
@@ -167,7 +157,7 @@ def test_folding_spec_is_at_least_as_tight_as_logit_differences():
     gaps = []
     for trial in range(5):
         net = every_layer_net().eval()
-        randomise_bn(net)
+        randomise_batchnorm(net)
         x = torch.rand(8, 3, 12, 12)
         y = torch.randint(0, 5, (8,))
         lb, ub = linf_box(x, 0.03)

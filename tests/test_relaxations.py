@@ -10,7 +10,7 @@ from lit_cert.bounds import interval_bounds, linf_box, margin_spec
 from lit_cert.bounds.backsub import LinearBounds, linear_bounds, relu_relaxation
 from lit_cert.layers import BatchNorm1d, BatchNorm2d, Normalize, frozen_batch_stats
 
-from .exact import min_linear_objective, tiny_relu_net
+from .exact import min_linear_objective, randomise_batchnorm, tiny_relu_net
 
 RELAX = ["crown", "deepz", "hbox"]
 
@@ -32,23 +32,12 @@ def conv_net(classes=4):
     )
 
 
-def randomise(net):
-    for m in net.modules():
-        if isinstance(m, nn.modules.batchnorm._BatchNorm):
-            with torch.no_grad():
-                m.running_mean.uniform_(-0.3, 0.3)
-                m.running_var.uniform_(0.5, 1.5)
-                m.weight.uniform_(-1.5, 1.5)
-                m.bias.uniform_(-0.3, 0.3)
-    return net
-
-
 @pytest.mark.parametrize("relaxation", RELAX)
 @pytest.mark.parametrize("intermediate", ["same", "ibp"])
 @pytest.mark.parametrize("train_mode", [False, True])
 def test_sound_against_samples_and_pgd(relaxation, intermediate, train_mode):
     torch.manual_seed(4)
-    net = randomise(conv_net()).eval()
+    net = randomise_batchnorm(conv_net()).eval()
     x = torch.rand(5, 2, 7, 7)
     y = torch.randint(0, 4, (5,))
     if train_mode:
