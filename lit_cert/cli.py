@@ -98,15 +98,46 @@ class LitCertCLI(LightningCLI):
         )
 
     def after_fit(self) -> None:
+        ckpt = self.trainer.checkpoint_callback
+        extra = {}
+        if ckpt is not None and getattr(ckpt, "best_model_score", None) is not None:
+            extra[f"best/{ckpt.monitor}"] = float(ckpt.best_model_score)
+        write_result_file(self.trainer, extra)
         if not self.config[self.subcommand].get("test_after_fit"):
             return
-        ckpt = self.trainer.checkpoint_callback
         ckpt_path = "best" if ckpt is not None and getattr(ckpt, "best_model_path", "") else None
         results = self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=ckpt_path)
         print_summary(self.model, results)
+        write_result_file(self.trainer, extra)
 
     def after_test(self) -> None:
         print_summary(self.model, self.trainer.callback_metrics)
+
+
+RESULT_FILE_ENV = "LIT_CERT_RESULT_FILE"
+
+
+def write_result_file(trainer: Trainer, extra: dict | None = None) -> None:
+    """If ``$LIT_CERT_RESULT_FILE`` is set, write the run's final metrics there as JSON (rank 0).
+
+    The offline sweep runner reads it; values are the last logged ones (W&B's summary
+    convention) plus ``best/<monitor>`` of the best checkpoint and the final eps/kappa."""
+    path = os.environ.get(RESULT_FILE_ENV)
+    if not path or not trainer.is_global_zero:
+        return
+    import json
+
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if getattr(v, "numel", lambda: 1)() == 1}
+    module = trainer.lightning_module
+    metrics.update({f"final/{k}": float(getattr(module, k)) for k in ("eps", "kappa", "beta") if hasattr(module, k)})
+    metrics.update(extra or {})
+    metrics["run_dir"] = run_directory(trainer)
+    previous = {}
+    if os.path.isfile(path):
+        with open(path) as f:
+            previous = json.load(f)
+    with open(path, "w") as f:
+        json.dump({**previous, **metrics}, f, indent=2)
 
 
 def print_summary(model: LightningModule, results: Any) -> None:
@@ -122,7 +153,7 @@ def print_summary(model: LightningModule, results: Any) -> None:
     )
 
 
-EXTRA_COMMANDS = ("certify", "export")
+EXTRA_COMMANDS = ("certify", "export", "sweep")
 
 
 def _run_extra(command: str, argv: list[str]):
@@ -132,6 +163,10 @@ def _run_extra(command: str, argv: list[str]):
             from lit_cert.certify.run import main as certify_main
 
             return certify_main(argv)
+        if command == "sweep":
+            from lit_cert.sweep import main as sweep_main
+
+            return sweep_main(argv)
         from lit_cert.certify.export import main as export_main
 
         return export_main(argv)

@@ -1,0 +1,145 @@
+"""W&B sweep files, the offline sweep runner, and DDP equivalence on 2 CPU processes."""
+
+import glob
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import yaml
+
+from lit_cert.cli import main
+from lit_cert.sweep import build_command, grid_runs, load_sweep, propose
+
+ROOT = Path(__file__).resolve().parents[1]
+SWEEPS = sorted(glob.glob(str(ROOT / "sweeps" / "*.yaml")))
+
+
+@pytest.mark.parametrize("path", SWEEPS, ids=lambda p: Path(p).name)
+def test_sweep_files_use_real_cli_keys(path, capsys, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    cfg = load_sweep(path)
+    assert cfg["metric"]["name"] == "val/cert_acc"
+    for params in (dict(zip(cfg["parameters"], vals)) for vals in zip(*[s["values"] for s in cfg["parameters"].values()])):
+        cmd = build_command(cfg, params)
+        assert cmd[:4] == ["/usr/bin/env", sys.executable, "-m", "lit_cert"]
+        with pytest.raises(SystemExit) as ex:
+            main([*cmd[4:], "--print_config"])
+        assert ex.value.code == 0
+        printed = yaml.safe_load(capsys.readouterr().out)
+        for key, value in params.items():
+            node = printed
+            for part in key.split("."):
+                node = node[part]
+            assert node == value
+
+
+def test_grid_and_random_proposals():
+    params = {"a": {"values": [1, 2]}, "b": {"values": ["x", "y", "z"]}}
+    assert len(grid_runs(params)) == 6
+    cfg = {"method": "random", "parameters": {"lam": {"distribution": "uniform", "min": 0.1, "max": 0.9}, "w": {"values": [1, 2]}}}
+    first, again = propose(cfg, [], 5, seed=3), propose(cfg, [], 5, seed=3)
+    assert first == again and len(first) == 5
+    assert all(0.1 <= p["lam"] <= 0.9 and p["w"] in (1, 2) for p in first)
+
+
+SYNTHETIC = """
+seed_everything: 3
+model:
+  class_path: lit_cert.methods.IBP
+  init_args:
+    network: {class_path: lit_cert.models.FC, init_args: {hidden: [16]}}
+    eps_train: 0.05
+    eps_test: 0.05
+data:
+  class_path: lit_cert.data.SyntheticImages
+  init_args: {train_size: 64, val_size: 32, test_size: 32, batch_size: 32}
+trainer: {max_epochs: 1, enable_progress_bar: false, enable_model_summary: false}
+"""
+
+
+@pytest.mark.slow
+def test_offline_runner_grid_with_a_failure_and_resume(workdir):
+    (workdir / "cfg.yaml").write_text(SYNTHETIC)
+    (workdir / "sweep.yaml").write_text(
+        textwrap.dedent(
+            """
+            program: lit_cert
+            method: grid
+            metric: {name: val/cert_acc, goal: maximize}
+            parameters:
+              model.init_args.eps_train: {values: [0.02, 0.05, -1.0]}
+            command:
+              - ${env}
+              - ${interpreter}
+              - -m
+              - lit_cert
+              - fit
+              - --config
+              - cfg.yaml
+              - ${args}
+            """
+        )
+    )
+    records = main(["sweep", "sweep.yaml", "--out", "out", "--timeout", "300"])
+    status = {r["params"]["model.init_args.eps_train"]: r for r in records}
+    assert status[0.02]["status"] == status[0.05]["status"] == "finished"
+    assert status[-1.0]["status"] == "failed" and status[-1.0]["returncode"] == 2
+    assert "eps must be >= 0" in status[-1.0]["log_tail"]
+    assert 0.0 <= status[0.05]["metric"] <= 1.0
+    assert status[0.05]["metrics"]["final/eps"] == pytest.approx(0.05)
+    rows = (workdir / "out" / "results.csv").read_text().splitlines()
+    assert rows[0].startswith("run_id,model.init_args.eps_train,val/cert_acc,status") and len(rows) == 4
+    assert (workdir / "out" / "val_cert_acc.png").stat().st_size > 1000
+    # each run kept its own config file
+    run_dirs = {r["metrics"]["run_dir"] for r in records if r["status"] == "finished"}
+    assert len(run_dirs) == 2
+    # resume: finished runs are skipped, only the failed one is retried
+    lines_before = len((workdir / "out" / "results.jsonl").read_text().splitlines())
+    main(["sweep", "sweep.yaml", "--out", "out", "--timeout", "300"])
+    new = (workdir / "out" / "results.jsonl").read_text().splitlines()[lines_before:]
+    assert [json.loads(line)["params"]["model.init_args.eps_train"] for line in new] == [-1.0]
+
+
+DDP_CONFIG = """
+seed_everything: 11
+model:
+  class_path: lit_cert.methods.IBP
+  init_args:
+    network: {class_path: lit_cert.models.FC, init_args: {hidden: [32, 32]}}
+    eps_train: 0.05
+    eps_test: 0.03
+    lr: 5.0e-3
+data:
+  class_path: lit_cert.data.SyntheticImages
+  init_args: {train_size: 64, val_size: 64, test_size: 32, batch_size: BATCH, noise: 0.3}
+schedule: {warmup_epochs: 1, ramp_epochs: 2, shape: smooth, kappa_start: 1.0, kappa_end: 0.5}
+trainer: {max_epochs: 4, accelerator: cpu, enable_progress_bar: false, enable_model_summary: false, logger: false}
+"""
+
+
+@pytest.mark.slow
+def test_ddp_two_cpu_processes_match_one(workdir):
+    """One batch per epoch of the same 64 samples: 2 x 32 under DDP (gradients averaged) must
+    train the same network as 1 x 64, so validation metrics and the eps schedule agree."""
+    results = {}
+    for devices, batch in ((1, 64), (2, 32)):
+        cfg = workdir / f"ddp{devices}.yaml"
+        cfg.write_text(DDP_CONFIG.replace("BATCH", str(batch)))
+        out = workdir / f"result{devices}.json"
+        cmd = [sys.executable, "-m", "lit_cert", "fit", "--config", str(cfg), f"--trainer.devices={devices}"]
+        if devices > 1:
+            cmd.append("--trainer.strategy=ddp")
+        env = {**os.environ, "WANDB_MODE": "disabled", "LIT_CERT_RESULT_FILE": str(out), "OMP_NUM_THREADS": "1"}
+        proc = subprocess.run(cmd, cwd=workdir, env=env, capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        results[devices] = json.loads(out.read_text())
+    one, two = results[1], results[2]
+    for key in ("val/cert_acc", "val/nat_acc"):
+        assert one[key] == pytest.approx(two[key], abs=1e-6), key
+    assert one["val/rob_loss"] == pytest.approx(two["val/rob_loss"], rel=1e-4)
+    assert one["final/eps"] == pytest.approx(two["final/eps"]) and one["final/kappa"] == pytest.approx(two["final/kappa"])
+    assert 0 < one["val/nat_acc"]  # a trained network, not a trivial comparison
