@@ -141,5 +141,6 @@ def test_ddp_two_cpu_processes_match_one(workdir):
     for key in ("val/cert_acc", "val/nat_acc"):
         assert one[key] == pytest.approx(two[key], abs=1e-6), key
     assert one["val/rob_loss"] == pytest.approx(two["val/rob_loss"], rel=1e-4)
+    assert one["val/tightness"] == pytest.approx(two["val/tightness"], rel=1e-5)
     assert one["final/eps"] == pytest.approx(two["final/eps"]) and one["final/kappa"] == pytest.approx(two["final/kappa"])
     assert 0 < one["val/nat_acc"]  # a trained network, not a trivial comparison

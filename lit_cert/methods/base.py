@@ -40,7 +40,7 @@ from lit_cert.bounds.spec import margin_spec, robust_cross_entropy
 from lit_cert.data.info import DataInfo
 from lit_cert.errors import ConfigError
 from lit_cert.methods.regularizers import l1_penalty
-from lit_cert.metrics import CertifiedAccuracy, NaturalAccuracy
+from lit_cert.metrics import CertifiedAccuracy, NaturalAccuracy, PropagationTightness
 from lit_cert.models.architectures import Architecture
 
 #: certifiers usable for validation/test certified accuracy: name -> (net, lb, ub, C) -> margin lb
@@ -74,6 +74,7 @@ class CertifiedMethod(L.LightningModule):
         milestones, lr_decay: multiply the LR by ``lr_decay`` at these epochs.
         l1: weight of the L1 penalty on Linear/Conv weights.
         certifier: bound method for validation/test certification.
+        log_tightness: log the local propagation tightness (Mao et al.) in validation/test.
     """
 
     def __init__(
@@ -90,6 +91,7 @@ class CertifiedMethod(L.LightningModule):
         lr_decay: float = 0.2,
         l1: float = 0.0,
         certifier: str = "ibp",
+        log_tightness: bool = True,
     ):
         super().__init__()
         if data_info is None:
@@ -125,6 +127,7 @@ class CertifiedMethod(L.LightningModule):
             {
                 stage: nn.ModuleDict(
                     {"nat_acc": NaturalAccuracy(), "cert_acc": CertifiedAccuracy(), "rob_loss": MeanMetric()}
+                    | ({"tightness": PropagationTightness()} if log_tightness else {})
                 )
                 for stage in ("val", "test")
             }
@@ -230,6 +233,8 @@ class CertifiedMethod(L.LightningModule):
         m["nat_acc"].update(logits, y)
         m["cert_acc"].update(margin_lb, y)
         m["rob_loss"].update(robust_cross_entropy(margin_lb, y, reduction="none"))
+        if "tightness" in m:
+            m["tightness"].update(self.net, x)
         for name, metric in m.items():
             self.log(f"{stage}/{name}", metric, on_step=False, on_epoch=True, prog_bar=name == "cert_acc")
 

@@ -1,5 +1,6 @@
 """torchmetrics for certified training (states are summed across DDP ranks)."""
 
 from lit_cert.metrics.accuracy import CertifiedAccuracy, NaturalAccuracy, RateMetric
+from lit_cert.metrics.tightness import PropagationTightness, local_tightness
 
-__all__ = ["RateMetric", "NaturalAccuracy", "CertifiedAccuracy"]
+__all__ = ["RateMetric", "NaturalAccuracy", "CertifiedAccuracy", "PropagationTightness", "local_tightness"]
