@@ -1,0 +1,64 @@
+"""PGD accuracy / robustness, CR curve and ReLU stability metrics."""
+
+import pytest
+import torch
+from torch import nn
+
+from lit_cert.bounds import interval_bounds, linf_box
+from lit_cert.metrics import CertifiedAccuracy, CRCurve, NaturalAccuracy, PGDAccuracy, PGDRobustness, ReLUStability, trapezoid_auc
+from lit_cert.bounds import margin_bounds_ibp, margin_spec
+
+
+def small_net(seed=0):
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Flatten(), nn.Linear(16, 24), nn.ReLU(), nn.Linear(24, 24), nn.ReLU(), nn.Linear(24, 4))
+
+
+def test_certified_le_pgd_le_natural_and_curve_starts_at_natural():
+    net = small_net()
+    x = torch.rand(64, 1, 4, 4)
+    y = net(x).argmax(1)
+    y[::4] = (y[::4] + 1) % 4  # some wrong labels
+    eps = 0.05
+    nat, cert, pgd = NaturalAccuracy(), CertifiedAccuracy(), PGDAccuracy(eps, steps=20, restarts=2)
+    nat.update(net(x), y)
+    cert.update(margin_bounds_ibp(net, *linf_box(x, eps), margin_spec(y, 4)), y)
+    pgd.update(net, x, y)
+    assert cert.compute() <= pgd.compute() <= nat.compute()
+    curve = CRCurve([0.0, 0.01, 0.03, 0.05])
+    curve.update(net, x, y)
+    values = curve.compute()
+    assert values[0] == pytest.approx(nat.compute().item())
+    assert values[-1] == pytest.approx(cert.compute().item())
+    assert torch.all(values[1:] <= values[:-1] + 1e-9)  # bigger balls certify fewer
+
+
+def test_pgd_robustness_ignores_labels():
+    net = small_net(1)
+    x = torch.rand(32, 1, 4, 4)
+    a, b = PGDRobustness(0.0, steps=5), PGDRobustness(0.3, steps=20)
+    a.update(net, x)
+    b.update(net, x)
+    assert a.compute() == 1.0  # eps 0: the prediction never changes
+    assert b.compute() < 1.0
+
+
+def test_trapezoid_auc():
+    assert trapezoid_auc([0, 1, 2], [1.0, 0.5, 0.0], normalise=False) == pytest.approx(1.0)
+    assert trapezoid_auc([0, 1, 2], [1.0, 0.5, 0.0]) == pytest.approx(0.5)
+
+
+def test_relu_stability_counts():
+    net = small_net(2)
+    x = torch.rand(8, 1, 4, 4)
+    m = ReLUStability(0.02)
+    m.update(net, x)
+    frac = m.compute()
+    assert frac.sum().item() == pytest.approx(1.0)
+    record = {}
+    interval_bounds(net, *linf_box(x, 0.02), record=record)
+    l, u = record["relu_inputs"][0]
+    n_total = sum(r[0].numel() for r in record["relu_inputs"])
+    unstable = sum(((a < 0) & (b > 0)).sum().item() for a, b in record["relu_inputs"])
+    assert frac[2].item() == pytest.approx(unstable / n_total)
+    assert l.shape == (8, 24)
