@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from torchmetrics import Metric
 
 from lit_cert.bounds.backsub import _backward_rule
 from lit_cert.bounds.box import AFFINE_RULES, flat_layers, rule_for
+from lit_cert.metrics.accuracy import RateMetric
 
 
 def local_tightness(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -55,23 +55,12 @@ def local_tightness(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return numerator / denominator.clamp(min=1e-30)
 
 
-class PropagationTightness(Metric):
-    """Mean local propagation tightness over outputs and samples: ``update(net, x)``."""
+class PropagationTightness(RateMetric):
+    """Mean local propagation tightness over outputs and samples: ``update(net, x)``.
 
-    full_state_update = False
-    is_differentiable = False
-    higher_is_better = True
-
-    def __init__(self, **kwargs):
-        super().__init__(**kwargs)
-        self.add_state("total", default=torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
-        self.add_state("count", default=torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
+    A mean of ratios in (0, 1]: the rate metric's summed states hold the sum and the count."""
 
     def update(self, net: nn.Module, x: torch.Tensor) -> None:  # type: ignore[override]
         ratios = local_tightness(net, x)
-        self.total += ratios.sum().to(self.total.dtype)
-        self.count += ratios.numel()
-
-    def compute(self) -> torch.Tensor:
-        return (self.total / self.count).float() if self.count > 0 else torch.tensor(0.0)
-
+        self.hits += ratios.sum().to(self.hits.dtype)
+        self.total += ratios.numel()
