@@ -153,7 +153,7 @@ def print_summary(model: LightningModule, results: Any) -> None:
     )
 
 
-EXTRA_COMMANDS = ("certify", "export", "sweep")
+EXTRA_COMMANDS = ("certify", "export", "sweep", "analyze")
 
 
 def _run_extra(command: str, argv: list[str]):
@@ -163,6 +163,10 @@ def _run_extra(command: str, argv: list[str]):
             from lit_cert.certify.run import main as certify_main
 
             return certify_main(argv)
+        if command == "analyze":
+            from lit_cert.analysis.command import main as analyze_main
+
+            return analyze_main(argv)
         if command == "sweep":
             from lit_cert.sweep import main as sweep_main
 
