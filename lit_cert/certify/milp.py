@@ -11,7 +11,10 @@ it; HiGHS's dual bound certifies the margin even when the time limit stops the s
 from __future__ import annotations
 
 import copy
+import os
+import sys
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -44,6 +47,24 @@ def dense_affine_blocks(net: nn.Module, in_shape: tuple[int, ...]) -> list[tuple
             out.append((cols.reshape(n, -1).T.numpy().copy(), bias.reshape(-1).numpy().copy()))
             shape = tuple(bias.shape[1:])
     return out
+
+
+@contextmanager
+def _silenced_native_output():
+    """HiGHS' C++ code sometimes prints progress lines itself; keep the command's output clean."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    saved = [os.dup(1), os.dup(2)]
+    try:
+        os.dup2(devnull, 1)
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        for fd in (*saved, devnull):
+            os.close(fd)
 
 
 @dataclass
@@ -117,7 +138,8 @@ def verify_milp(
         obj = np.zeros(nvar)
         obj[prev] = row @ w_last
         const = float(row @ b_last)
-        res = milp(obj, constraints=constraints, integrality=integrality, bounds=Bounds(lo, hi), options={"time_limit": remaining})
+        with _silenced_native_output():
+            res = milp(obj, constraints=constraints, integrality=integrality, bounds=Bounds(lo, hi), options={"time_limit": remaining})
         dual = getattr(res, "mip_dual_bound", None)
         if res.status == 0 and res.x is not None:
             value = float(res.fun) + const
