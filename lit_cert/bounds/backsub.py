@@ -182,9 +182,7 @@ class LinearBounds:
             z = self.lb[:1]
             for layer in self.layers:
                 shapes.append((self.lb.shape[0], *z.shape[1:]))
-                if not isinstance(layer, (nn.ReLU,)) and _is_bn_training(layer):
-                    z = z * 1.0  # BatchNorm in training mode keeps the shape; avoid touching stats
-                else:
+                if not _is_bn_training(layer):  # BatchNorm keeps the shape; never touch its statistics
                     z = layer(z)
             shapes.append((self.lb.shape[0], *z.shape[1:]))
         return shapes
