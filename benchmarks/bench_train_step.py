@@ -7,7 +7,7 @@ fixed random batch; steps of all methods are interleaved and the median is repor
 
 * CNN7 (BatchNorm, IBP init) at MNIST shape, batch 64, eps 0.1, and (IBP only) CIFAR shape,
   batch 32: standard, PGD (10 steps), IBP with kappa = 0 (the CNN7 setting: robust loss only)
-  and 0.5, CROWN-IBP (beta = 1, no loss fusion), SABR, TAPS, STAPS, MTL-IBP.
+  and 0.5, CROWN-IBP (beta = 1, without and with loss fusion), SABR, TAPS, STAPS, MTL-IBP.
 * The paradox paper's CONV at Fashion-MNIST shape, batch 100, eps 0.1: the relaxations with
   their own intermediate bounds (CROWN, DeepZ, hBox), which do not scale to CNN7.
 """
@@ -32,6 +32,7 @@ CNN7_METHODS = {
     "ibp": (IBP, {}, 0.0),
     "ibp_kappa0.5": (IBP, {}, 0.5),
     "crown_ibp": (CROWNIBP, {}, 0.0),
+    "crown_ibp_fused": (CROWNIBP, {"loss_fusion": True}, 0.0),
     "sabr": (SABR, {"lam": 0.4}, 0.0),
     "taps": (TAPS, {"split": 1}, 0.0),
     "staps": (STAPS, {"split": 1, "lam": 0.4}, 0.0),

@@ -30,7 +30,7 @@ def cnn7_methods(key: str) -> dict[str, tuple[str, dict, dict]]:
     lam, alpha, scale = SABR_LAMBDA[key], MTL_ALPHA[key], TAPS_SCALE[key]
     return {
         "ibp": ("IBP", {}, {}),
-        "crown_ibp": ("CROWNIBP", {}, {"kappa_start": 1.0, "kappa_end": 0.5, "beta_start": 1.0, "beta_end": 0.0}),
+        "crown_ibp": ("CROWNIBP", {"loss_fusion": True}, {"kappa_start": 1.0, "kappa_end": 0.5, "beta_start": 1.0, "beta_end": 0.0}),
         "sabr": ("SABR", {"lam": lam}, {}),
         "taps": ("TAPS", {"split": 1, "grad_scale": scale}, {}),
         "staps": ("STAPS", {"split": 1, "grad_scale": scale, "lam": lam}, {}),

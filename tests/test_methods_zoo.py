@@ -140,6 +140,7 @@ METHODS = {
     "PGDTraining": ("CNN3", ""),
     "IBP": ("CNN3", "shi_reg: 0.5"),
     "CROWNIBP": ("CNN3", ""),
+    "CROWNIBP-fused": ("CNN3", "loss_fusion: true"),
     "SABR": ("CNN3", "lam: 0.4"),
     "TAPS": ("CNN3", "grad_scale: 2.0"),
     "STAPS": ("CNN3", "lam: 0.5"),
@@ -187,3 +188,24 @@ def test_every_method_trains_through_the_cli(workdir, name):
     losses = [float(r["train/loss"]) for r in rows if r.get("train/loss")]
     assert len(losses) == 12  # one fixed batch per epoch: the loss on the same batch each step
     assert losses[-1] < losses[0], losses
+
+
+def test_sabr_relu_shrinkage(batch):
+    """Shrinkage 1 is plain SABR; smaller values shrink unstable ReLU outputs and lower the loss."""
+    from lit_cert.methods.sabr import shrinking_relu_rule
+
+    lb, ub = torch.tensor([[-1.0, 0.5, -2.0]]), torch.tensor([[3.0, 1.5, -1.0]])
+    lo, hi = shrinking_relu_rule(0.5)(None, lb, ub)
+    assert torch.allclose(lo, torch.tensor([[0.75, 0.5, 0.0]])) and torch.allclose(hi, torch.tensor([[2.25, 1.5, 0.0]]))
+    dm, x, y = batch
+    plain, same, shrunk = make(SABR, dm, lam=0.5), make(SABR, dm, lam=0.5, relu_shrinkage=1.0), make(SABR, dm, lam=0.5, relu_shrinkage=0.3)
+    same.load_state_dict(plain.state_dict())
+    shrunk.load_state_dict(plain.state_dict())
+    losses = []
+    for m in (plain, same, shrunk):
+        torch.manual_seed(9)
+        losses.append(m.training_loss(x, y)[0].item())
+    assert losses[0] == pytest.approx(losses[1], abs=1e-6)
+    assert losses[2] < losses[0]
+    with pytest.raises(ConfigError, match="relu_shrinkage"):
+        make(SABR, dm, relu_shrinkage=1.5)

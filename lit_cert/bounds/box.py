@@ -105,8 +105,8 @@ class _Box:
             self.form, self.a, self.b = "cr", (self.b + self.a) / 2, (self.b - self.a) / 2
         return self.a, self.b
 
-    def apply(self, layer: nn.Module) -> None:
-        rule = rule_for(layer)
+    def apply(self, layer: nn.Module, rules: dict[type, IntervalRule] = INTERVAL_RULES) -> None:
+        rule = rule_for(layer, rules)
         if rule in AFFINE_RULES.values():
             self.a, self.b = rule(layer, *self.as_cr())
         else:
@@ -119,6 +119,7 @@ def interval_bounds(
     ub: torch.Tensor,
     spec: torch.Tensor | None = None,
     record: dict | None = None,
+    rules: dict[type, IntervalRule] = INTERVAL_RULES,
 ) -> Interval:
     """Propagate the box ``[lb, ub]`` through ``layers``.
 
@@ -127,6 +128,8 @@ def interval_bounds(
             ``f(x)``. Folded into a final Linear layer when there is one.
         record: optional dict; receives ``"relu_inputs"`` (list of pre-activation intervals, one
             per ReLU) and ``"first_affine_input"`` (the interval entering the first affine layer).
+        rules: the layer rules (default :data:`INTERVAL_RULES`); training heuristics such as
+            SABR's ReLU shrinkage swap in their own ReLU rule here.
     """
     seq = flat_layers(layers)
     fold = spec is not None and len(seq) > 0 and isinstance(seq[-1], nn.Linear)
@@ -138,7 +141,7 @@ def interval_bounds(
                 record.setdefault("relu_inputs", []).append(box.as_lu())
             elif isinstance(layer, (nn.Linear, nn.Conv2d)) and "first_affine_input" not in record:
                 record["first_affine_input"] = box.as_lu()
-        box.apply(layer)
+        box.apply(layer, rules)
     if spec is None:
         return box.as_lu()
     if fold:
@@ -163,7 +166,12 @@ def spec_on_interval(spec: torch.Tensor, lb: torch.Tensor, ub: torch.Tensor) -> 
 
 
 def margin_bounds_ibp(
-    net: nn.Module, lb: torch.Tensor, ub: torch.Tensor, spec: torch.Tensor, record: dict | None = None
+    net: nn.Module,
+    lb: torch.Tensor,
+    ub: torch.Tensor,
+    spec: torch.Tensor,
+    record: dict | None = None,
+    rules: dict[type, IntervalRule] = INTERVAL_RULES,
 ) -> torch.Tensor:
     """Lower bounds (B, K) of the margins ``C f(x)`` over the box, by IBP."""
-    return interval_bounds(net, lb, ub, spec=spec, record=record)[0]
+    return interval_bounds(net, lb, ub, spec=spec, record=record, rules=rules)[0]
