@@ -47,7 +47,7 @@ def test_landscape_finds_the_crown_and_hbox_jumps():
 def test_analyze_commands_write_their_files(workdir, capsys):
     out = workdir / "an"
     main(["analyze", "dln-init", "--widths", "4", "16", "--depths", "2", "3", "--samples", "3", "--out", str(out)])
-    main(["analyze", "landscape", "--steps", "141", "--out", str(out)])
+    main(["analyze", "landscape", "--steps", "141", "--out", str(out), "--wandb"])  # W&B disabled in tests
     assert "crown  jump +1" in capsys.readouterr().out
     rows = main(["analyze", "expected-bounds", "--n", "5", "--k", "5", "20", "--trials", "3", "--samples", "500", "--out", str(out)])
     assert all(0 < r[2] <= 1 for r in rows)  # coverage of the sampled true interval

@@ -174,9 +174,27 @@ def main(argv: list[str]):
             d.add_argument("--points", type=int, default=11)
     for s in sub.choices.values():
         s.add_argument("--out", type=Path, default=Path("analysis"))
+        s.add_argument("--wandb", action="store_true", help="also log the table and plot to a W&B run (offline unless logged in)")
     args = p.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     handler = {"dln-init": dln_init, "landscape": landscape, "expected-bounds": expected_bounds_cmd}.get(args.name)
     rows = handler(args) if handler else checkpoint_metric(args, args.name)
     print(f"lit_cert analyze {args.name}: wrote {args.out / (args.name + '.csv')}")
+    if args.wandb:
+        log_to_wandb(args.name, args.out)
     return rows
+
+
+def log_to_wandb(name: str, out: Path) -> None:
+    """One W&B run per analysis: the CSV as a table, the PNG as an image."""
+    import wandb
+
+    from lit_cert.loggers import resolve_wandb_mode
+
+    run = wandb.init(project="lit_cert", job_type="analysis", name=f"analyze-{name}", dir=str(out), mode=resolve_wandb_mode())
+    with open(out / f"{name}.csv") as f:
+        rows = list(csv.reader(f))
+    run.log({f"{name}/table": wandb.Table(columns=rows[0], data=rows[1:])})
+    if (out / f"{name}.png").is_file():
+        run.log({f"{name}/plot": wandb.Image(str(out / f"{name}.png"))})
+    run.finish()
