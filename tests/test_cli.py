@@ -180,3 +180,33 @@ def test_last_checkpoint_follows_every_epoch_even_without_improvement(workdir):
     last = torch.load(ckpts / "last.ckpt", weights_only=False)
     assert last["epoch"] == 2 and last["global_step"] == 6
     assert sorted(p.name for p in ckpts.glob("best-*.ckpt")) == ["best-epoch000.ckpt"]
+
+
+@pytest.mark.slow
+def test_sigterm_saves_last_checkpoint_and_resume_continues(workdir):
+    """Nothing trained is lost: an interrupted run leaves last.ckpt at the interruption step."""
+    import signal
+    import time
+
+    cfg = write_config(workdir, SYNTHETIC.replace("max_epochs: 2", "max_epochs: 400").replace("train_size: 64", "train_size: 640"))
+    env = {**os.environ, "WANDB_MODE": "disabled"}
+    proc = subprocess.Popen([sys.executable, "-m", "lit_cert", "fit", "--config", cfg], cwd=workdir, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 240
+        while not glob.glob(str(workdir / "runs" / "lit_cert" / "*" / "checkpoints" / "last.ckpt")):
+            assert time.time() < deadline and proc.poll() is None, "no checkpoint appeared"
+            time.sleep(0.5)
+        time.sleep(2.0)  # well inside a later epoch
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    last = Path(glob.glob(str(workdir / "runs" / "lit_cert" / "*" / "checkpoints" / "last.ckpt"))[0])
+    state = torch.load(last, weights_only=False)
+    steps_per_epoch = 20  # 640 samples / batch 32
+    assert state["global_step"] > steps_per_epoch  # the progress made before the interruption is kept
+    main(["fit", "--config", cfg, f"--ckpt_path={last}", f"--trainer.max_steps={state['global_step'] + 3}"])
+    newest = max(glob.glob(str(workdir / "runs" / "lit_cert" / "*" / "checkpoints" / "last.ckpt")), key=os.path.getmtime)
+    assert torch.load(newest, weights_only=False)["global_step"] == state["global_step"] + 3
