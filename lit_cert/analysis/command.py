@@ -90,7 +90,8 @@ def landscape(args) -> list[list]:
         rows += [[relaxation, float(d), float(v)] for d, v in zip(deltas, values)]
         series[relaxation] = (deltas, values, "-")
     save_csv(args.out / "landscape.csv", ["relaxation", "delta", "lower_bound"], rows)
-    save_plot(args.out / "landscape.png", None, series, "delta along the gradient", f"lower bound of output {args.output}")
+    xlabel = "delta along each bound's gradient" if args.ckpt else f"delta added to w (w = {args.w:g} at 0)"
+    save_plot(args.out / "landscape.png", None, series, xlabel, f"lower bound of output {args.output}")
     return rows
 
 
