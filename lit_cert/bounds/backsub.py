@@ -133,7 +133,8 @@ BACKWARD_RULES = {
 }
 
 
-def _backward_rule(layer):
+def backward_rule(layer):
+    """The back-substitution rule of the most specific registered class of ``layer``."""
     for cls in type(layer).__mro__:
         if cls in BACKWARD_RULES:
             return BACKWARD_RULES[cls]
@@ -226,7 +227,7 @@ class LinearBounds:
                 c = c + _dot(pos, lo_b) + _dot(neg, up_b)
                 a = pos * lo_s.unsqueeze(1) + neg * up_s.unsqueeze(1)
             else:
-                a, c = _backward_rule(layer)(layer, a, c, self.shapes[idx])
+                a, c = backward_rule(layer)(layer, a, c, self.shapes[idx])
         pos, neg = a.clamp(min=0), a.clamp(max=0)
         return c + _dot(pos, self.lb) + _dot(neg, self.ub)
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from lit_cert.bounds.backsub import _backward_rule
+from lit_cert.bounds.backsub import backward_rule
 from lit_cert.bounds.box import AFFINE_RULES, flat_layers, rule_for
 from lit_cert.metrics.accuracy import RateMetric
 
@@ -40,7 +40,7 @@ def local_tightness(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
             if isinstance(layer, nn.ReLU):
                 a = a * masks[i].unsqueeze(1)
             else:
-                a, c = _backward_rule(layer)(layer, a, c, shapes[i])
+                a, c = backward_rule(layer)(layer, a, c, shapes[i])
         numerator = a.abs().flatten(2).sum(-1)
         # denominator: radius 1 through |W| layer by layer with the same pattern
         radius = torch.ones_like(x)
