@@ -6,7 +6,8 @@ import csv
 import numpy as np
 import pytest
 
-from lit_cert.analysis.dln import tau_closed_form, tau_depth_approx, tau_monte_carlo
+from lit_cert.analysis import box_reconstruction as br
+from lit_cert.analysis.dln import tau_closed_form, tau_depth, tau_depth_approx, tau_monte_carlo, tau_relu_approx
 from lit_cert.analysis.examples import paradox_example
 from lit_cert.analysis.landscape import discontinuities, scan
 from lit_cert.cli import main
@@ -31,6 +32,76 @@ def test_depth_makes_it_worse():
     assert tau_monte_carlo(256, depth=3, samples=10) == pytest.approx(tau_depth_approx(256, 3), rel=0.1)
 
 
+@pytest.mark.parametrize("d,depth", [(8, 3), (8, 4), (32, 3), (64, 4)])
+def test_depth_closed_form_matches_monte_carlo(d, depth):
+    # tau(d)^(L-1) is exact as a ratio of expectations, even at small width (3% with 30 nets)
+    assert tau_depth(d, depth) == pytest.approx(tau_closed_form(d) ** (depth - 1))
+    assert tau_monte_carlo(d, depth, samples=30) == pytest.approx(tau_depth(d, depth), rel=0.03)
+    if d == 8:  # the large-d form is only an approximation, visibly off at small width
+        assert tau_depth_approx(d, depth) / tau_depth(d, depth) - 1 > 0.03
+
+
+def test_depth_closed_form_with_unequal_widths():
+    assert tau_depth([16, 64]) == pytest.approx(tau_closed_form(16) * tau_closed_form(64))
+    with pytest.raises(ValueError):
+        tau_depth(16)
+
+
+@pytest.mark.parametrize("d,depth", [(64, 2), (64, 3), (256, 3)])
+def test_relu_init_behaves_like_half_width(d, depth):
+    assert tau_monte_carlo(d, depth, samples=30, relu=True) == pytest.approx(tau_relu_approx(d, depth), rel=0.05)
+
+
+@pytest.mark.parametrize("d", [100, 400])
+def test_box_reconstruction_constant_tends_to_two_over_pi(d):
+    # Theorem 3.10's constant: layer-wise radius / k, Monte Carlo within 0.02 of 2/pi for d >= 100
+    r = br.monte_carlo(d, 16, trials=20)
+    assert abs(r["c"] - 2 / np.pi) < 0.02
+    assert r["c"] == pytest.approx(br.c_closed_form(d), rel=0.01)  # and our exact finite-d form
+
+
+def test_box_reconstruction_growth_rates():
+    ks = [1, 2, 4, 8, 16, 32]
+    runs = [br.monte_carlo(1000, k, trials=5) for k in ks]
+    assert br.growth_exponent(ks, [r["ibp_radius"] for r in runs]) == pytest.approx(1.0, abs=0.03)
+    assert br.growth_exponent(ks, [r["optimal_radius"] for r in runs]) == pytest.approx(0.5, abs=0.06)
+    for k, r in zip(ks, runs):  # d -> infinity limit of the optimal radius, and tightness -> tau(k)
+        assert r["optimal_radius"] == pytest.approx(br.optimal_radius_limit(k), rel=0.05)
+        assert r["tightness"] == pytest.approx(tau_closed_form(k) if k > 1 else 1.0, rel=0.06)
+
+
+def test_box_reconstruction_radii_are_true_radii():
+    """The PCA radii are those of the exact image box and of IBP, checked independently."""
+    import torch
+
+    from lit_cert.bounds.box import interval_bounds
+
+    q = br.random_subspace(30, 4, torch.Generator().manual_seed(1))
+    assert torch.allclose(q.T @ q, torch.eye(4, dtype=torch.float64), atol=1e-12)
+    optimal, layerwise = br.pca_radii(q)
+    net = torch.nn.Sequential(torch.nn.Linear(30, 4, bias=False), torch.nn.Linear(4, 30, bias=False)).double()
+    net[0].weight.data, net[1].weight.data = q.T.clone(), q.clone()
+    x = torch.zeros(1, 30, dtype=torch.float64)
+    lb, ub = interval_bounds(net, x - 1, x + 1)
+    assert ((ub - lb) / 2).mean().item() == pytest.approx(layerwise)
+    vertices = (torch.randint(0, 2, (20000, 30), generator=torch.Generator().manual_seed(2)) * 2 - 1).double()
+    reach = net(vertices).abs().max(0).values  # sampled vertices never exceed the exact radius ...
+    exact = (q @ q.T).abs().sum(1)
+    assert (reach <= exact + 1e-9).all()
+    signs = torch.sign(q @ q.T)  # ... which the sign vertex of each row attains
+    assert torch.allclose(net(signs).diagonal(), exact)
+    assert optimal == pytest.approx(exact.mean().item())
+
+
+def test_ibp_training_makes_the_bottleneck_tighter():
+    std = br.trained_reconstruction(30, 5, 0.01, "standard", epochs=150, n=200)
+    ibp = br.trained_reconstruction(30, 5, 0.01, "ibp", epochs=150, n=200)
+    assert ibp["tightness"] > std["tightness"] + 0.1
+    assert ibp["ibp_l1_error"] < std["ibp_l1_error"]
+    with pytest.raises(ValueError):
+        br.trained_reconstruction(30, 5, 0.01, "crown")
+
+
 def test_landscape_finds_the_crown_and_hbox_jumps():
     import torch
 
@@ -47,12 +118,15 @@ def test_landscape_finds_the_crown_and_hbox_jumps():
 def test_analyze_commands_write_their_files(workdir, capsys):
     out = workdir / "an"
     main(["analyze", "dln-init", "--widths", "4", "16", "--depths", "2", "3", "--samples", "3", "--out", str(out)])
+    main(["analyze", "box-reconstruction", "--d", "50", "--k", "1", "4", "--trials", "3", "--train", "--train_d", "20",
+          "--train_k", "2", "--train_epochs", "20", "--out", str(out), "--wandb"])
+    assert "c = 0.6" in capsys.readouterr().out
     main(["analyze", "landscape", "--steps", "141", "--out", str(out), "--wandb"])  # W&B disabled in tests
     assert "crown  jump +1" in capsys.readouterr().out
     rows = main(["analyze", "expected-bounds", "--n", "5", "--k", "5", "20", "--trials", "3", "--samples", "500", "--out", str(out)])
     assert all(0 < r[2] <= 1 for r in rows)  # coverage of the sampled true interval
     assert rows[-1][3] > 1  # with more hidden units IBP is wider than the expected bounds
-    for name in ("dln-init", "landscape", "expected-bounds"):
+    for name in ("dln-init", "box-reconstruction", "box-reconstruction-trained", "landscape", "expected-bounds"):
         assert (out / f"{name}.csv").stat().st_size > 0
         assert (out / f"{name}.png").stat().st_size > 1000
 

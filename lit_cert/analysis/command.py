@@ -1,4 +1,4 @@
-"""``python -m lit_cert analyze {dln-init,landscape,expected-bounds,tightness,cr-curve} ...``
+"""``python -m lit_cert analyze {dln-init,box-reconstruction,landscape,expected-bounds,tightness,cr-curve} ...``
 
 Each analysis writes ``<name>.csv`` and ``<name>.png`` into ``--out`` (default ``analysis/``)."""
 
@@ -44,22 +44,65 @@ def save_plot(path: Path, x, series: dict, xlabel: str, ylabel: str, logx: bool 
 
 
 def dln_init(args) -> list[list]:
-    from lit_cert.analysis.dln import tau_closed_form, tau_depth_approx, tau_monte_carlo
+    from lit_cert.analysis.dln import tau_depth, tau_depth_approx, tau_monte_carlo, tau_relu_approx
 
     rows = []
     for depth in args.depths:
         for d in args.widths:
-            rows.append([d, depth, tau_closed_form(d) if depth == 2 else "", tau_depth_approx(d, depth),
+            rows.append([d, depth, tau_depth(d, depth), tau_depth_approx(d, depth), tau_relu_approx(d, depth),
                          tau_monte_carlo(d, depth, args.samples), tau_monte_carlo(d, depth, args.samples, relu=True)])
-    save_csv(args.out / "dln-init.csv", ["width", "depth", "tau_closed_form", "tau_depth_approx", "tau_mc_linear", "tau_mc_relu"], rows)
+    header = ["width", "depth", "tau_closed_form", "tau_large_d", "tau_relu_approx", "tau_mc_linear", "tau_mc_relu"]
+    save_csv(args.out / "dln-init.csv", header, rows)
     series = {}
     for depth in args.depths:
         sel = [r for r in rows if r[1] == depth]
-        series[f"MC linear, depth {depth}"] = ([r[0] for r in sel], [r[4] for r in sel], "o-")
-        series[f"MC ReLU, depth {depth}"] = ([r[0] for r in sel], [r[5] for r in sel], "x--")
-        if depth == 2:
-            series["closed form (Lemma 3.7)"] = ([r[0] for r in sel], [r[2] for r in sel], "k-")
-    save_plot(args.out / "dln-init.png", None, series, "width d", "tightness at init", logx=True, logy=True)
+        ws = [r[0] for r in sel]
+        series[f"closed form, L={depth}"] = (ws, [r[2] for r in sel], "k-")
+        series[f"MC linear, L={depth}"] = (ws, [r[5] for r in sel], "o")
+        series[f"MC ReLU, L={depth}"] = (ws, [r[6] for r in sel], "x--")
+        worst = max(abs(r[5] / r[2] - 1) for r in sel)
+        print(f"lit_cert analyze dln-init: depth {depth}: MC vs closed form tau(d)^(L-1) within {100 * worst:.1f}%")
+    save_plot(args.out / "dln-init.png", None, series, "width d", "tightness at initialisation", logx=True, logy=True,
+              title="Gaussian init: tau(d)^(L-1) (Lemma 3.7 / Cor. 3.8) vs Monte Carlo")
+    return rows
+
+
+def box_reconstruction(args) -> list[list]:
+    from lit_cert.analysis.box_reconstruction import growth_exponent, monte_carlo, trained_reconstruction
+
+    keys = ["d", "k", "optimal_radius", "ibp_radius", "c", "c_closed_form", "optimal_radius_limit", "tightness"]
+    rows = [[r[key] for key in keys] for r in (monte_carlo(d, k, args.trials) for d in args.d for k in args.k if k <= d)]
+    save_csv(args.out / "box-reconstruction.csv", keys, rows)
+    series = {}
+    for d in args.d:
+        sel = [r for r in rows if r[0] == d]
+        ks = [r[1] for r in sel]
+        series[f"layer-wise (IBP), d={d}"] = (ks, [r[3] for r in sel], "o-")
+        series[f"optimal, d={d}"] = (ks, [r[2] for r in sel], "s-")
+        e_opt, e_ibp = growth_exponent(ks, [r[2] for r in sel]), growth_exponent(ks, [r[3] for r in sel])
+        print(f"lit_cert analyze box-reconstruction: d={d}: c = {sel[-1][4]:.4f} (closed form {sel[-1][5]:.4f}, "
+              f"2/pi = {2 / np.pi:.4f}); radius ~ k^{e_ibp:.2f} layer-wise, ~ k^{e_opt:.2f} optimal")
+    ks = sorted(set(r[1] for r in rows))
+    series["c(d) k, d -> inf"] = (ks, [2 / np.pi * k for k in ks], "k:")
+    series["sqrt(2k/pi)"] = (ks, [np.sqrt(2 * k / np.pi) for k in ks], "k--")
+    save_plot(args.out / "box-reconstruction.png", None, series, "embedding dimension k", "output radius / eps",
+              logx=True, logy=True, title="PCA reconstruction of a box: layer-wise ~ k, optimal ~ sqrt(k)")
+    if args.train:
+        tkeys = ["d", "k", "mode", "relu", "ibp_radius", "ibp_l1_error", "clean_l2_error", "tightness"]
+        trows = []
+        for k in args.train_k:
+            for relu in (False, True):
+                for mode in ("standard", "ibp"):
+                    r = trained_reconstruction(args.train_d, k, args.train_eps, mode, relu, epochs=args.train_epochs)
+                    trows.append([r[key] for key in tkeys])
+        save_csv(args.out / "box-reconstruction-trained.csv", tkeys, trows)
+        tseries = {}
+        for relu in (False, True):
+            for mode in ("standard", "ibp"):
+                sel = [r for r in trows if r[2] == mode and r[3] == relu]
+                tseries[f"{mode}, {'ReLU' if relu else 'linear'}"] = ([r[1] for r in sel], [r[7] for r in sel], "o-")
+        save_plot(args.out / "box-reconstruction-trained.png", None, tseries, "bottleneck width k", "tightness",
+                  title=f"trained d={args.train_d} bottleneck, eps={args.train_eps:g}")
     return rows
 
 
@@ -150,6 +193,15 @@ def main(argv: list[str]):
     a.add_argument("--widths", type=int, nargs="+", default=[4, 16, 64, 256])
     a.add_argument("--depths", type=int, nargs="+", default=[2, 3, 4])
     a.add_argument("--samples", type=int, default=10)
+    r = sub.add_parser("box-reconstruction", help="Theorem 3.10: reconstruction radius vs embedding dimension")
+    r.add_argument("--d", type=int, nargs="+", default=[100, 400])
+    r.add_argument("--k", type=int, nargs="+", default=[1, 2, 4, 8, 16, 32, 64])
+    r.add_argument("--trials", type=int, default=20)
+    r.add_argument("--train", action="store_true", help="also train d-k-d bottlenecks (standard vs IBP)")
+    r.add_argument("--train_d", type=int, default=50)
+    r.add_argument("--train_k", type=int, nargs="+", default=[1, 2, 5, 10, 20])
+    r.add_argument("--train_eps", type=float, default=0.01)
+    r.add_argument("--train_epochs", type=int, default=200)
     b = sub.add_parser("landscape", help="bounds along a parameter direction, per relaxation")
     b.add_argument("--ckpt", default=None)
     b.add_argument("--config", default=None)
@@ -178,7 +230,7 @@ def main(argv: list[str]):
         s.add_argument("--wandb", action="store_true", help="also log the table and plot to a W&B run (offline unless logged in)")
     args = p.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
-    handler = {"dln-init": dln_init, "landscape": landscape, "expected-bounds": expected_bounds_cmd}.get(args.name)
+    handler = {"dln-init": dln_init, "box-reconstruction": box_reconstruction, "landscape": landscape, "expected-bounds": expected_bounds_cmd}.get(args.name)
     rows = handler(args) if handler else checkpoint_metric(args, args.name)
     print(f"lit_cert analyze {args.name}: wrote {args.out / (args.name + '.csv')}")
     if args.wandb:
@@ -193,9 +245,10 @@ def log_to_wandb(name: str, out: Path) -> None:
     from lit_cert.loggers import resolve_wandb_mode
 
     run = wandb.init(project="lit_cert", job_type="analysis", name=f"analyze-{name}", dir=str(out), mode=resolve_wandb_mode())
-    with open(out / f"{name}.csv") as f:
-        rows = list(csv.reader(f))
-    run.log({f"{name}/table": wandb.Table(columns=rows[0], data=rows[1:])})
-    if (out / f"{name}.png").is_file():
-        run.log({f"{name}/plot": wandb.Image(str(out / f"{name}.png"))})
+    for path in sorted(out.glob(f"{name}*.csv")):  # e.g. box-reconstruction.csv and ...-trained.csv
+        with open(path) as f:
+            rows = list(csv.reader(f))
+        run.log({f"{path.stem}/table": wandb.Table(columns=rows[0], data=rows[1:])})
+        if path.with_suffix(".png").is_file():
+            run.log({f"{path.stem}/plot": wandb.Image(str(path.with_suffix(".png")))})
     run.finish()

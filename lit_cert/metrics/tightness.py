@@ -21,7 +21,7 @@ from lit_cert.metrics.accuracy import RateMetric
 
 
 def local_tightness(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """(B, K) ratios ``|J| 1 / (prod D |W|) 1`` at the inputs ``x``."""
+    """(B, K) ratios ``|J| 1 / (prod D |W|) 1`` at the inputs ``x`` (1 where both are 0)."""
     layers = flat_layers(net)
     masks, shapes = {}, []
     with torch.no_grad():
@@ -52,7 +52,10 @@ def local_tightness(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
             else:
                 radius = layer(radius)
         denominator = radius
-    return numerator / denominator.clamp(min=1e-30)
+    # an output no input can move (e.g. every path through dead ReLUs) has both radii 0:
+    # box propagation is exact there, so its tightness is 1 rather than 0/0
+    dead = denominator <= 0
+    return torch.where(dead, torch.ones_like(numerator), numerator / denominator.masked_fill(dead, 1.0))
 
 
 class PropagationTightness(RateMetric):
