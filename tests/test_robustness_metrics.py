@@ -62,3 +62,33 @@ def test_relu_stability_counts():
     unstable = sum(((a < 0) & (b > 0)).sum().item() for a, b in record["relu_inputs"])
     assert frac[2].item() == pytest.approx(unstable / n_total)
     assert l.shape == (8, 24)
+
+
+def test_validation_logs_pgd_accuracy_and_relu_stability():
+    """The methods log PGD accuracy and ReLU stability under Lightning's inference mode, and the
+    logged numbers agree with the metrics run by hand on the same data."""
+    import lightning as L
+
+    from lit_cert.data import SyntheticImages
+    from lit_cert.methods import IBP
+    from lit_cert.models import FC
+
+    dm = SyntheticImages(train_size=64, val_size=48, test_size=16, batch_size=16)
+    dm.setup()
+    torch.manual_seed(0)
+    model = IBP(network=FC(hidden=[16, 16]), data_info=dm.info, eps_train=0.3, eps_test=0.3, pgd_eval_steps=10)
+    trainer = L.Trainer(max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                        enable_model_summary=False)
+    logged = trainer.validate(model, datamodule=dm, verbose=False)[0]
+    fractions = [logged[f"val/relu_{k}"] for k in ("active", "dead", "unstable")]
+    assert sum(fractions) == pytest.approx(1.0, abs=1e-5) and fractions[2] > 0
+    assert logged["val/cert_acc"] <= logged["val/pgd_acc"] <= logged["val/nat_acc"]
+    net = model.net.eval()
+    x = torch.stack([dm.val_set[i][0] for i in range(48)])
+    y = torch.stack([torch.as_tensor(dm.val_set[i][1]) for i in range(48)])
+    stability = ReLUStability(0.3)
+    stability.update(net, x)
+    assert torch.allclose(stability.compute(), torch.tensor(fractions), atol=1e-6)
+    assert logged["val/pgd_acc"] < logged["val/nat_acc"] or logged["val/nat_acc"] == 0  # the attack does something
+    with pytest.raises(Exception, match="pgd_eval_steps"):
+        IBP(network=FC(hidden=[16]), data_info=dm.info, eps_test=0.05, pgd_eval_steps=-1)

@@ -40,7 +40,7 @@ from lit_cert.bounds.spec import margin_spec, robust_cross_entropy
 from lit_cert.data.info import DataInfo
 from lit_cert.errors import ConfigError
 from lit_cert.methods.regularizers import l1_penalty
-from lit_cert.metrics import CertifiedAccuracy, NaturalAccuracy, PropagationTightness
+from lit_cert.metrics import CertifiedAccuracy, NaturalAccuracy, PGDAccuracy, PropagationTightness, ReLUStability
 from lit_cert.models.architectures import Architecture
 
 #: certifiers usable for validation/test certified accuracy: name -> (net, lb, ub, C) -> margin lb
@@ -75,6 +75,11 @@ class CertifiedMethod(L.LightningModule):
         l1: weight of the L1 penalty on Linear/Conv weights.
         certifier: bound method for validation/test certification.
         log_tightness: log the local propagation tightness (Mao et al.) in validation/test.
+        log_relu_stability: log the fractions of active/dead/unstable ReLUs under IBP bounds of
+            the eps_test ball (``{stage}/relu_active|relu_dead|relu_unstable``).
+        pgd_eval_steps: if > 0, also log ``{stage}/pgd_acc``, the accuracy under a PGD attack
+            (margin loss, this many steps, ``pgd_eval_restarts`` restarts) at eps_test: an upper
+            bound of the certified accuracy that shows the gap the certifier leaves.
     """
 
     def __init__(
@@ -92,6 +97,9 @@ class CertifiedMethod(L.LightningModule):
         l1: float = 0.0,
         certifier: str = "ibp",
         log_tightness: bool = True,
+        log_relu_stability: bool = True,
+        pgd_eval_steps: int = 0,
+        pgd_eval_restarts: int = 1,
     ):
         super().__init__()
         if data_info is None:
@@ -111,6 +119,8 @@ class CertifiedMethod(L.LightningModule):
             raise ConfigError(f"unknown certifier {certifier!r}; available: {sorted(CERTIFIERS)}")
         if optimizer not in ("adam", "sgd"):
             raise ConfigError(f"optimizer must be 'adam' or 'sgd', got {optimizer!r}")
+        if pgd_eval_steps < 0 or pgd_eval_restarts < 1:
+            raise ConfigError(f"pgd_eval_steps must be >= 0 and pgd_eval_restarts >= 1, got {pgd_eval_steps}, {pgd_eval_restarts}")
         if lr <= 0 or l1 < 0:
             raise ConfigError(f"lr must be > 0 and l1 >= 0, got lr={lr}, l1={l1}")
         self.save_hyperparameters(ignore=["data_info"])
@@ -128,6 +138,8 @@ class CertifiedMethod(L.LightningModule):
                 stage: nn.ModuleDict(
                     {"nat_acc": NaturalAccuracy(), "cert_acc": CertifiedAccuracy(), "rob_loss": MeanMetric()}
                     | ({"tightness": PropagationTightness()} if log_tightness else {})
+                    | ({"pgd_acc": PGDAccuracy(self.eps_test, pgd_eval_steps, pgd_eval_restarts)} if pgd_eval_steps else {})
+                    | ({"relu_stability": ReLUStability(self.eps_test)} if log_relu_stability else {})
                 )
                 for stage in ("val", "test")
             }
@@ -235,8 +247,29 @@ class CertifiedMethod(L.LightningModule):
         m["rob_loss"].update(robust_cross_entropy(margin_lb, y, reduction="none"))
         if "tightness" in m:
             m["tightness"].update(self.net, x)
+        if "pgd_acc" in m:
+            # Lightning evaluates under inference mode; the attack needs autograd on ordinary tensors
+            with torch.inference_mode(False), torch.enable_grad():
+                m["pgd_acc"].update(self.net, x.clone(), y.clone())
+        if "relu_stability" in m:
+            m["relu_stability"].update(self.net, x)
         for name, metric in m.items():
-            self.log(f"{stage}/{name}", metric, on_step=False, on_epoch=True, prog_bar=name == "cert_acc")
+            if name != "relu_stability":  # a 3-vector: logged at epoch end
+                self.log(f"{stage}/{name}", metric, on_step=False, on_epoch=True, prog_bar=name == "cert_acc")
+
+    def _log_relu_stability(self, stage: str) -> None:
+        metric = self.metrics[stage]["relu_stability"] if "relu_stability" in self.metrics[stage] else None
+        if metric is None or not metric.update_called:
+            return
+        for name, value in zip(("active", "dead", "unstable"), metric.compute()):
+            self.log(f"{stage}/relu_{name}", value, sync_dist=False)  # compute() already reduced over ranks
+        metric.reset()
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_relu_stability("val")
+
+    def on_test_epoch_end(self) -> None:
+        self._log_relu_stability("test")
 
     def validation_step(self, batch, batch_idx: int) -> None:
         self._evaluate(batch, "val")
