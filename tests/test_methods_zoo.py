@@ -148,7 +148,8 @@ METHODS = {
     "RelaxationTraining-crown": ("FC", "relaxation: crown"),
     "RelaxationTraining-deepz": ("FC", "relaxation: deepz"),
     "RelaxationTraining-hbox": ("FC", "relaxation: hbox"),
-    "ExpectedTightBounds": ("CNN3", "robust_weight: 0.5"),
+    "ExpectedTightBounds": ("FC", "robust_weight: 0.5"),  # blockwise: one row per block-output neuron
+    "ExpectedTightBounds-whole": ("CNN3", "blocks: whole"),
 }
 
 

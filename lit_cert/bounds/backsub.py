@@ -202,15 +202,19 @@ class LinearBounds:
                 # at most one non-diagonal affine map before the first ReLU: IBP is exact there
                 l, u = interval_bounds(prefix, self.lb, self.ub)
             else:
-                shape = self.shapes[idx]
-                n = int(torch.tensor(shape[1:]).prod())
-                eye = torch.eye(n, dtype=self.lb.dtype, device=self.lb.device).view(1, n, *shape[1:])
-                a = eye.expand(shape[0], *eye.shape[1:])
-                both = torch.cat([a, -a], dim=1)
-                low = self.lower(idx, both)
-                l, u = low[:, :n].view(shape), -low[:, n:].view(shape)
+                l, u = self.neuron_bounds(idx)
             self.pre_bounds[idx] = (l, u)
         return self.pre_bounds[idx]
+
+    def neuron_bounds(self, idx: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Bounds of every neuron of the input of layer ``idx`` (``len(layers)``: the output),
+        shaped like it: one back-substitution row per neuron and side."""
+        shape = self.shapes[idx]
+        n = int(torch.tensor(shape[1:]).prod())
+        eye = torch.eye(n, dtype=self.lb.dtype, device=self.lb.device).view(1, n, *shape[1:])
+        a = eye.expand(shape[0], *eye.shape[1:])
+        low = self.lower(idx, torch.cat([a, -a], dim=1))
+        return low[:, :n].view(shape), -low[:, n:].view(shape)
 
     def lower(self, end: int, a: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
         """Lower bound over the input box of ``a · h_end + c``; ``h_end`` = input of layer ``end``.
