@@ -134,10 +134,11 @@ def test_analyze_commands_write_their_files(workdir, capsys):
 def test_checkpoint_tightness_and_cr_curve(workdir):
     ckpt = trained_run(workdir)
     out = workdir / "an"
-    rows = main(["analyze", "tightness", "--ckpt", str(ckpt), "--limit", "32", "--out", str(out)])
-    assert 0 < rows[0][1] <= 1
+    rows = main(["analyze", "tightness", "--ckpt", str(ckpt), str(ckpt), "--limit", "32", "--out", str(out)])
+    assert len(rows) == 2 and rows[0][3] == rows[1][3] and 0 < rows[0][3] <= 1 and 0 <= rows[0][4] <= 1
+    assert rows[0][0].startswith("IBP (")
     rows = main(["analyze", "cr-curve", "--ckpt", str(ckpt), "--limit", "32", "--points", "5", "--out", str(out)])
-    values = [r[1] for r in rows]
+    values = [r[2] for r in rows]
     assert values[0] >= values[-1] and all(b <= a + 1e-9 for a, b in zip(values, values[1:]))
-    assert list(csv.reader(open(out / "cr-curve.csv")))[0] == ["eps", "certified_accuracy"]
+    assert list(csv.reader(open(out / "cr-curve.csv")))[0] == ["model", "eps", "certified_accuracy"]
     assert (out / "cr-curve.png").stat().st_size > 1000

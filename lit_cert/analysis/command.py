@@ -153,36 +153,53 @@ def expected_bounds_cmd(args) -> list[list]:
     return rows
 
 
+def _label(ckpt: str, model) -> str:
+    """A short name for a checkpoint in tables and legends: method class and run id."""
+    run = Path(ckpt).resolve().parent.parent.name
+    return f"{type(model).__name__} ({run})"
+
+
 def checkpoint_metric(args, name: str) -> list[list]:
+    """Tightness or CR curve of one or more checkpoints (one row / one curve each)."""
     from torch.utils.data import DataLoader
 
     from lit_cert.certify.data import load_run
-    from lit_cert.metrics import CRCurve, PropagationTightness
+    from lit_cert.metrics import CRCurve, NaturalAccuracy, PropagationTightness
 
-    model, dm = load_run(args.ckpt, args.config)
-    ds = dm.test_set if args.split == "test" else dm.val_set
-    n = len(ds) if args.limit is None else min(args.limit, len(ds))
-    loader = DataLoader(torch.utils.data.Subset(ds, range(n)), batch_size=100)
-    net = model.net.eval()
+    if args.config and len(args.ckpt) > 1:
+        raise SystemExit("lit_cert analyze: --config applies to a single --ckpt")
+    rows, series = [], {}
+    grid = None
+    for ckpt in args.ckpt:
+        model, dm = load_run(ckpt, args.config)
+        ds = dm.test_set if args.split == "test" else dm.val_set
+        n = len(ds) if args.limit is None else min(args.limit, len(ds))
+        loader = DataLoader(torch.utils.data.Subset(ds, range(n)), batch_size=100)
+        net, label = model.net.eval(), _label(ckpt, model)
+        if name == "tightness":
+            tightness, nat = PropagationTightness(), NaturalAccuracy()
+            with torch.no_grad():
+                for x, y in loader:
+                    tightness.update(net, x)
+                    nat.update(net(x), y)
+            rows.append([label, ckpt, n, tightness.compute().item(), nat.compute().item()])
+            print(f"lit_cert analyze tightness: {label}: tightness {rows[-1][3]:.4f}, natural accuracy "
+                  f"{rows[-1][4]:.4f} over {n} samples")
+            continue
+        if grid is None:  # one grid for all checkpoints, so the curves are comparable
+            grid = np.linspace(0, args.eps_max if args.eps_max else 2 * model.eps_test, args.points)
+        curve = CRCurve(grid.tolist())
+        for x, y in loader:
+            curve.update(net, x, y)
+        values = curve.compute().tolist()
+        rows += [[label, float(e), v] for e, v in zip(grid, values)]
+        series[f"{label}: CR-AUC {curve.auc():.3f}"] = (grid, values, "o-")
+        print(f"lit_cert analyze cr-curve: {label}: CR-AUC {curve.auc():.4f} (IBP, trapezoid, normalised)")
     if name == "tightness":
-        metric = PropagationTightness()
-        with torch.no_grad():
-            for x, _ in loader:
-                metric.update(net, x)
-        rows = [[n, metric.compute().item()]]
-        save_csv(args.out / "tightness.csv", ["samples", "tightness"], rows)
-        print(f"lit_cert analyze tightness: {rows[0][1]:.4f} over {n} samples")
+        save_csv(args.out / "tightness.csv", ["model", "checkpoint", "samples", "tightness", "natural_accuracy"], rows)
         return rows
-    grid = np.linspace(0, args.eps_max if args.eps_max else 2 * model.eps_test, args.points)
-    curve = CRCurve(grid.tolist())
-    for x, y in loader:
-        curve.update(net, x, y)
-    values = curve.compute().tolist()
-    rows = [[float(e), v] for e, v in zip(grid, values)]
-    save_csv(args.out / "cr-curve.csv", ["eps", "certified_accuracy"], rows)
-    save_plot(args.out / "cr-curve.png", None, {"IBP": (grid, values, "o-")}, "eps", "certified accuracy",
-              title=f"CR-AUC {curve.auc():.4f} (trapezoid, normalised)")
-    print(f"lit_cert analyze cr-curve: CR-AUC {curve.auc():.4f}")
+    save_csv(args.out / "cr-curve.csv", ["model", "eps", "certified_accuracy"], rows)
+    save_plot(args.out / "cr-curve.png", None, series, "eps", "IBP-certified accuracy")
     return rows
 
 
@@ -217,8 +234,8 @@ def main(argv: list[str]):
     c.add_argument("--trials", type=int, default=10)
     c.add_argument("--samples", type=int, default=2000)
     for name in ("tightness", "cr-curve"):
-        d = sub.add_parser(name, help=f"{name} of a checkpoint on a split")
-        d.add_argument("--ckpt", required=True)
+        d = sub.add_parser(name, help=f"{name} of one or more checkpoints on a split")
+        d.add_argument("--ckpt", required=True, nargs="+")
         d.add_argument("--config", default=None)
         d.add_argument("--split", choices=["test", "val"], default="test")
         d.add_argument("--limit", type=int, default=1000)
