@@ -9,7 +9,6 @@ import pytest
 from lit_cert.analysis import box_reconstruction as br
 from lit_cert.analysis.dln import tau_closed_form, tau_depth, tau_depth_approx, tau_monte_carlo, tau_relu_approx
 from lit_cert.analysis.examples import paradox_example
-from lit_cert.analysis.landscape import discontinuities, scan
 from lit_cert.cli import main
 
 from .test_certify import trained_run
@@ -102,17 +101,34 @@ def test_ibp_training_makes_the_bottleneck_tighter():
         br.trained_reconstruction(30, 5, 0.01, "crown")
 
 
-def test_landscape_finds_the_crown_and_hbox_jumps():
+def test_refined_jumps_separate_steep_slopes_from_jumps():
+    from lit_cert.analysis.landscape import refine_jumps
+
+    deltas = np.linspace(-1, 1, 101)
+    steep = lambda t: float(np.tanh(300 * t))  # continuous, but rises by ~1.9 within one grid step
+    assert refine_jumps(steep, deltas, [steep(t) for t in deltas]) == []
+    # jumps in two neighbouring grid steps (the grid heuristic sees comparable neighbours): both found
+    two = lambda t: 0.3 * t + (t > 0.005) * 2.0 - (t > 0.025) * 1.0
+    found = refine_jumps(two, deltas, [two(t) for t in deltas])
+    assert [round(x, 3) for x, _ in found] == [0.005, 0.025]
+    assert [j for _, j in found] == pytest.approx([2.0, -1.0], abs=1e-3)
+
+
+def test_refined_jumps_on_the_paradox_example():
     import torch
+
+    from lit_cert.analysis.landscape import bound_along, refine_jumps
 
     net, lb, ub = paradox_example(0.5)
     direction = [torch.zeros_like(net[0].weight), torch.tensor([1.0, 0.0], dtype=torch.float64)]
-    deltas = np.linspace(-0.7, 0.7, 281)
-    found = {r: discontinuities(deltas, scan(net, lb, ub, 0, r, deltas, direction)) for r in ("ibp", "crown", "deepz", "hbox")}
+    deltas = np.linspace(-0.7, 0.7, 141)
+    found = {}
+    for r in ("ibp", "crown", "deepz", "hbox"):
+        f = bound_along(net, lb, ub, 0, r, direction)
+        found[r] = refine_jumps(f, deltas, [f(float(d)) for d in deltas])
     assert found["ibp"] == [] and found["deepz"] == []
-    assert len(found["crown"]) == 1 and found["crown"][0][0] == pytest.approx(-0.5, abs=0.01)  # w = 0
-    assert found["crown"][0][1] == pytest.approx(1.0, abs=1e-6)
-    assert len(found["hbox"]) == 1 and found["hbox"][0][0] == pytest.approx(0.5, abs=0.01)  # w = 1
+    assert len(found["crown"]) == 1 and found["crown"][0] == pytest.approx((-0.5, 1.0), abs=1e-4)
+    assert len(found["hbox"]) == 1 and found["hbox"][0] == pytest.approx((0.5, 2.0), abs=1e-4)
 
 
 def test_analyze_commands_write_their_files(workdir, capsys):

@@ -25,7 +25,8 @@ def save_plot(path: Path, x, series: dict, xlabel: str, ylabel: str, logx: bool 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    wide = len(series) > 6  # many curves: legend beside the axes instead of over the data
+    fig, ax = plt.subplots(figsize=(8.0 if wide else 5.5, 3.8))
     for label, (xs, ys, style) in series.items():
         ax.plot(xs, ys, style, label=label)
     ax.set_xlabel(xlabel)
@@ -35,7 +36,10 @@ def save_plot(path: Path, x, series: dict, xlabel: str, ylabel: str, logx: bool 
     if logy:
         ax.set_yscale("log")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    if wide:
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    else:
+        ax.legend(fontsize=8)
     if title:
         ax.set_title(title, fontsize=9)
     fig.tight_layout()
@@ -57,7 +61,8 @@ def dln_init(args) -> list[list]:
     for depth in args.depths:
         sel = [r for r in rows if r[1] == depth]
         ws = [r[0] for r in sel]
-        series[f"closed form, L={depth}"] = (ws, [r[2] for r in sel], "k-")
+        # one legend entry for all closed-form lines (labels starting with "_" are hidden)
+        series["closed form tau(d)^(L-1)" if depth == args.depths[0] else f"_closed form, L={depth}"] = (ws, [r[2] for r in sel], "k-")
         series[f"MC linear, L={depth}"] = (ws, [r[5] for r in sel], "o")
         series[f"MC ReLU, L={depth}"] = (ws, [r[6] for r in sel], "x--")
         worst = max(abs(r[5] / r[2] - 1) for r in sel)
@@ -107,7 +112,7 @@ def box_reconstruction(args) -> list[list]:
 
 
 def landscape(args) -> list[list]:
-    from lit_cert.analysis.landscape import RELAXATIONS, discontinuities, scan
+    from lit_cert.analysis.landscape import RELAXATIONS, bound_along, refine_jumps
 
     if args.ckpt:
         from lit_cert.bounds.region import linf_box
@@ -127,8 +132,9 @@ def landscape(args) -> list[list]:
         direction = [torch.zeros_like(net[0].weight), torch.tensor([1.0, 0.0], dtype=torch.float64)]
     rows, series = [], {}
     for relaxation in RELAXATIONS:
-        values = scan(net, lb, ub, args.output, relaxation, deltas, direction)
-        jumps = discontinuities(deltas, values)
+        bound = bound_along(net, lb, ub, args.output, relaxation, direction)
+        values = np.array([bound(float(d)) for d in deltas])
+        jumps = refine_jumps(bound, deltas, values)
         print(f"lit_cert analyze landscape: {relaxation:<6} " + (", ".join(f"jump {j:+.3g} at delta={d:.3g}" for d, j in jumps) or "continuous"))
         rows += [[relaxation, float(d), float(v)] for d, v in zip(deltas, values)]
         series[relaxation] = (deltas, values, "-")
