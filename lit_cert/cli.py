@@ -16,9 +16,11 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 import sys
 from typing import Any, Optional
 
+import yaml
 from jsonargparse import set_parsing_settings
 from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
@@ -69,6 +71,9 @@ class RunConfigSaver(SaveConfigCallback):
         print(f"lit_cert: run directory {run_dir}", file=sys.stderr)
 
 
+DEFAULT_MONITOR = "val/cert_acc"
+
+
 class LitCertCLI(LightningCLI):
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.add_lightning_class_args(CertifiedSchedule, "schedule")
@@ -79,7 +84,7 @@ class LitCertCLI(LightningCLI):
         parser.add_lightning_class_args(ModelCheckpoint, "last_checkpoint")
         parser.set_defaults(
             {
-                "checkpoint.monitor": "val/cert_acc",
+                "checkpoint.monitor": DEFAULT_MONITOR,
                 "checkpoint.mode": "max",
                 "checkpoint.save_last": False,
                 "checkpoint.filename": "best-epoch{epoch:03d}",
@@ -96,6 +101,18 @@ class LitCertCLI(LightningCLI):
         parser.add_argument(
             "--test_after_fit", type=bool, default=False, help="After fit, test the best checkpoint (fit only)."
         )
+
+    def before_instantiate_classes(self) -> None:
+        check_dropped_interpolations(self.config[self.subcommand] if self.subcommand else self.config)
+
+    def before_fit(self) -> None:
+        # the default monitor suits certified training; Standard/PGD pick theirs (see
+        # CertifiedMethod.checkpoint_monitor) unless the user chose another one explicitly
+        ckpt = self.trainer.checkpoint_callback
+        wanted = getattr(self.model, "checkpoint_monitor", None)
+        if ckpt is not None and ckpt.monitor == DEFAULT_MONITOR and wanted and wanted != ckpt.monitor:
+            ckpt.monitor = wanted
+            print(f"lit_cert: best checkpoint by {wanted} ({type(self.model).__name__})", file=sys.stderr)
 
     def after_fit(self) -> None:
         ckpt = self.trainer.checkpoint_callback
@@ -180,6 +197,33 @@ def _run_extra(command: str, argv: list[str]):
             raise
         print(f"lit_cert: error: {user_error}", file=sys.stderr)
         raise SystemExit(2) from None
+
+
+def check_dropped_interpolations(cfg) -> None:
+    """Refuse a run that silently lost an interpolated model argument.
+
+    When the command line switches the method class (``--model=lit_cert.methods.SABR``),
+    jsonargparse carries the old init_args over, but drops those still written as ``${...}``
+    (they are resolved only at the end in omegaconf+ mode): the new method would silently get its
+    default instead. Name them and the fix before anything is built."""
+    model = cfg.get("model")
+    init_args = (model.get("init_args") if model is not None else None) or {}
+    dropped = []
+    for path in cfg.get("config") or []:
+        try:
+            text = yaml.safe_load(Path(str(path)).read_text()) or {}
+        except (OSError, yaml.YAMLError):
+            continue
+        file_args = ((text.get("model") or {}).get("init_args") or {}) if isinstance(text, dict) else {}
+        for key, value in file_args.items():
+            if isinstance(value, str) and "${" in value and init_args.get(key) is None:
+                dropped.append(f"{key} ({value} in {path})")
+    if dropped:
+        raise ConfigError(
+            "the method class was changed on the command line and these interpolated model arguments were "
+            f"dropped: {', '.join(dropped)}. Give them explicitly, e.g. --model.{dropped[0].split(' ')[0]}=VALUE, "
+            "or change the class_path in the config file."
+        )
 
 
 def _user_error(err: BaseException) -> BaseException | None:

@@ -210,3 +210,33 @@ def test_sigterm_saves_last_checkpoint_and_resume_continues(workdir):
     main(["fit", "--config", cfg, f"--ckpt_path={last}", f"--trainer.max_steps={state['global_step'] + 3}"])
     newest = max(glob.glob(str(workdir / "runs" / "lit_cert" / "*" / "checkpoints" / "last.ckpt")), key=os.path.getmtime)
     assert torch.load(newest, weights_only=False)["global_step"] == state["global_step"] + 3
+
+
+@pytest.mark.parametrize("method,extra,monitor", [
+    ("Standard", [], "val/nat_acc"),
+    ("PGDTraining", ["--model.pgd_eval_steps=3"], "val/pgd_acc"),
+    ("IBP", [], "val/cert_acc"),
+    ("Standard", ["--checkpoint.monitor=val/rob_loss", "--checkpoint.mode=min"], "val/rob_loss"),  # explicit wins
+])
+def test_best_checkpoint_monitor_follows_the_method(workdir, monkeypatch, method, extra, monitor):
+    """Standard/PGD training never certifies anything: selecting by val/cert_acc would keep epoch 0."""
+    import json
+
+    result = workdir / "result.json"
+    monkeypatch.setenv("LIT_CERT_RESULT_FILE", str(result))
+    cfg = write_config(workdir)
+    main(["fit", "--config", cfg, f"--model=lit_cert.methods.{method}", "--model.eps_test=0.1", "--trainer.max_epochs=3", *extra])
+    metrics = json.loads(result.read_text())
+    assert f"best/{monitor}" in metrics
+    best = [c for c in os.listdir(Path(run_dirs(workdir)[0]) / "checkpoints") if c.startswith("best-")]
+    assert len(best) == 1
+
+
+def test_class_switch_that_drops_an_interpolation_fails_clearly(workdir, capsys):
+    cfg = write_config(workdir)  # eps_test: ${model.init_args.eps_train}
+    with pytest.raises(SystemExit) as exit_info:
+        main(["fit", "--config", cfg, "--model=lit_cert.methods.SABR", "--trainer.max_epochs=1"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "eps_test (${model.init_args.eps_train} in" in err and "--model.eps_test=VALUE" in err
+    assert run_dirs(workdir) == []  # refused before anything was built

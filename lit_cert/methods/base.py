@@ -145,6 +145,13 @@ class CertifiedMethod(L.LightningModule):
             }
         )
 
+    @property
+    def checkpoint_monitor(self) -> str:
+        """The validation metric that picks the "best" checkpoint when the config keeps the
+        default ``val/cert_acc``: methods that do not aim at certification override it, since
+        their certified accuracy stays 0 and every epoch would tie with the first."""
+        return "val/cert_acc"
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
 

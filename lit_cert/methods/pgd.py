@@ -26,6 +26,11 @@ class PGDTraining(CertifiedMethod):
             raise ConfigError(f"pgd_steps/pgd_restarts must be >= 1 and pgd_step_size > 0, got {pgd_steps}, {pgd_restarts}, {pgd_step_size}")
         self.pgd_steps, self.pgd_restarts, self.pgd_step_size = pgd_steps, pgd_restarts, pgd_step_size
 
+    @property
+    def checkpoint_monitor(self) -> str:
+        """PGD accuracy when validation attacks (``pgd_eval_steps > 0``), else natural accuracy."""
+        return "val/pgd_acc" if self.hparams.pgd_eval_steps else "val/nat_acc"
+
     def adversarial_loss(self, x: torch.Tensor, y: torch.Tensor, eps: float) -> torch.Tensor:
         lb, ub = linf_box(x, eps)
         x_adv = attack_in_box(self.net, y, lb, ub, self.pgd_steps, self.pgd_restarts, self.pgd_step_size)

@@ -13,6 +13,10 @@ class Standard(CertifiedMethod):
     Validation still reports certified accuracy at ``eps_test`` (usually ~0): the reference point.
     """
 
+    @property
+    def checkpoint_monitor(self) -> str:
+        return "val/nat_acc"
+
     def natural_loss_used(self) -> bool:
         return True
 
