@@ -53,6 +53,14 @@ def main() -> None:
                 net(x)
                 margin_bounds_ibp(net, *linf_box(x, eps), spec)
 
+        def default_step():
+            with torch.no_grad():
+                net(x)
+                record: dict = {}
+                margin_bounds_ibp(net, *linf_box(x, eps), spec, record=record)
+                ReLUStability(eps).update(record=record)
+                local_tightness(net, x[:16])
+
         def tightness():
             with torch.no_grad():
                 local_tightness(net, x)
@@ -65,9 +73,11 @@ def main() -> None:
 
         base = median_time(baseline, args.repeats)
         print(f"\n{label}, eps {eps:.4g}: baseline (forward + IBP margins) {1000 * base:.1f} ms")
-        for name, fn in (("tightness", tightness), ("relu_stability", relu_stability), ("pgd_10x1", pgd10)):
+        rows = (("default val step", default_step), ("tightness, all", tightness),
+                ("relu_stability, own IBP", relu_stability), ("pgd_10x1", pgd10))
+        for name, fn in rows:
             t = median_time(fn, args.repeats)
-            print(f"  {name:<15} {1000 * t:>9.1f} ms  {t / base:>6.2f} x baseline")
+            print(f"  {name:<24} {1000 * t:>9.1f} ms  {t / base:>6.2f} x baseline")
 
 
 if __name__ == "__main__":

@@ -92,3 +92,29 @@ def test_validation_logs_pgd_accuracy_and_relu_stability():
     assert logged["val/pgd_acc"] < logged["val/nat_acc"] or logged["val/nat_acc"] == 0  # the attack does something
     with pytest.raises(Exception, match="pgd_eval_steps"):
         IBP(network=FC(hidden=[16]), data_info=dm.info, eps_test=0.05, pgd_eval_steps=-1)
+
+
+def test_validation_tightness_on_a_subset_of_each_batch():
+    import lightning as L
+
+    from lit_cert.data import SyntheticImages
+    from lit_cert.methods import IBP
+    from lit_cert.metrics import PropagationTightness
+    from lit_cert.models import FC
+
+    dm = SyntheticImages(train_size=32, val_size=48, test_size=16, batch_size=16)
+    dm.setup()
+    x = torch.stack([dm.val_set[i][0] for i in range(48)])
+    logged = {}
+    for n in (None, 4):
+        torch.manual_seed(0)
+        model = IBP(network=FC(hidden=[16, 16]), data_info=dm.info, eps_test=0.05, tightness_samples=n)
+        trainer = L.Trainer(logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
+        logged[n] = trainer.validate(model, datamodule=dm, verbose=False)[0]["val/tightness"]
+        expected = PropagationTightness()
+        for start in range(0, 48, 16):  # the first n of each validation batch
+            expected.update(model.net.eval(), x[start:start + (16 if n is None else n)])
+        assert logged[n] == pytest.approx(expected.compute().item(), rel=1e-5)
+    assert logged[4] != logged[None]
+    with pytest.raises(Exception, match="tightness_samples"):
+        IBP(network=FC(hidden=[16]), data_info=dm.info, eps_test=0.05, tightness_samples=0)

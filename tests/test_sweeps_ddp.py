@@ -113,6 +113,7 @@ model:
     eps_train: 0.05
     eps_test: 0.03
     lr: 5.0e-3
+    tightness_samples: null  # every sample: a per-batch subset would depend on the sharding
 data:
   class_path: lit_cert.data.SyntheticImages
   init_args: {train_size: 64, val_size: 64, test_size: 32, batch_size: BATCH, noise: 0.3}
@@ -142,5 +143,7 @@ def test_ddp_two_cpu_processes_match_one(workdir):
         assert one[key] == pytest.approx(two[key], abs=1e-6), key
     assert one["val/rob_loss"] == pytest.approx(two["val/rob_loss"], rel=1e-4)
     assert one["val/tightness"] == pytest.approx(two["val/tightness"], rel=1e-5)
+    for key in ("val/relu_active", "val/relu_dead", "val/relu_unstable"):  # summed states, then ratios
+        assert one[key] == pytest.approx(two[key], abs=1e-6), key
     assert one["final/eps"] == pytest.approx(two["final/eps"]) and one["final/kappa"] == pytest.approx(two["final/kappa"])
     assert 0 < one["val/nat_acc"]  # a trained network, not a trivial comparison

@@ -75,6 +75,11 @@ class CertifiedMethod(L.LightningModule):
         l1: weight of the L1 penalty on Linear/Conv weights.
         certifier: bound method for validation/test certification.
         log_tightness: log the local propagation tightness (Mao et al.) in validation/test.
+        tightness_samples: in validation, compute the tightness on at most this many samples
+            of each batch (None: all). It costs about K backward passes per sample (~6x a
+            validation step on CNN7 for all samples, benchmarks/bench_validation.py); the
+            per-batch subset is an unbiased estimate, but which samples it holds depends on the
+            batch size and the number of DDP ranks. Test always uses every sample.
         log_relu_stability: log the fractions of active/dead/unstable ReLUs under IBP bounds of
             the eps_test ball (``{stage}/relu_active|relu_dead|relu_unstable``).
         pgd_eval_steps: if > 0, also log ``{stage}/pgd_acc``, the accuracy under a PGD attack
@@ -97,6 +102,7 @@ class CertifiedMethod(L.LightningModule):
         l1: float = 0.0,
         certifier: str = "ibp",
         log_tightness: bool = True,
+        tightness_samples: Optional[int] = 16,
         log_relu_stability: bool = True,
         pgd_eval_steps: int = 0,
         pgd_eval_restarts: int = 1,
@@ -119,6 +125,8 @@ class CertifiedMethod(L.LightningModule):
             raise ConfigError(f"unknown certifier {certifier!r}; available: {sorted(CERTIFIERS)}")
         if optimizer not in ("adam", "sgd"):
             raise ConfigError(f"optimizer must be 'adam' or 'sgd', got {optimizer!r}")
+        if tightness_samples is not None and tightness_samples < 1:
+            raise ConfigError(f"tightness_samples must be >= 1 or null (all samples), got {tightness_samples}")
         if pgd_eval_steps < 0 or pgd_eval_restarts < 1:
             raise ConfigError(f"pgd_eval_steps must be >= 0 and pgd_eval_restarts >= 1, got {pgd_eval_steps}, {pgd_eval_restarts}")
         if lr <= 0 or l1 < 0:
@@ -239,27 +247,37 @@ class CertifiedMethod(L.LightningModule):
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "epoch"}}
 
     # ------------------------------------------------------------------ evaluation
-    def certify_margins(self, x: torch.Tensor, y: torch.Tensor, eps: float) -> torch.Tensor:
-        """Sound lower bounds of all margins over the full eps-ball, by the configured certifier."""
+    def certify_margins(self, x: torch.Tensor, y: torch.Tensor, eps: float, record: dict | None = None) -> torch.Tensor:
+        """Sound lower bounds of all margins over the full eps-ball, by the configured certifier
+        (``record`` collects IBP's pre-ReLU intervals when the certifier is IBP)."""
         lb, ub = linf_box(x, eps)
-        return CERTIFIERS[self.hparams.certifier](self.net, lb, ub, margin_spec(y, self.num_classes, x.dtype))
+        spec = margin_spec(y, self.num_classes, x.dtype)
+        if self.hparams.certifier == "ibp":
+            return margin_bounds_ibp(self.net, lb, ub, spec, record=record)
+        return CERTIFIERS[self.hparams.certifier](self.net, lb, ub, spec)
 
     def _evaluate(self, batch, stage: str) -> None:
         x, y = batch
         logits = self.net(x)
-        margin_lb = self.certify_margins(x, y, self.eps_test)
         m = self.metrics[stage]
+        # the IBP certifier's intervals also give the ReLU states: no second IBP pass
+        record: dict | None = {} if "relu_stability" in m and self.hparams.certifier == "ibp" else None
+        margin_lb = self.certify_margins(x, y, self.eps_test, record)
         m["nat_acc"].update(logits, y)
         m["cert_acc"].update(margin_lb, y)
         m["rob_loss"].update(robust_cross_entropy(margin_lb, y, reduction="none"))
         if "tightness" in m:
-            m["tightness"].update(self.net, x)
+            n = self.hparams.tightness_samples
+            m["tightness"].update(self.net, x if stage == "test" or n is None else x[:n])
         if "pgd_acc" in m:
             # Lightning evaluates under inference mode; the attack needs autograd on ordinary tensors
             with torch.inference_mode(False), torch.enable_grad():
                 m["pgd_acc"].update(self.net, x.clone(), y.clone())
         if "relu_stability" in m:
-            m["relu_stability"].update(self.net, x)
+            if record is not None:
+                m["relu_stability"].update(record=record)
+            else:
+                m["relu_stability"].update(self.net, x)
         for name, metric in m.items():
             if name != "relu_stability":  # a 3-vector: logged at epoch end
                 self.log(f"{stage}/{name}", metric, on_step=False, on_epoch=True, prog_bar=name == "cert_acc")

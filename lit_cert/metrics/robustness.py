@@ -102,10 +102,16 @@ class ReLUStability(Metric):
         self.eps = eps
         self.add_state("counts", default=torch.zeros(3, dtype=torch.float64), dist_reduce_fx="sum")
 
-    def update(self, net: nn.Module, x: torch.Tensor) -> None:  # type: ignore[override]
-        record: dict = {}
-        with torch.no_grad():
-            interval_bounds(net, *linf_box(x, self.eps), record=record)
+    def update(self, net: nn.Module | None = None, x: torch.Tensor | None = None, record: dict | None = None) -> None:  # type: ignore[override]
+        """``update(net, x)`` runs IBP on the eps-ball of ``x``; ``update(record=...)`` counts
+        from the pre-ReLU intervals an IBP pass already recorded (``record["relu_inputs"]``),
+        e.g. the validation certifier's own pass at the same eps."""
+        if record is None:
+            if net is None or x is None:
+                raise ValueError("ReLUStability.update needs (net, x) or record=")
+            record = {}
+            with torch.no_grad():
+                interval_bounds(net, *linf_box(x, self.eps), record=record)
         for lb, ub in record.get("relu_inputs", []):
             active, dead = (lb >= 0), (ub <= 0)
             self.counts += torch.stack([active.sum(), dead.sum(), (~(active | dead)).sum()]).to(self.counts.dtype)
