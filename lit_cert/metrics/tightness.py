@@ -6,8 +6,8 @@ normalisation are diagonal affine maps). For a box of radius r the optimal outpu
 radius ``|J| r`` while layer-wise propagation with the same pattern gives
 ``|W_L| D |W_{L-1}| ... D |W_1| r``. Tightness is their ratio per output (in (0, 1], 1 = box
 propagation loses nothing), averaged over outputs and samples. Both terms are computed with
-passes through the layers (K backward passes batched for ``|J| 1``, one forward pass of
-absolute weights for the denominator): no Jacobian is materialised per layer.
+passes through the network (K reverse-mode autograd passes for the rows of ``J``, one forward
+pass of absolute weights for the denominator): no Jacobian is materialised per layer.
 """
 
 from __future__ import annotations
@@ -15,42 +15,39 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from lit_cert.bounds.backsub import backward_rule
 from lit_cert.bounds.box import AFFINE_RULES, flat_layers, rule_for
 from lit_cert.metrics.accuracy import RateMetric
+
+
+def _jacobian_row_norms(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """(B, K) L1 norms of the rows of the local Jacobian ``J = d net / d x``: K reverse-mode
+    passes (one per output) through one recorded forward pass, wherever the caller stands
+    (Lightning evaluates under inference mode, hence the explicit switches)."""
+    with torch.inference_mode(False), torch.enable_grad():
+        xx = x.detach().clone().requires_grad_(True)
+        out = net(xx)
+        rows = []
+        for k in range(out.shape[1]):
+            (g,) = torch.autograd.grad(out[:, k].sum(), xx, retain_graph=k < out.shape[1] - 1)
+            rows.append(g.abs().flatten(1).sum(1))
+    return torch.stack(rows, 1).detach()
 
 
 def local_tightness(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """(B, K) ratios ``|J| 1 / (prod D |W|) 1`` at the inputs ``x`` (1 where both are 0)."""
     layers = flat_layers(net)
-    masks, shapes = {}, []
+    numerator = _jacobian_row_norms(nn.Sequential(*layers), x)
     with torch.no_grad():
-        z = x
-        for i, layer in enumerate(layers):
-            shapes.append(z.shape)
+        # denominator: radius 1 through |W| layer by layer with the activation pattern at x
+        z, radius = x, torch.ones_like(x)
+        for layer in layers:
             if isinstance(layer, nn.ReLU):
-                masks[i] = (z > 0).to(z.dtype)
-            z = layer(z)
-        k = z.shape[1]
-        # numerator: rows of J by pushing e_j backwards through the linearised network
-        a = torch.eye(k, dtype=x.dtype, device=x.device).expand(x.shape[0], k, k)
-        c = torch.zeros(x.shape[0], k, dtype=x.dtype, device=x.device)
-        for i in range(len(layers) - 1, -1, -1):
-            layer = layers[i]
-            if isinstance(layer, nn.ReLU):
-                a = a * masks[i].unsqueeze(1)
-            else:
-                a, c = backward_rule(layer)(layer, a, c, shapes[i])
-        numerator = a.abs().flatten(2).sum(-1)
-        # denominator: radius 1 through |W| layer by layer with the same pattern
-        radius = torch.ones_like(x)
-        for i, layer in enumerate(layers):
-            if isinstance(layer, nn.ReLU):
-                radius = radius * masks[i]
+                radius = radius * (z > 0).to(z.dtype)
             elif rule_for(layer) in AFFINE_RULES.values():
                 _, radius = rule_for(layer)(layer, torch.zeros_like(radius), radius)
             else:
                 radius = layer(radius)
+            z = layer(z)
         denominator = radius
     # an output no input can move (e.g. every path through dead ReLUs) has both radii 0:
     # box propagation is exact there, so its tightness is 1 rather than 0/0
