@@ -158,3 +158,21 @@ def test_checkpoint_tightness_and_cr_curve(workdir):
     assert values[0] >= values[-1] and all(b <= a + 1e-9 for a, b in zip(values, values[1:]))
     assert list(csv.reader(open(out / "cr-curve.csv")))[0] == ["model", "eps", "certified_accuracy"]
     assert (out / "cr-curve.png").stat().st_size > 1000
+
+
+def test_analysis_logs_into_an_active_wandb_run(workdir, monkeypatch):
+    """Inside an active W&B run (sweep agent, notebook) the tables and plots go to that run."""
+    import sys
+    import types
+
+    logged = []
+    fake_run = types.SimpleNamespace(log=lambda d: logged.append(d), finish=lambda: logged.append("finished"))
+    fake = types.SimpleNamespace(run=fake_run, Table=lambda columns, data: ("table", columns, len(data)),
+                                 Image=lambda path: ("image", path))
+    monkeypatch.setitem(sys.modules, "wandb", fake)
+    main(["analyze", "dln-init", "--widths", "4", "--depths", "2", "--samples", "2", "--out", str(workdir / "an")])
+    keys = [k for d in logged if isinstance(d, dict) for k in d]
+    assert keys == ["dln-init/table", "dln-init/plot"]
+    assert logged[0]["dln-init/table"] == ("table", ["width", "depth", "tau_closed_form", "tau_large_d", "tau_relu_approx",
+                                                     "tau_mc_linear", "tau_mc_relu"], 1)
+    assert "finished" not in logged  # not our run to finish

@@ -250,28 +250,43 @@ def main(argv: list[str]):
             d.add_argument("--points", type=int, default=11)
     for s in sub.choices.values():
         s.add_argument("--out", type=Path, default=Path("analysis"))
-        s.add_argument("--wandb", action="store_true", help="also log the table and plot to a W&B run (offline unless logged in)")
+        s.add_argument("--wandb", action="store_true",
+                       help="also log the table and plot to a W&B run (offline unless logged in); automatic inside an active run")
     args = p.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     handler = {"dln-init": dln_init, "box-reconstruction": box_reconstruction, "landscape": landscape, "expected-bounds": expected_bounds_cmd}.get(args.name)
     rows = handler(args) if handler else checkpoint_metric(args, args.name)
     print(f"lit_cert analyze {args.name}: wrote {args.out / (args.name + '.csv')}")
-    if args.wandb:
+    if args.wandb or active_wandb_run() is not None:
         log_to_wandb(args.name, args.out)
     return rows
 
 
+def active_wandb_run():
+    """The W&B run already active in this process (e.g. a sweep agent or a notebook calling
+    ``main``), else None; never imports wandb just to find out."""
+    import sys
+
+    wandb = sys.modules.get("wandb")
+    return getattr(wandb, "run", None) if wandb is not None else None
+
+
 def log_to_wandb(name: str, out: Path) -> None:
-    """One W&B run per analysis: the CSV as a table, the PNG as an image."""
+    """Log the CSV(s) as tables and the PNG(s) as images: into the active W&B run if there is
+    one, else into a new run of its own (offline unless logged in)."""
     import wandb
 
     from lit_cert.loggers import resolve_wandb_mode
 
-    run = wandb.init(project="lit_cert", job_type="analysis", name=f"analyze-{name}", dir=str(out), mode=resolve_wandb_mode())
+    run = active_wandb_run()
+    own = run is None
+    if own:
+        run = wandb.init(project="lit_cert", job_type="analysis", name=f"analyze-{name}", dir=str(out), mode=resolve_wandb_mode())
     for path in sorted(out.glob(f"{name}*.csv")):  # e.g. box-reconstruction.csv and ...-trained.csv
         with open(path) as f:
             rows = list(csv.reader(f))
         run.log({f"{path.stem}/table": wandb.Table(columns=rows[0], data=rows[1:])})
         if path.with_suffix(".png").is_file():
             run.log({f"{path.stem}/plot": wandb.Image(str(path.with_suffix(".png")))})
-    run.finish()
+    if own:
+        run.finish()
