@@ -197,7 +197,8 @@ def test_sabr_relu_shrinkage(batch):
 
     lb, ub = torch.tensor([[-1.0, 0.5, -2.0]]), torch.tensor([[3.0, 1.5, -1.0]])
     lo, hi = shrinking_relu_rule(0.5)(None, lb, ub)
-    assert torch.allclose(lo, torch.tensor([[0.75, 0.5, 0.0]])) and torch.allclose(hi, torch.tensor([[2.25, 1.5, 0.0]]))
+    # unstable [-1, 3] -> [0, 0.5 * 3]; stable-active [0.5, 1.5] and dead [-2, -1] as plain ReLU
+    assert torch.allclose(lo, torch.tensor([[0.0, 0.5, 0.0]])) and torch.allclose(hi, torch.tensor([[1.5, 1.5, 0.0]]))
     dm, x, y = batch
     plain, same, shrunk = make(SABR, dm, lam=0.5), make(SABR, dm, lam=0.5, relu_shrinkage=1.0), make(SABR, dm, lam=0.5, relu_shrinkage=0.3)
     same.load_state_dict(plain.state_dict())
