@@ -205,8 +205,10 @@ class CNN7(ConvNet):
 
 
 class CNN3(ConvNet):
-    """Small BatchNorm conv net: Conv(32,3x3,s1,p1) -> Conv(64,3x3,s2,p1) -> classes."""
+    """The anchors' ``cnn_3layer`` (Mao et al.'s tightness experiments): Conv(16, 5x5, s2, p2) ->
+    Conv(32, 4x4, s2, p1) -> Linear(classes), channels scaled by ``width``; ``bn=True`` (default)
+    is their ``cnn_3layer_bn``, with BatchNorm after each convolution."""
 
     def __init__(self, width: float = 1.0, bn: bool = True, init: Literal["default", "ibp"] = "ibp"):
-        super().__init__(convs=[(32, 3, 1, 1), (64, 3, 2, 1)], fcs=[], width=width, bn=bn, init=init)
+        super().__init__(convs=[(16, 5, 2, 2), (32, 4, 2, 1)], fcs=[], width=width, bn=bn, init=init)
 
