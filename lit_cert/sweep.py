@@ -164,7 +164,8 @@ def propose(cfg: dict, records: list[dict], count: int | None, seed: int) -> lis
         for r in records
     ]
     nxt = sweeps.next_run(cfg, runs)
-    return None if nxt is None else [{k: v["value"] for k, v in nxt.config.items()}]
+    # numpy scalars -> plain Python numbers, so run ids, JSON records and CLI overrides are stable
+    return None if nxt is None else [{k: getattr(v["value"], "item", lambda: v["value"])() for k, v in nxt.config.items()}]
 
 
 def write_table(cfg: dict, records: list[dict], out: Path) -> None:

@@ -147,3 +147,23 @@ def test_ddp_two_cpu_processes_match_one(workdir):
         assert one[key] == pytest.approx(two[key], abs=1e-6), key
     assert one["final/eps"] == pytest.approx(two["final/eps"]) and one["final/kappa"] == pytest.approx(two["final/kappa"])
     assert 0 < one["val/nat_acc"]  # a trained network, not a trivial comparison
+
+
+def test_bayes_proposals_come_from_the_wandb_engine():
+    """Offline bayes search: W&B's sweep engine proposes the next run from our records."""
+    pytest.importorskip("sweeps")
+    pytest.importorskip("sklearn")
+    from lit_cert.sweep import propose
+
+    lam, width = "model.init_args.lam", "model.init_args.network.init_args.width"
+    cfg = {"method": "bayes", "metric": {"name": "val/cert_acc", "goal": "maximize"},
+           "parameters": {lam: {"min": 0.1, "max": 0.9}, width: {"values": [0.5, 1.0, 2.0]}}}
+    first = propose(cfg, [], None, 0)
+    records = [{"run_id": f"r{i}", "status": "finished", "params": {lam: l, width: w}, "metric": m}
+               for i, (l, w, m) in enumerate([(0.2, 0.5, 0.3), (0.5, 1.0, 0.6), (0.8, 2.0, 0.4)])]
+    records.append({"run_id": "r9", "status": "failed", "params": {lam: 0.3, width: 1.0}, "metric": None})
+    nxt = propose(cfg, records, None, 0)
+    for proposal in (first, nxt):
+        assert len(proposal) == 1 and set(proposal[0]) == {lam, width}
+        assert 0.1 <= proposal[0][lam] <= 0.9 and proposal[0][width] in (0.5, 1.0, 2.0)
+        assert type(proposal[0][lam]) is float  # plain Python, not numpy
