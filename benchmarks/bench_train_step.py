@@ -10,6 +10,8 @@ fixed random batch; steps of all methods are interleaved and the median is repor
   and 0.5, CROWN-IBP (beta = 1, without and with loss fusion), SABR, TAPS, STAPS, MTL-IBP.
 * The paradox paper's CONV at Fashion-MNIST shape, batch 100, eps 0.1: the relaxations with
   their own intermediate bounds (CROWN, DeepZ, hBox), which do not scale to CNN7.
+* The paradox FC (400-200-100-100) at Fashion-MNIST shape, batch 100: expected tight bounds
+  blockwise (``blocks: ara``) and by whole-network masking (``blocks: whole``), and IBP.
 """
 
 from __future__ import annotations
@@ -24,8 +26,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import time_interleaved  # noqa: E402
 
 from lit_cert.data import CIFAR10, MNIST, FashionMNIST  # noqa: E402
-from lit_cert.methods import CROWNIBP, IBP, MTLIBP, SABR, STAPS, TAPS, PGDTraining, RelaxationTraining, Standard  # noqa: E402
-from lit_cert.models import CNN7, CONV  # noqa: E402
+from lit_cert.methods import (  # noqa: E402
+    CROWNIBP, IBP, MTLIBP, SABR, STAPS, TAPS, ExpectedTightBounds, PGDTraining, RelaxationTraining, Standard,
+)
+from lit_cert.models import CNN7, CONV, FC  # noqa: E402
 
 CNN7_METHODS = {
     "pgd": (PGDTraining, {"pgd_steps": 10}, 0.0),
@@ -42,6 +46,11 @@ CONV_METHODS = {
     "crown": (RelaxationTraining, {"relaxation": "crown"}, 0.0),
     "deepz": (RelaxationTraining, {"relaxation": "deepz"}, 0.0),
     "hbox": (RelaxationTraining, {"relaxation": "hbox"}, 0.0),
+    "ibp": (IBP, {}, 0.0),
+}
+FC_METHODS = {
+    "expected_ara": (ExpectedTightBounds, {"blocks": "ara"}, 0.0),
+    "expected_whole": (ExpectedTightBounds, {"blocks": "whole"}, 0.0),
     "ibp": (IBP, {}, 0.0),
 }
 
@@ -95,6 +104,7 @@ def main() -> None:
     ibp_only = {k: v for k, v in CNN7_METHODS.items() if k in ("ibp", "ibp_kappa0.5")}
     report("CNN7, CIFAR shape, batch 32, eps 2/255", bench(CNN7, CIFAR10.info, 32, 2 / 255, pick(ibp_only), args.repeats))
     report("CONV, Fashion-MNIST shape, batch 100, eps 0.1", bench(CONV, FashionMNIST.info, 100, 0.1, pick(CONV_METHODS), args.repeats))
+    report("FC 400-200-100-100, Fashion-MNIST shape, batch 100, eps 0.1", bench(FC, FashionMNIST.info, 100, 0.1, pick(FC_METHODS), args.repeats))
 
 
 if __name__ == "__main__":

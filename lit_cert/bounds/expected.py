@@ -14,7 +14,8 @@ Deeper networks, two modes:
   joined by single ReLUs, e.g. ``A R A | R | A R A | R | A``. Each block maps the incoming box to
   the box of its expected bounds; a joining ReLU maps a box to a box as in IBP. The bounds of a
   block's output neurons cost one back-substitution row per neuron (like CROWN's intermediate
-  bounds): cheap for fully connected nets, heavy for wide convolutional feature maps.
+  bounds): ~500x a standard step on the paradox FC on a CPU (benchmarks/RESULTS.md), far
+  more for wide convolutional feature maps -- GPU territory.
 * ``blocks="whole"``: every ReLU is masked at once, which linearises the whole network; only the
   K specification rows are back-substituted, so it costs about as much as CROWN-IBP's final
   pass. Tighter and cheaper, but no longer the paper's construction.
