@@ -215,6 +215,7 @@ def test_sigterm_saves_last_checkpoint_and_resume_continues(workdir):
 @pytest.mark.parametrize("method,extra,monitor", [
     ("Standard", [], "val/nat_acc"),
     ("PGDTraining", ["--model.pgd_eval_steps=3"], "val/pgd_acc"),
+    ("ExpectedTightBounds", [], "val/nat_acc"),
     ("IBP", [], "val/cert_acc"),
     ("Standard", ["--checkpoint.monitor=val/rob_loss", "--checkpoint.mode=min"], "val/rob_loss"),  # explicit wins
 ])

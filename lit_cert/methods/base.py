@@ -160,6 +160,12 @@ class CertifiedMethod(L.LightningModule):
         their certified accuracy stays 0 and every epoch would tie with the first."""
         return "val/cert_acc"
 
+    @property
+    def empirical_monitor(self) -> str:
+        """For methods without a sound training bound: PGD accuracy when validation attacks
+        (``pgd_eval_steps > 0``), else natural accuracy."""
+        return "val/pgd_acc" if self.hparams.pgd_eval_steps else "val/nat_acc"
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
 

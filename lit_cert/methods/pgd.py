@@ -28,8 +28,7 @@ class PGDTraining(CertifiedMethod):
 
     @property
     def checkpoint_monitor(self) -> str:
-        """PGD accuracy when validation attacks (``pgd_eval_steps > 0``), else natural accuracy."""
-        return "val/pgd_acc" if self.hparams.pgd_eval_steps else "val/nat_acc"
+        return self.empirical_monitor
 
     def adversarial_loss(self, x: torch.Tensor, y: torch.Tensor, eps: float) -> torch.Tensor:
         lb, ub = linf_box(x, eps)
