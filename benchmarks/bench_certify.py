@@ -12,26 +12,25 @@ the paradox CONV network (Fashion-MNIST shape) instead, see the stage table of
 from __future__ import annotations
 
 import argparse
-import time
+import sys
+from pathlib import Path
 
 import torch
 
-from lit_cert.attacks import pgd_attack
-from lit_cert.bounds import linf_box, margin_bounds_ibp, margin_spec
-from lit_cert.bounds.backsub import margin_bounds_crown, margin_bounds_crown_ibp
-from lit_cert.certify import alpha_crown_margins
-from lit_cert.data import MNIST, FashionMNIST
-from lit_cert.models import CNN7, CONV
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import time_interleaved  # noqa: E402
+
+from lit_cert.attacks import pgd_attack  # noqa: E402
+from lit_cert.bounds import linf_box, margin_bounds_ibp, margin_spec  # noqa: E402
+from lit_cert.bounds.backsub import margin_bounds_crown, margin_bounds_crown_ibp  # noqa: E402
+from lit_cert.certify import alpha_crown_margins  # noqa: E402
+from lit_cert.data import MNIST, FashionMNIST  # noqa: E402
+from lit_cert.models import CNN7, CONV  # noqa: E402
 
 
 def rate(fn, n: int, repeats: int = 3) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return n / sorted(times)[len(times) // 2]
+    """Samples per second: ``n`` over the median time of ``fn``."""
+    return n / time_interleaved({"fn": fn}, repeats=repeats, warmup=1)["fn"]
 
 
 def main() -> None:

@@ -12,25 +12,19 @@ what ``log_tightness`` (default on), ``log_relu_stability`` (default on) and ``p
 from __future__ import annotations
 
 import argparse
-import time
+import sys
+from pathlib import Path
 
 import torch
 
-from lit_cert.attacks import pgd_attack
-from lit_cert.bounds import linf_box, margin_bounds_ibp, margin_spec
-from lit_cert.data import CIFAR10, MNIST
-from lit_cert.metrics import ReLUStability, local_tightness
-from lit_cert.models import CNN7
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import time_interleaved  # noqa: E402
 
-
-def median_time(fn, repeats: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return sorted(times)[len(times) // 2]
+from lit_cert.attacks import pgd_attack  # noqa: E402
+from lit_cert.bounds import linf_box, margin_bounds_ibp, margin_spec  # noqa: E402
+from lit_cert.data import CIFAR10, MNIST  # noqa: E402
+from lit_cert.metrics import ReLUStability, local_tightness  # noqa: E402
+from lit_cert.models import CNN7  # noqa: E402
 
 
 def main() -> None:
@@ -41,7 +35,7 @@ def main() -> None:
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    print(f"torch {torch.__version__}, {args.threads} threads, batch {args.batch}, median of {args.repeats}")
+    print(f"torch {torch.__version__}, {args.threads} threads, batch {args.batch}, median of {args.repeats} interleaved")
     for label, info, eps in (("CNN7, MNIST shape", MNIST.info, 0.1), ("CNN7, CIFAR shape", CIFAR10.info, 2 / 255)):
         net = CNN7().build(info).eval()
         x = torch.rand(args.batch, *info.in_shape)
@@ -71,13 +65,13 @@ def main() -> None:
         def pgd10():
             pgd_attack(net, x, y, eps, steps=10, restarts=1, loss="margin")
 
-        base = median_time(baseline, args.repeats)
+        rows = {"baseline": baseline, "default val step": default_step, "tightness, all": tightness,
+                "relu_stability, own IBP": relu_stability, "pgd_10x1": pgd10}
+        t = time_interleaved(rows, repeats=args.repeats, warmup=1)
+        base = t.pop("baseline")
         print(f"\n{label}, eps {eps:.4g}: baseline (forward + IBP margins) {1000 * base:.1f} ms")
-        rows = (("default val step", default_step), ("tightness, all", tightness),
-                ("relu_stability, own IBP", relu_stability), ("pgd_10x1", pgd10))
-        for name, fn in rows:
-            t = median_time(fn, args.repeats)
-            print(f"  {name:<24} {1000 * t:>9.1f} ms  {t / base:>6.2f} x baseline")
+        for name, v in t.items():
+            print(f"  {name:<24} {1000 * v:>9.1f} ms  {v / base:>6.2f} x baseline")
 
 
 if __name__ == "__main__":

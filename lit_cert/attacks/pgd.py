@@ -62,9 +62,9 @@ def pgd_attack(
 ) -> torch.Tensor:
     """L∞ PGD within ``eps`` of ``x`` (clamped to [0, 1]); ``loss`` is ``"ce"`` or ``"margin"``.
 
-    The margin loss maximises ``max_{i != y} z_i - z_y`` (positive means misclassified).
+    The margin loss maximises ``max_{i != y} z_i - z_y`` (positive means misclassified). Works
+    under inference mode too (Lightning's evaluation loop): the attack runs outside it, on copies.
     """
-    lb, ub = linf_box(x, eps)
     if step_size is None:
         step_size = max(eps / 4, 1e-12)
 
@@ -77,4 +77,7 @@ def pgd_attack(
         other[torch.arange(len(y), device=y.device), y] = float("-inf")
         return other.max(dim=1).values - true
 
-    return pgd_maximize(objective, lb, ub, steps=steps, step_size=step_size, restarts=restarts)
+    with torch.inference_mode(False):
+        x, y = x.clone(), y.clone()  # inference tensors cannot be saved for backward
+        lb, ub = linf_box(x, eps)
+        return pgd_maximize(objective, lb, ub, steps=steps, step_size=step_size, restarts=restarts)

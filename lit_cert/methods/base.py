@@ -255,19 +255,16 @@ class CertifiedMethod(L.LightningModule):
     # ------------------------------------------------------------------ evaluation
     def certify_margins(self, x: torch.Tensor, y: torch.Tensor, eps: float, record: dict | None = None) -> torch.Tensor:
         """Sound lower bounds of all margins over the full eps-ball, by the configured certifier
-        (``record`` collects IBP's pre-ReLU intervals when the certifier is IBP)."""
+        (``record`` collects the pre-ReLU intervals of certifiers that keep them, i.e. IBP)."""
         lb, ub = linf_box(x, eps)
-        spec = margin_spec(y, self.num_classes, x.dtype)
-        if self.hparams.certifier == "ibp":
-            return margin_bounds_ibp(self.net, lb, ub, spec, record=record)
-        return CERTIFIERS[self.hparams.certifier](self.net, lb, ub, spec)
+        return CERTIFIERS[self.hparams.certifier](self.net, lb, ub, margin_spec(y, self.num_classes, x.dtype), record=record)
 
     def _evaluate(self, batch, stage: str) -> None:
         x, y = batch
         logits = self.net(x)
         m = self.metrics[stage]
-        # the IBP certifier's intervals also give the ReLU states: no second IBP pass
-        record: dict | None = {} if "relu_stability" in m and self.hparams.certifier == "ibp" else None
+        # with the IBP certifier its intervals also give the ReLU states: no second IBP pass
+        record: dict | None = {} if "relu_stability" in m else None
         margin_lb = self.certify_margins(x, y, self.eps_test, record)
         m["nat_acc"].update(logits, y)
         m["cert_acc"].update(margin_lb, y)
@@ -276,14 +273,9 @@ class CertifiedMethod(L.LightningModule):
             n = self.hparams.tightness_samples
             m["tightness"].update(self.net, x if stage == "test" or n is None else x[:n])
         if "pgd_acc" in m:
-            # Lightning evaluates under inference mode; the attack needs autograd on ordinary tensors
-            with torch.inference_mode(False), torch.enable_grad():
-                m["pgd_acc"].update(self.net, x.clone(), y.clone())
+            m["pgd_acc"].update(self.net, x, y)
         if "relu_stability" in m:
-            if record is not None:
-                m["relu_stability"].update(record=record)
-            else:
-                m["relu_stability"].update(self.net, x)
+            m["relu_stability"].update(self.net, x, record=record)
         for name, metric in m.items():
             if name != "relu_stability":  # a 3-vector: logged at epoch end
                 self.log(f"{stage}/{name}", metric, on_step=False, on_epoch=True, prog_bar=name == "cert_acc")

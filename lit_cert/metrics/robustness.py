@@ -103,12 +103,12 @@ class ReLUStability(Metric):
         self.add_state("counts", default=torch.zeros(3, dtype=torch.float64), dist_reduce_fx="sum")
 
     def update(self, net: nn.Module | None = None, x: torch.Tensor | None = None, record: dict | None = None) -> None:  # type: ignore[override]
-        """``update(net, x)`` runs IBP on the eps-ball of ``x``; ``update(record=...)`` counts
-        from the pre-ReLU intervals an IBP pass already recorded (``record["relu_inputs"]``),
-        e.g. the validation certifier's own pass at the same eps."""
-        if record is None:
+        """Counts from the pre-ReLU intervals an IBP pass at this eps already recorded
+        (``record["relu_inputs"]``, e.g. the validation certifier's own pass); without such a
+        record it runs IBP on the eps-ball of ``x`` itself."""
+        if record is None or "relu_inputs" not in record:
             if net is None or x is None:
-                raise ValueError("ReLUStability.update needs (net, x) or record=")
+                raise ValueError("ReLUStability.update needs (net, x) or an IBP record")
             record = {}
             with torch.no_grad():
                 interval_bounds(net, *linf_box(x, self.eps), record=record)

@@ -19,35 +19,33 @@ from lit_cert.bounds.box import AFFINE_RULES, flat_layers, rule_for
 from lit_cert.metrics.accuracy import RateMetric
 
 
-def _jacobian_row_norms(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """(B, K) L1 norms of the rows of the local Jacobian ``J = d net / d x``: K reverse-mode
-    passes (one per output) through one recorded forward pass, wherever the caller stands
-    (Lightning evaluates under inference mode, hence the explicit switches)."""
-    with torch.inference_mode(False), torch.enable_grad():
-        xx = x.detach().clone().requires_grad_(True)
-        out = net(xx)
-        rows = []
-        for k in range(out.shape[1]):
-            (g,) = torch.autograd.grad(out[:, k].sum(), xx, retain_graph=k < out.shape[1] - 1)
-            rows.append(g.abs().flatten(1).sum(1))
-    return torch.stack(rows, 1).detach()
-
-
 def local_tightness(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """(B, K) ratios ``|J| 1 / (prod D |W|) 1`` at the inputs ``x`` (1 where both are 0)."""
     layers = flat_layers(net)
-    numerator = _jacobian_row_norms(nn.Sequential(*layers), x)
-    with torch.no_grad():
-        # denominator: radius 1 through |W| layer by layer with the activation pattern at x
-        z, radius = x, torch.ones_like(x)
-        for layer in layers:
+    masks = {}
+    # numerator: one recorded forward pass (which also gives the activation pattern), then one
+    # reverse-mode pass per output for the rows of J; Lightning evaluates under inference mode,
+    # hence the explicit switches
+    with torch.inference_mode(False), torch.enable_grad():
+        xx = x.detach().clone().requires_grad_(True)
+        z = xx
+        for i, layer in enumerate(layers):
             if isinstance(layer, nn.ReLU):
-                radius = radius * (z > 0).to(z.dtype)
+                masks[i] = (z > 0).detach().to(z.dtype)
+            z = layer(z)
+        rows = [torch.autograd.grad(z[:, k].sum(), xx, retain_graph=k < z.shape[1] - 1)[0].abs().flatten(1).sum(1)
+                for k in range(z.shape[1])]
+    numerator = torch.stack(rows, 1).detach()
+    with torch.no_grad():
+        # denominator: radius 1 through |W| layer by layer with the same pattern
+        radius = torch.ones_like(x)
+        for i, layer in enumerate(layers):
+            if isinstance(layer, nn.ReLU):
+                radius = radius * masks[i]
             elif rule_for(layer) in AFFINE_RULES.values():
                 _, radius = rule_for(layer)(layer, torch.zeros_like(radius), radius)
             else:
                 radius = layer(radius)
-            z = layer(z)
         denominator = radius
     # an output no input can move (e.g. every path through dead ReLUs) has both radii 0:
     # box propagation is exact there, so its tightness is 1 rather than 0/0
