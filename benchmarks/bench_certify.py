@@ -21,9 +21,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import time_interleaved  # noqa: E402
 
 from lit_cert.attacks import pgd_attack  # noqa: E402
-from lit_cert.bounds import linf_box, margin_bounds_ibp, margin_spec  # noqa: E402
-from lit_cert.bounds.backsub import margin_bounds_crown, margin_bounds_crown_ibp  # noqa: E402
-from lit_cert.certify import alpha_crown_margins  # noqa: E402
+from lit_cert.bounds import compute_bounds, linf_box, margin_spec  # noqa: E402
+from lit_cert.bounds.alpha_crown import alpha_crown_margins  # noqa: E402
 from lit_cert.data import MNIST, FashionMNIST  # noqa: E402
 from lit_cert.models import CNN7, CONV  # noqa: E402
 
@@ -52,9 +51,9 @@ def main() -> None:
         spec = margin_spec(y, 10)
         fns = {
             "pgd": lambda: pgd_attack(net, x, y, 0.1, steps=50, restarts=3),
-            "ibp": lambda: margin_bounds_ibp(net, lb, ub, spec),
-            "crown-ibp": lambda: margin_bounds_crown_ibp(net, lb, ub, spec),
-            "crown": lambda: margin_bounds_crown(net, lb, ub, spec),
+            "ibp": lambda: compute_bounds(net, lb, ub, spec, "ibp"),
+            "crown-ibp": lambda: compute_bounds(net, lb, ub, spec, "crown-ibp"),
+            "crown": lambda: compute_bounds(net, lb, ub, spec, "crown"),
             "alpha-crown": lambda: alpha_crown_margins(net, lb, ub, spec, steps=20),
         }
         print(f"\n{label}")

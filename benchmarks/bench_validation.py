@@ -21,9 +21,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import time_interleaved  # noqa: E402
 
 from lit_cert.attacks import pgd_attack  # noqa: E402
-from lit_cert.bounds import linf_box, margin_bounds_ibp, margin_spec  # noqa: E402
+from lit_cert.bounds import IntervalTrace, linf_box, margin_bounds_ibp, margin_spec  # noqa: E402
 from lit_cert.data import CIFAR10, MNIST  # noqa: E402
-from lit_cert.metrics import ReLUStability, local_tightness  # noqa: E402
+from lit_cert.metrics import ReLUStability, local_tightness, relu_stability_trace  # noqa: E402
 from lit_cert.models import CNN7  # noqa: E402
 
 
@@ -50,9 +50,9 @@ def main() -> None:
         def default_step():
             with torch.no_grad():
                 net(x)
-                record: dict = {}
-                margin_bounds_ibp(net, *linf_box(x, eps), spec, record=record)
-                ReLUStability(eps).update(record=record)
+                trace = IntervalTrace()
+                margin_bounds_ibp(net, *linf_box(x, eps), spec, trace=trace)
+                ReLUStability().update(trace)
                 local_tightness(net, x[:16])
 
         def tightness():
@@ -60,7 +60,7 @@ def main() -> None:
                 local_tightness(net, x)
 
         def relu_stability():
-            ReLUStability(eps).update(net, x)
+            ReLUStability().update(relu_stability_trace(net, x, eps))
 
         def pgd10():
             pgd_attack(net, x, y, eps, steps=10, restarts=1, loss="margin")

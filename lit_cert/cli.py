@@ -9,8 +9,15 @@
 * YAML may use omegaconf interpolation (``${model.init_args.eps_train}``); it is resolved
   *after* command-line overrides, so sweep overrides propagate into interpolated values.
 * Each run writes its full config (including the seed) into its own run directory
-  ``<save_dir>/<project>/<run id>/config.yaml`` next to its ``checkpoints/``.
+  ``<save_dir>/<project>/<run id>/config.yaml`` next to its ``checkpoints/``; without a logger
+  the run directory is ``<default_root_dir>/runs/lit_cert/<run id>/``.
 * ``fit --test_after_fit true`` evaluates the best checkpoint on the test split at the end.
+* Bad input -- a config value, a checkpoint that is missing, corrupt or does not fit, data that
+  is missing or corrupt, an unwritable output directory -- raises a
+  :class:`~lit_cert.errors.UserError` where it is read; :func:`main` prints it as one line
+  ``lit_cert: error: ...`` and exits with status 2, before any run directory is made.
+* SIGTERM (a cluster scheduler's stop): ``last.ckpt`` is saved, then the process exits with
+  status 143, never 0.
 """
 
 from __future__ import annotations
@@ -26,15 +33,21 @@ from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 from lightning.pytorch.loggers import WandbLogger
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from lit_cert.callbacks import CertifiedSchedule
-from lit_cert.data import DataNotFoundError, ImageDataModule
-from lit_cert.errors import ConfigError
+from lit_cert.checkpoints import check_state_fits, read_checkpoint
+from lit_cert.data import ImageDataModule
+from lit_cert.errors import ConfigError, UserError
 from lit_cert.methods import CertifiedMethod
+from lit_cert.rundir import ensure_writable_dir, new_run_id
 
 
 def run_directory(trainer: Trainer) -> str:
     """The directory of this run: where Lightning's ModelCheckpoint puts ``checkpoints/``."""
+    explicit = getattr(trainer, "lit_cert_run_dir", None)
+    if explicit:
+        return explicit
     if trainer.loggers:
         logger = trainer.loggers[0]
         save_dir = logger.save_dir or trainer.default_root_dir
@@ -60,8 +73,7 @@ class RunConfigSaver(SaveConfigCallback):
     Lightning's default writes to ``trainer.log_dir``, which WandbLogger shares between runs."""
 
     def save_config(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
-        run_dir = run_directory(trainer)
-        os.makedirs(run_dir, exist_ok=True)
+        run_dir = str(ensure_writable_dir(run_directory(trainer), "run directory"))
         path = os.path.join(run_dir, self.config_filename)
         self.parser.save(self.config, path, skip_none=False, overwrite=True, multifile=False)
         for logger in trainer.loggers:
@@ -105,7 +117,37 @@ class LitCertCLI(LightningCLI):
     def before_instantiate_classes(self) -> None:
         check_dropped_interpolations(self.config[self.subcommand] if self.subcommand else self.config)
 
+    def instantiate_trainer(self, **kwargs: Any) -> Trainer:
+        trainer = super().instantiate_trainer(**kwargs)
+        if not trainer.loggers:  # every run its own directory, logger or not
+            run_dir = os.path.join(trainer.default_root_dir, "runs", "lit_cert", new_run_id())
+            trainer.lit_cert_run_dir = run_dir
+            for cb in trainer.checkpoint_callbacks:
+                if cb.dirpath is None:
+                    cb.dirpath = os.path.realpath(os.path.join(run_dir, "checkpoints"))
+        return trainer
+
+    def early_checks(self, stage: str) -> None:
+        """Problems a run would otherwise meet only after it made its run directory (or mid-way
+        through training): the checkpoint to resume from or test, and the data files."""
+        ckpt_path = self.config[self.subcommand].get("ckpt_path")
+        if ckpt_path and str(ckpt_path) not in ("last", "best", "hpc", "registry"):
+            check_state_fits(self.model, read_checkpoint(ckpt_path)["state_dict"], str(ckpt_path))
+        dm = self.datamodule
+        if dm is not None:
+            if int(os.environ.get("LOCAL_RANK", 0)) == 0:
+                dm.prepare_data()
+            if dm.locate() is not None:
+                dm.setup(stage)
+
+    def before_validate(self) -> None:
+        self.early_checks("validate")
+
+    def before_test(self) -> None:
+        self.early_checks("test")
+
     def before_fit(self) -> None:
+        self.early_checks("fit")
         # the default monitor suits certified training; Standard/PGD pick theirs (see
         # CertifiedMethod.checkpoint_monitor) unless the user chose another one explicitly
         ckpt = self.trainer.checkpoint_callback
@@ -174,29 +216,22 @@ EXTRA_COMMANDS = ("certify", "export", "sweep", "analyze")
 
 
 def _run_extra(command: str, argv: list[str]):
-    """Commands outside LightningCLI: ``certify`` and ``export`` (argparse, own --help)."""
-    try:
-        if command == "certify":
-            from lit_cert.certify.run import main as certify_main
+    """Commands outside LightningCLI (argparse, own --help)."""
+    if command == "certify":
+        from lit_cert.certify.run import main as certify_main
 
-            return certify_main(argv)
-        if command == "analyze":
-            from lit_cert.analysis.command import main as analyze_main
+        return certify_main(argv)
+    if command == "analyze":
+        from lit_cert.analysis.command import main as analyze_main
 
-            return analyze_main(argv)
-        if command == "sweep":
-            from lit_cert.sweep import main as sweep_main
+        return analyze_main(argv)
+    if command == "sweep":
+        from lit_cert.sweep import main as sweep_main
 
-            return sweep_main(argv)
-        from lit_cert.certify.export import main as export_main
+        return sweep_main(argv)
+    from lit_cert.certify.export import main as export_main
 
-        return export_main(argv)
-    except Exception as err:  # noqa: BLE001
-        user_error = _user_error(err)
-        if user_error is None:
-            raise
-        print(f"lit_cert: error: {user_error}", file=sys.stderr)
-        raise SystemExit(2) from None
+    return export_main(argv)
 
 
 def check_dropped_interpolations(cfg) -> None:
@@ -227,10 +262,10 @@ def check_dropped_interpolations(cfg) -> None:
 
 
 def _user_error(err: BaseException) -> BaseException | None:
-    """Our ConfigError/DataNotFoundError, possibly wrapped by jsonargparse while instantiating."""
+    """Our UserError, possibly wrapped by jsonargparse while instantiating."""
     seen = set()
     while err is not None and id(err) not in seen:
-        if isinstance(err, (ConfigError, DataNotFoundError)):
+        if isinstance(err, UserError):
             return err
         seen.add(id(err))
         err = err.__cause__ or err.__context__
@@ -245,36 +280,41 @@ def _default_logger():
     return lazy_instance(AutoWandbLogger, save_dir="runs", project="lit_cert")
 
 
-def main(args: Optional[list[str]] = None) -> Optional[LitCertCLI]:
-    """Run the CLI; ``args=None`` reads ``sys.argv``. Config problems exit with status 2."""
+def main(args: Optional[list[str]] = None) -> Any:
+    """Run the CLI; ``args=None`` reads ``sys.argv``. Bad input exits with status 2 (one line on
+    stderr), SIGTERM with 143 after the last checkpoint was written."""
     # configs write interpolations as absolute paths (${model.init_args.eps_train}); omegaconf+
     # resolves them after command-line overrides once they are made relative to their node
     set_parsing_settings(omegaconf_absolute_to_relative_paths=True)
     argv = sys.argv[1:] if args is None else list(args)
-    if argv and argv[0] in EXTRA_COMMANDS:
-        return _run_extra(argv[0], argv[1:])
     try:
-        return LitCertCLI(
-            CertifiedMethod,
-            ImageDataModule,
-            subclass_mode_model=True,
-            subclass_mode_data=True,
-            save_config_callback=RunConfigSaver,
-            save_config_kwargs={"save_to_log_dir": False, "overwrite": True},
-            parser_kwargs={"parser_mode": "omegaconf+", "default_env": False},
-            trainer_defaults={"logger": _default_logger()},
-            auto_configure_optimizers=False,
-            args=args,
-        )
+        if argv and argv[0] in EXTRA_COMMANDS:
+            return _run_extra(argv[0], argv[1:])  # leaves any W&B run of the caller alone
+        try:
+            return LitCertCLI(
+                CertifiedMethod,
+                ImageDataModule,
+                subclass_mode_model=True,
+                subclass_mode_data=True,
+                save_config_callback=RunConfigSaver,
+                save_config_kwargs={"save_to_log_dir": False, "overwrite": True},
+                parser_kwargs={"parser_mode": "omegaconf+", "default_env": False},
+                trainer_defaults={"logger": _default_logger()},
+                auto_configure_optimizers=False,
+                args=args,
+            )
+        finally:
+            if "wandb" in sys.modules:
+                import wandb
+
+                if wandb.run is not None:
+                    wandb.finish()
+    except SIGTERMException:
+        print("lit_cert: stopped by SIGTERM; the last checkpoint (last.ckpt) holds the progress so far", file=sys.stderr)
+        raise SystemExit(143) from None
     except Exception as err:  # noqa: BLE001 - only our own user-facing errors are caught
         user_error = _user_error(err)
         if user_error is None:
             raise
         print(f"lit_cert: error: {user_error}", file=sys.stderr)
         raise SystemExit(2) from None
-    finally:
-        if "wandb" in sys.modules:
-            import wandb
-
-            if wandb.run is not None:
-                wandb.finish()

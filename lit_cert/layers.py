@@ -7,7 +7,10 @@ Only two layers are our own; everything else is plain ``torch.nn``:
 * :class:`BatchNorm1d` / :class:`BatchNorm2d` -- BatchNorm that remembers the statistics of the
   last training-mode forward pass. Certified training computes bounds with exactly the statistics
   of the clean batch (CTBench/TAPS convention); torch's BatchNorm does not expose them, so we
-  normalise explicitly with stored tensors and let the bound engine reuse them.
+  normalise explicitly with stored tensors and let the bound engine reuse them. By default the
+  stored statistics stay *functions of the parameters* (gradients of the bound flow back through
+  the batch mean and variance into the clean pass), exactly as in CTBench and auto_LiRPA;
+  :func:`set_batch_statistics_mode` switches a network to constant (detached) statistics.
 """
 
 from __future__ import annotations
@@ -55,14 +58,22 @@ def _scale_shift(bn: nn.Module, mean: torch.Tensor, var: torch.Tensor):
     return scale, shift
 
 
+#: how the bounds see the clean batch's BatchNorm statistics in training mode
+BN_STATISTICS = ("differentiable", "detached")
+
+
 class _RecordingBatchNorm:
     """Mixin: normalise with explicitly computed batch statistics and keep them.
 
     In training mode the batch mean and (biased) variance are computed, stored in
-    ``batch_mean``/``batch_var`` (still attached to the graph, so gradients flow through them as
-    in the clean forward pass) and the running statistics are updated like torch does. In eval
+    ``batch_mean``/``batch_var`` and the running statistics are updated like torch does. In eval
     mode the running statistics are used. :meth:`affine_params` returns the per-channel scale and
     shift that the *last* forward pass applied -- what the bound engine must use.
+
+    ``statistics`` (see :data:`BN_STATISTICS`): ``"differentiable"`` (default, the references'
+    training signal) keeps the stored statistics attached to the clean pass's graph;
+    ``"detached"`` makes the bounds (and frozen forward passes) use them as constants -- a faster
+    training step with a different gradient (benchmarks/RESULTS.md).
     """
 
     batch_mean: torch.Tensor | None
@@ -72,21 +83,29 @@ class _RecordingBatchNorm:
         self.batch_mean = None
         self.batch_var = None
         self.frozen = False
+        self.statistics = "differentiable"
+
+    def _recorded(self) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.statistics == "detached":
+            return self.batch_mean.detach(), self.batch_var.detach()
+        return self.batch_mean, self.batch_var
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
         self._check_input_dim(x)
         if self.training and self.frozen and self.batch_mean is not None:
-            mean, var = self.batch_mean, self.batch_var  # reuse the clean batch's statistics
+            mean, var = self._recorded()  # reuse the clean batch's statistics
         elif self.training:
+            n = x.numel() // x.shape[1]
+            if n <= 1:  # as torch's BatchNorm: one value per channel has no variance
+                raise ValueError(f"Expected more than 1 value per channel when training, got input size {tuple(x.shape)}")
             dims = [0] + list(range(2, x.dim()))
             mean = x.mean(dims)
             var = x.var(dims, unbiased=False)
             self.batch_mean, self.batch_var = mean, var
             if self.track_running_stats:
-                n = x.numel() // x.shape[1]
                 momentum = 0.1 if self.momentum is None else self.momentum
                 with torch.no_grad():
-                    unbiased = var.detach() * (n / max(n - 1, 1))
+                    unbiased = var.detach() * (n / (n - 1))
                     self.running_mean.mul_(1 - momentum).add_(momentum * mean.detach())
                     self.running_var.mul_(1 - momentum).add_(momentum * unbiased)
                     self.num_batches_tracked.add_(1)
@@ -99,12 +118,10 @@ class _RecordingBatchNorm:
     def affine_params(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-channel (scale, shift) with ``y = x * scale + shift`` as used by the last forward.
 
-        In training mode the clean batch's statistics enter as constants (detached): the bound
-        is a function of the affine parameters only, and the clean pass need not be
-        differentiated when the natural loss has weight 0 (half the cost of a training step).
-
-        Training mode needs a preceding clean forward pass; otherwise there are no batch
-        statistics to reuse and we refuse rather than silently bound a different function.
+        In training mode these come from the clean batch's statistics, attached to its graph or
+        detached according to ``statistics``. Training mode needs a preceding clean forward
+        pass; otherwise there are no batch statistics to reuse and we refuse rather than
+        silently bound a different function.
         """
         if self.training:
             if self.batch_mean is None:
@@ -112,8 +129,7 @@ class _RecordingBatchNorm:
                     f"{type(self).__name__} is in training mode but has no batch statistics: run the "
                     "network on the clean batch before computing bounds (or call .eval())."
                 )
-            # constants for the bounds: the clean batch fixes them, gradients do not flow back
-            return _scale_shift(self, self.batch_mean.detach(), self.batch_var.detach())
+            return _scale_shift(self, *self._recorded())
         return _scale_shift(self, self.running_mean, self.running_var)
 
 
@@ -133,13 +149,26 @@ class BatchNorm2d(_RecordingBatchNorm, nn.BatchNorm2d):
         self._init_records()
 
 
+def recording_batchnorms(net: nn.Module) -> list[_RecordingBatchNorm]:
+    return [m for m in net.modules() if isinstance(m, _RecordingBatchNorm)]
+
+
+def set_batch_statistics_mode(net: nn.Module, mode: str) -> None:
+    """Make every lit_cert BatchNorm of ``net`` use ``mode`` (see :data:`BN_STATISTICS`)."""
+    if mode not in BN_STATISTICS:
+        raise ValueError(f"BatchNorm statistics mode must be one of {BN_STATISTICS}, got {mode!r}")
+    for m in recording_batchnorms(net):
+        m.statistics = mode
+
+
 @contextmanager
 def frozen_batch_stats(net: nn.Module):
     """Within this block, training-mode lit_cert BatchNorm layers reuse the statistics of the last
     clean forward pass instead of computing (and recording) new ones, and leave the running
     statistics alone. Use it to attack or sample a network in training mode so that the function
-    evaluated is exactly the one the bounds describe."""
-    layers = [m for m in net.modules() if isinstance(m, _RecordingBatchNorm)]
+    evaluated is exactly the one the bounds describe (including, in the default mode, the
+    gradient through the clean batch's statistics, as CTBench's adversarial losses have)."""
+    layers = recording_batchnorms(net)
     previous = [m.frozen for m in layers]
     for m in layers:
         m.frozen = True

@@ -15,6 +15,8 @@ from typing import Literal, Optional
 
 from lightning.pytorch.loggers import WandbLogger
 
+from lit_cert.rundir import ensure_writable_dir
+
 
 def wandb_credentials_available() -> bool:
     if os.environ.get("WANDB_API_KEY"):
@@ -55,7 +57,7 @@ class AutoWandbLogger(WandbLogger):
         entity: Optional[str] = None,
         mode: Optional[Literal["online", "offline", "disabled"]] = None,
     ):
-        Path(save_dir).mkdir(parents=True, exist_ok=True)
+        ensure_writable_dir(save_dir, "logger's save_dir")
         extra = {k: v for k, v in {"group": group, "tags": tags, "entity": entity}.items() if v}
         super().__init__(save_dir=save_dir, project=project, name=name, mode=resolve_wandb_mode(mode), **extra)
         self._wandb_init.pop("anonymous", None)  # deprecated in wandb; only produces a warning

@@ -11,6 +11,11 @@ Python). Every run gets ``$LIT_CERT_RESULT_FILE`` and writes its final metrics t
 a rerun skips finished runs, so an interrupted sweep resumes. Failures are recorded (with the
 tail of the run's log) and do not stop the sweep. At the end ``OUT/results.csv`` and
 ``OUT/<metric>.png`` (the metric against each swept parameter) are written.
+
+Stopping the runner (Ctrl-C, or SIGTERM from a scheduler) stops the run in progress too: the
+child runs in its own process group and gets SIGTERM (a lit_cert fit then saves ``last.ckpt``),
+then SIGKILL if it has not ended after a grace period. The runner prints one line and exits
+with 130 (Ctrl-C) or 143 (SIGTERM); the unfinished run is not recorded and runs again next time.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import json
 import math
 import os
 import random
+import signal
 import subprocess
 import sys
 import time
@@ -31,16 +37,34 @@ from typing import Any
 
 import yaml
 
+from lit_cert.commands import CommandParser, positive_float, positive_int
+from lit_cert.errors import ConfigError
+
 DEFAULT_COMMAND = ["${env}", "${interpreter}", "${program}", "${args}"]
 
 
+class SweepInterrupted(Exception):
+    """The runner was told to stop (SIGTERM); carries the signal number."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
 def load_sweep(path: str | Path) -> dict:
-    cfg = yaml.safe_load(Path(path).read_text())
+    if not Path(path).is_file():
+        raise ConfigError(f"sweep file {path} does not exist")
+    try:
+        cfg = yaml.safe_load(Path(path).read_text())
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path} is not valid YAML: {err}") from None
+    if not isinstance(cfg, dict):
+        raise ConfigError(f"{path}: a sweep file is a mapping with 'method' and 'parameters'")
     for key in ("method", "parameters"):
         if key not in cfg:
-            raise ValueError(f"{path}: a sweep needs '{key}'")
+            raise ConfigError(f"{path}: a sweep needs '{key}'")
     if cfg["method"] not in ("grid", "random", "bayes"):
-        raise ValueError(f"{path}: method must be grid, random or bayes, got {cfg['method']!r}")
+        raise ConfigError(f"{path}: method must be grid, random or bayes, got {cfg['method']!r}")
     return cfg
 
 
@@ -57,7 +81,7 @@ def grid_runs(parameters: dict) -> list[dict]:
     for name, spec in parameters.items():
         values = _fixed(spec)
         if values is None:
-            raise ValueError(f"grid search needs 'values' or 'value' for {name}")
+            raise ConfigError(f"grid search needs 'values' or 'value' for {name}")
         names.append(name)
         choices.append(values)
     return [dict(zip(names, combo)) for combo in itertools.product(*choices)]
@@ -77,7 +101,7 @@ def sample_parameter(spec: dict, rng: random.Random) -> Any:
         return math.exp(rng.uniform(math.log(lo), math.log(hi)))
     if dist == "log_uniform":  # W&B: min/max are exponents of e
         return math.exp(rng.uniform(lo, hi))
-    raise ValueError(f"distribution {dist!r} is not supported by the offline runner")
+    raise ConfigError(f"distribution {dist!r} is not supported by the offline runner")
 
 
 def run_id(params: dict) -> str:
@@ -121,11 +145,15 @@ def run_one(cfg: dict, params: dict, out: Path, timeout: float | None) -> dict:
     with open(run_dir / "log.txt", "w") as log:
         log.write(" ".join(cmd) + "\n")
         log.flush()
+        proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         try:
-            proc = subprocess.run(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, timeout=timeout)
-            code = proc.returncode
+            code = proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
+            stop_child(proc)
             code = "timeout"
+        except BaseException:  # Ctrl-C or SIGTERM of the runner: the run must not outlive it
+            stop_child(proc)
+            raise
     metrics = json.loads(result_file.read_text()) if result_file.is_file() else {}
     metric = cfg.get("metric", {}).get("name")
     record = {
@@ -142,6 +170,20 @@ def run_one(cfg: dict, params: dict, out: Path, timeout: float | None) -> dict:
     return record
 
 
+def stop_child(proc: subprocess.Popen, grace: float = 60.0) -> None:
+    """SIGTERM to the child's process group (lit_cert saves last.ckpt), SIGKILL after ``grace`` s."""
+    if proc.poll() is not None:
+        return
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    except ProcessLookupError:
+        pass
+
+
 def propose(cfg: dict, records: list[dict], count: int | None, seed: int) -> list[dict] | None:
     """Parameter sets to run next (None: the search is exhausted)."""
     method = cfg["method"]
@@ -152,8 +194,8 @@ def propose(cfg: dict, records: list[dict], count: int | None, seed: int) -> lis
         return [{k: sample_parameter(s, rng) for k, s in cfg["parameters"].items()} for _ in range(count or 10)]
     try:
         import sweeps  # W&B's sweep engine
-    except ImportError as err:
-        raise SystemExit("lit_cert: error: bayes sweeps need W&B's engine: pip install sweeps==0.2.0 scikit-learn") from err
+    except ImportError:
+        raise ConfigError("bayes sweeps need W&B's engine: pip install sweeps==0.2.0 scikit-learn (or pip install -e '.[bayes]')") from None
     metric = cfg["metric"]["name"]
     runs = [
         sweeps.SweepRun(
@@ -199,19 +241,38 @@ def write_table(cfg: dict, records: list[dict], out: Path) -> None:
 
 
 def main(argv: list[str]) -> list[dict]:
-    p = argparse.ArgumentParser(prog="python -m lit_cert sweep", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = CommandParser(prog="python -m lit_cert sweep", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("sweep", help="a W&B sweep YAML file")
-    p.add_argument("--count", type=int, default=None, help="number of runs (random/bayes; grid: at most this many)")
+    p.add_argument("--count", type=positive_int, default=None, help="number of runs (random/bayes; grid: at most this many)")
     p.add_argument("--out", default=None, help="output folder (default: sweep_runs/<sweep file name>)")
-    p.add_argument("--timeout", type=float, default=None, help="seconds per run before it is recorded as failed")
+    p.add_argument("--timeout", type=positive_float, default=None, help="seconds per run before it is recorded as failed")
     p.add_argument("--seed", type=int, default=0, help="random-search seed")
     args = p.parse_args(argv)
     cfg = load_sweep(args.sweep)
     cfg.setdefault("name", Path(args.sweep).stem)
-    out = Path(args.out or Path("sweep_runs") / Path(args.sweep).stem)
-    out.mkdir(parents=True, exist_ok=True)
+    from lit_cert.rundir import ensure_writable_dir
+
+    out = ensure_writable_dir(Path(args.out or Path("sweep_runs") / Path(args.sweep).stem), "sweep output folder")
+    previous = signal.signal(signal.SIGTERM, _raise_interrupted)
+    try:
+        return _run_sweep(cfg, args, out)
+    except (KeyboardInterrupt, SweepInterrupted) as err:
+        signum = err.signum if isinstance(err, SweepInterrupted) else signal.SIGINT
+        done = sum(r["status"] == "finished" for r in read_records(out / "results.jsonl"))
+        print(f"lit_cert sweep: interrupted ({signal.Signals(signum).name}); the running run was stopped, {done} finished "
+              f"runs are kept in {out / 'results.jsonl'}; rerun the same command to continue", file=sys.stderr)
+        raise SystemExit(128 + int(signum)) from None
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _raise_interrupted(signum, frame):
+    raise SweepInterrupted(signum)
+
+
+def _run_sweep(cfg: dict, args, out: Path) -> list[dict]:
     log_path = out / "results.jsonl"
-    records = [r for r in read_records(log_path)]
+    records = read_records(log_path)
     finished = {r["run_id"] for r in records if r["status"] == "finished"}
     budget = args.count
     started = 0
@@ -232,8 +293,7 @@ def main(argv: list[str]) -> list[dict]:
                 f.write(json.dumps(record) + "\n")
             if record["status"] == "finished":
                 finished.add(record["run_id"])
-            value = record["metric"]
-            print(f"lit_cert sweep: {record['status']:<8} {params} -> {value}", file=sys.stderr)
+            print(f"lit_cert sweep: {record['status']:<8} {params} -> {record['metric']}", file=sys.stderr)
         if cfg["method"] != "bayes" or (budget is not None and started >= budget):
             break
     latest = {r["run_id"]: r for r in records}

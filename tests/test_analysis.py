@@ -140,8 +140,8 @@ def test_analyze_commands_write_their_files(workdir, capsys):
     main(["analyze", "landscape", "--steps", "141", "--out", str(out), "--wandb"])  # W&B disabled in tests
     assert "crown  jump +1" in capsys.readouterr().out
     rows = main(["analyze", "expected-bounds", "--n", "5", "--k", "5", "20", "--trials", "3", "--samples", "500", "--out", str(out)])
-    assert all(0 < r[2] <= 1 for r in rows)  # coverage of the sampled true interval
-    assert rows[-1][3] > 1  # with more hidden units IBP is wider than the expected bounds
+    assert all(0 < r["gamma"] <= 1 for r in rows)  # coverage of the sampled true interval
+    assert rows[-1]["ibp_over_expected_width"] > 1  # with more hidden units IBP is wider than the expected bounds
     for name in ("dln-init", "box-reconstruction", "box-reconstruction-trained", "landscape", "expected-bounds"):
         assert (out / f"{name}.csv").stat().st_size > 0
         assert (out / f"{name}.png").stat().st_size > 1000
@@ -151,12 +151,17 @@ def test_checkpoint_tightness_and_cr_curve(workdir):
     ckpt = trained_run(workdir)
     out = workdir / "an"
     rows = main(["analyze", "tightness", "--ckpt", str(ckpt), str(ckpt), "--limit", "32", "--out", str(out)])
-    assert len(rows) == 2 and rows[0][3] == rows[1][3] and 0 < rows[0][3] <= 1 and 0 <= rows[0][4] <= 1
-    assert rows[0][0].startswith("IBP (")
-    rows = main(["analyze", "cr-curve", "--ckpt", str(ckpt), "--limit", "32", "--points", "5", "--out", str(out)])
-    values = [r[2] for r in rows]
-    assert values[0] >= values[-1] and all(b <= a + 1e-9 for a, b in zip(values, values[1:]))
-    assert list(csv.reader(open(out / "cr-curve.csv")))[0] == ["model", "eps", "certified_accuracy"]
+    assert len(rows) == 2 and rows[0]["tightness"] == rows[1]["tightness"] and 0 < rows[0]["tightness"] <= 1
+    assert 0 <= rows[0]["natural_accuracy"] <= 1 and rows[0]["model"].startswith("IBP (")
+    rows = main(["analyze", "cr-curve", "--ckpt", str(ckpt), "--limit", "32", "--points", "5", "--out", str(out),
+                 "--certifier", "ibp", "crown"])
+    for certifier in ("ibp", "crown"):
+        values = [r["certified_accuracy"] for r in rows if r["certifier"] == certifier]
+        assert len(values) == 5 and all(b <= a + 1e-9 for a, b in zip(values, values[1:]))
+    ibp = [r["certified_accuracy"] for r in rows if r["certifier"] == "ibp"]
+    crown = [r["certified_accuracy"] for r in rows if r["certifier"] == "crown"]
+    assert all(c >= i - 1e-9 for c, i in zip(crown, ibp)) and sum(crown) > sum(ibp)  # CROWN is tighter on a trained FC
+    assert list(csv.reader(open(out / "cr-curve.csv")))[0] == ["model", "certifier", "eps", "certified_accuracy"]
     assert (out / "cr-curve.png").stat().st_size > 1000
 
 

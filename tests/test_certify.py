@@ -13,7 +13,8 @@ from torch import nn
 
 from lit_cert.bounds import linf_box, margin_spec
 from lit_cert.bounds.backsub import linear_bounds
-from lit_cert.certify import Cascade, CascadeConfig, alpha_crown_margins, dense_affine_blocks, verify_milp
+from lit_cert.bounds.alpha_crown import alpha_crown_margins
+from lit_cert.certify import Cascade, CascadeConfig, dense_affine_blocks, verify_milp
 from lit_cert.cli import main
 
 from .exact import min_linear_objective, tiny_relu_net
@@ -112,12 +113,12 @@ def test_cascade_never_certifies_a_sample_with_a_counterexample():
         y[:2] = (y[:2] + 1) % 3  # two misclassified samples
         res = Cascade(net, CascadeConfig(eps=0.1, milp_timeout=10)).run(x, y, list(range(16)))
         for r in res:
-            statuses.append(r["status"])
-            if r["status"] == "certified":
-                assert grid_min_margins(net.double(), x[r["index"]].double(), 0.1, r["label"]) > -1e-6
+            statuses.append(r.status)
+            if r.status == "certified":
+                assert grid_min_margins(net.double(), x[r.index].double(), 0.1, r.label) > -1e-6
                 net.float()
-            assert r["status"] in ("certified", "falsified", "misclassified", "unknown")
-        assert [r["status"] for r in res[:2]] == ["misclassified", "misclassified"]
+            assert r.status in ("certified", "falsified", "misclassified", "unknown")
+        assert [r.status for r in res[:2]] == ["misclassified", "misclassified"]
     assert "certified" in statuses and "falsified" in statuses
     # the complete stage decides every sample of these tiny networks
     assert "unknown" not in statuses

@@ -60,32 +60,44 @@ def test_l1_penalty_added(data):
     assert torch.allclose(loss, F.cross_entropy(m.net(x), y) + 1e-3 * expected_l1, atol=1e-6)
 
 
-def test_shi_regularizer_only_during_ramp(data):
+def test_shi_regularizer_only_until_the_ramp_ends(data):
+    """CTBench's fast_reg: weight lambda_0 (1 - max(eps, 1e-6) / eps_train) from the first step
+    (warm-up included) until the eps ramp is over, added to the loss after the method's own."""
     dm, x, y = data
     m = IBP(network=CNN3(), data_info=dm.info, eps_train=0.1, eps_test=0.1, shi_reg=0.5)
-    assert m.regularizer_weight(0.0) == 0.0
-    assert m.regularizer_weight(0.025) == pytest.approx(0.5 * 0.75)
-    assert m.regularizer_weight(0.1) == 0.0
-    m.eps, m.kappa = 0.025, 0.0
+    m.eps, m.kappa, m.ramp_progress = 0.025, 0.0, 0.5
+    assert m.shi_weight() == pytest.approx(0.5 * 0.75)
     loss, logs = m.training_loss(x, y)
-    assert logs["reg_weight"] == pytest.approx(0.375)
-    assert loss > logs["rob_loss"]  # the penalty was added
-    m.eps = 0.1
+    assert loss.item() == pytest.approx((logs["rob_loss"] + logs["shi_reg"]).item(), abs=1e-6) and logs["shi_reg"] > 0
+    m.eps, m.ramp_progress = 0.0, 0.0  # warm-up: applied on the 1e-6 ball
+    assert m.shi_weight() == pytest.approx(0.5 * (1 - 1e-5))
+    loss, logs = m.training_loss(x, y)
+    assert loss.item() == pytest.approx((logs["nat_loss"] + logs["shi_reg"]).item(), abs=1e-6)
+    m.eps, m.ramp_progress = 0.1, 1.0
     _, logs_end = m.training_loss(x, y)
-    assert "reg_weight" not in logs_end
+    assert "shi_reg" not in logs_end
+
+
+def _trace(first, relus):
+    from torch import nn
+
+    from lit_cert.bounds import IntervalTrace
+
+    trace = IntervalTrace()
+    trace.add(nn.Linear(3, 2), "lu", *first)
+    for lb, ub in relus:
+        trace.add(nn.ReLU(), "lu", lb, ub)
+    return trace
 
 
 def test_shi_tightness_term_detects_exploding_boxes():
     # input radius 1, pre-activation radius 10: r0/r = 0.1 < tol = 0.5 -> (0.5 - 0.1) / 0.5 = 0.8
-    record = {
-        "first_affine_input": (-torch.ones(2, 3), torch.ones(2, 3)),
-        "relu_inputs": [(torch.tensor([[-10.0, -9.0], [-11.0, -10.0]]), torch.tensor([[10.0, 11.0], [9.0, 10.0]]))],
-    }
-    tight, relu = shi_regularizers(record, tol=0.5)
+    first = (-torch.ones(2, 3), torch.ones(2, 3))
+    wide = [(torch.tensor([[-10.0, -9.0], [-11.0, -10.0]]), torch.tensor([[10.0, 11.0], [9.0, 10.0]]))]
+    tight, relu = shi_regularizers(_trace(first, wide), tol=0.5)
     assert tight.item() == pytest.approx(0.8)
     # tight boxes: no tightness penalty
-    record["relu_inputs"] = [(torch.tensor([[0.5, -1.5]]), torch.tensor([[1.5, -0.5]]))]
-    tight, relu = shi_regularizers(record, tol=0.5)
+    tight, relu = shi_regularizers(_trace(first, [(torch.tensor([[0.5, -1.5]]), torch.tensor([[1.5, -0.5]]))]), tol=0.5)
     assert tight.item() == 0.0
     # perfectly balanced active/inactive centres: no ReLU penalty
     assert relu.item() == pytest.approx(0.0, abs=1e-6)
@@ -123,8 +135,10 @@ def test_invalid_arguments_raise_config_errors(data):
     dm, _, _ = data
     with pytest.raises(ConfigError, match="eps_test is missing"):
         IBP(network=CNN3(), data_info=dm.info)
-    with pytest.raises(ConfigError, match="eps must be >= 0"):
+    with pytest.raises(ConfigError, match="eps_train must be a finite radius"):
         IBP(network=CNN3(), data_info=dm.info, eps_train=-0.1, eps_test=0.1)
+    with pytest.raises(ConfigError, match="eps_test must be a finite radius"):
+        IBP(network=CNN3(), data_info=dm.info, eps_train=0.1, eps_test=1e9)
     with pytest.raises(ConfigError, match="unknown certifier"):
         IBP(network=CNN3(), data_info=dm.info, eps_test=0.1, certifier="magic")
     with pytest.raises(ConfigError, match="data_info"):

@@ -86,13 +86,18 @@ def test_taps_split_points_and_errors(batch):
 
 
 def test_gradient_link_routes_gradient_to_the_near_bound():
+    """CTBench's rectified linear link: within c * width of a bound, a share growing linearly to
+    1 at the bound; a degenerate box (lb = ub) splits the gradient evenly."""
     lb, ub = torch.zeros(3, requires_grad=True), torch.ones(3, requires_grad=True)
-    z = torch.tensor([0.95, 0.5, 0.1])
+    z = torch.tensor([0.95, 0.4, 0.1])
     out = GradientLink.apply(lb, ub, z, 0.5)
     assert torch.equal(out, z)
     out.sum().backward()
     assert torch.allclose(ub.grad, torch.tensor([0.9, 0.0, 0.0]))
-    assert torch.allclose(lb.grad, torch.tensor([0.0, 0.0, 0.8]))
+    assert torch.allclose(lb.grad, torch.tensor([0.0, 0.2, 0.8]))
+    point_lb, point_ub = torch.full((1,), 0.3, requires_grad=True), torch.full((1,), 0.3, requires_grad=True)
+    GradientLink.apply(point_lb, point_ub, torch.full((1,), 0.3), 0.5).sum().backward()
+    assert point_lb.grad.item() == pytest.approx(0.5) and point_ub.grad.item() == pytest.approx(0.5)
     v = torch.tensor([2.0], requires_grad=True)
     (GradScale.apply(v, 3.0) * 5).backward()
     assert v.grad.item() == 15.0

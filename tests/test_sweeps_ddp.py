@@ -88,7 +88,7 @@ def test_offline_runner_grid_with_a_failure_and_resume(workdir):
     status = {r["params"]["model.init_args.eps_train"]: r for r in records}
     assert status[0.02]["status"] == status[0.05]["status"] == "finished"
     assert status[-1.0]["status"] == "failed" and status[-1.0]["returncode"] == 2
-    assert "eps must be >= 0" in status[-1.0]["log_tail"]
+    assert "eps_train must be a finite radius" in status[-1.0]["log_tail"]
     assert 0.0 <= status[0.05]["metric"] <= 1.0
     assert status[0.05]["metrics"]["final/eps"] == pytest.approx(0.05)
     rows = (workdir / "out" / "results.csv").read_text().splitlines()

@@ -21,49 +21,70 @@ CROWN-IBP, only the final specification is back-substituted).
 
 from __future__ import annotations
 
-from typing import Literal, Sequence
+from typing import Callable, Literal, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from lit_cert.bounds.box import flat_layers, interval_bounds
+from lit_cert.bounds.trace import IntervalTrace
 from lit_cert.layers import Normalize, bn_affine_params
-
-Relaxation = Literal["crown", "deepz", "hbox"]
-RELAXATIONS = ("crown", "deepz", "hbox")
-#: "expected": the ReLU replaced by its mask 1{u >= 0} (both "bounds" equal) -- NOT sound, see
-#: lit_cert.bounds.expected; accepted by the engine, never offered as a certifier
-_ENGINE_RELAXATIONS = RELAXATIONS + ("expected",)
 
 _DIAGONAL = (Normalize, nn.modules.batchnorm._BatchNorm, nn.ReLU, nn.Flatten, nn.Identity)
 
+#: (l, u, lower_slope override or None) -> (lower slope, lower offset, upper slope, upper offset)
+#: for the *unstable* neurons (the engine makes stable neurons exact whatever the rule says)
+UnstableRule = Callable[[torch.Tensor, torch.Tensor, "torch.Tensor | None"], tuple]
 
-def relu_relaxation(l: torch.Tensor, u: torch.Tensor, kind: str, lower_slope: torch.Tensor | None = None):
+
+def _chord(l, u):
+    return u / (u - l).clamp(min=1e-12)
+
+
+def _crown(l, u, lower_slope):
+    """CROWN/DeepPoly: upper = chord, lower = x if u >= -l else 0 (adaptive; alpha overrides)."""
+    chord = _chord(l, u)
+    lo_s = (u >= -l).to(l.dtype) if lower_slope is None else lower_slope
+    return lo_s, torch.zeros_like(l), chord, -chord * l
+
+
+def _deepz(l, u, lower_slope):
+    """DeepZ (= CAP, Fast-Lin, Neurify): two parallel lines of slope u/(u-l)."""
+    chord = _chord(l, u)
+    return chord, torch.zeros_like(l), chord, -chord * l
+
+
+def _hbox(l, u, lower_slope):
+    """hBox (symbolic intervals): the constants 0 <= relu <= u."""
+    zero = torch.zeros_like(l)
+    return zero, zero, zero, u.clamp(min=0)
+
+
+#: the sound single-neuron ReLU relaxations of the back-substitution engine, by name
+RELU_RELAXATIONS: dict[str, UnstableRule] = {"crown": _crown, "deepz": _deepz, "hbox": _hbox}
+RELAXATIONS = tuple(RELU_RELAXATIONS)
+Relaxation = Literal["crown", "deepz", "hbox"]
+
+
+def relu_relaxation(l: torch.Tensor, u: torch.Tensor, kind: str | UnstableRule, lower_slope: torch.Tensor | None = None):
     """(lower slope, lower offset, upper slope, upper offset) with lo <= relu <= up on [l, u].
 
-    ``lower_slope`` (values in [0, 1]) overrides the lower slope of unstable neurons (alpha-CROWN).
+    ``kind`` is a name of :data:`RELU_RELAXATIONS` or a rule of the same signature (the unsound
+    expected-bound mask of :mod:`lit_cert.bounds.expected` is such a rule). ``lower_slope``
+    (values in [0, 1]) overrides the lower slope of unstable neurons (alpha-CROWN). Stable
+    neurons always get the exact identity / zero.
     """
+    if isinstance(kind, str):
+        if kind not in RELU_RELAXATIONS:
+            raise ValueError(f"unknown relaxation {kind!r}; choose from {RELAXATIONS}")
+        rule = RELU_RELAXATIONS[kind]
+    else:
+        rule = kind
+    lo_s, lo_b, up_s, up_b = rule(l, u, lower_slope)
     active, dead = l >= 0, u <= 0
     unstable = ~(active | dead)
     one, zero = torch.ones_like(l), torch.zeros_like(l)
-    width = (u - l).clamp(min=1e-12)
-    chord = torch.where(unstable, u / width, zero)
-    if kind == "crown":
-        lo_s = (u >= -l).to(l.dtype) if lower_slope is None else lower_slope
-        lo_b = zero
-        up_s, up_b = chord, -chord * l
-    elif kind == "deepz":
-        lo_s, lo_b = chord, zero
-        up_s, up_b = chord, -chord * l
-    elif kind == "hbox":
-        lo_s, lo_b = zero, zero
-        up_s, up_b = zero, u.clamp(min=0)
-    elif kind == "expected":
-        mask = (u >= 0).to(l.dtype)
-        lo_s, lo_b, up_s, up_b = mask, zero, mask, zero
-    else:
-        raise ValueError(f"unknown relaxation {kind!r}; choose from {RELAXATIONS}")
     lo_s = torch.where(active, one, torch.where(dead, zero, lo_s))
     up_s = torch.where(active, one, torch.where(dead, zero, up_s))
     lo_b = torch.where(unstable, lo_b, zero)
@@ -148,10 +169,14 @@ class LinearBounds:
     Args:
         layers: the network (flattened to leaf layers).
         lb, ub: the input box (B, *in_shape).
-        relaxation: ``crown``, ``deepz`` or ``hbox``.
+        relaxation: a name of :data:`RELU_RELAXATIONS` (``crown``, ``deepz``, ``hbox``) or an
+            unstable-neuron rule with its signature (see :func:`relu_relaxation`).
         intermediate: ``"same"`` (pre-ReLU bounds by the same relaxation) or ``"ibp"``.
         lower_slopes: optional dict {layer index of a ReLU: tensor of lower slopes in [0, 1]}
             for unstable neurons (alpha-CROWN); used with ``crown``.
+        trace: an :class:`IntervalTrace` of an IBP walk of the same box through the same layers
+            that already holds the pre-activation bounds (``intermediate="ibp"`` reuses them
+            instead of walking again).
     """
 
     def __init__(
@@ -159,11 +184,12 @@ class LinearBounds:
         layers: nn.Module | Sequence[nn.Module],
         lb: torch.Tensor,
         ub: torch.Tensor,
-        relaxation: str = "crown",
+        relaxation: str | UnstableRule = "crown",
         intermediate: Literal["same", "ibp"] = "same",
         lower_slopes: dict[int, torch.Tensor] | None = None,
+        trace: IntervalTrace | None = None,
     ):
-        if relaxation not in _ENGINE_RELAXATIONS:
+        if isinstance(relaxation, str) and relaxation not in RELU_RELAXATIONS:
             raise ValueError(f"unknown relaxation {relaxation!r}; choose from {RELAXATIONS}")
         if intermediate not in ("same", "ibp"):
             raise ValueError(f"intermediate must be 'same' or 'ibp', got {intermediate!r}")
@@ -174,7 +200,7 @@ class LinearBounds:
         self.pre_bounds: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}  # ReLU index -> (l, u)
         self.shapes = self._shapes()
         if intermediate == "ibp":
-            self._ibp_pre_bounds()
+            self._ibp_pre_bounds(trace)
 
     def _shapes(self) -> list[tuple[int, ...]]:
         """Input shape of every layer (batch dimension included), from one cheap forward pass."""
@@ -188,11 +214,12 @@ class LinearBounds:
             shapes.append((self.lb.shape[0], *z.shape[1:]))
         return shapes
 
-    def _ibp_pre_bounds(self) -> None:
-        record: dict = {}
-        interval_bounds(self.layers, self.lb, self.ub, record=record)
+    def _ibp_pre_bounds(self, trace: IntervalTrace | None) -> None:
         relu_idx = [i for i, m in enumerate(self.layers) if isinstance(m, nn.ReLU)]
-        for i, bounds in zip(relu_idx, record.get("relu_inputs", [])):
+        if trace is None or len(trace.relu_inputs) != len(relu_idx):
+            trace = IntervalTrace()
+            interval_bounds(self.layers, self.lb, self.ub, trace=trace)
+        for i, bounds in zip(relu_idx, trace.relu_inputs):
             self.pre_bounds[i] = bounds
 
     def relu_input_bounds(self, idx: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -261,24 +288,7 @@ def linear_bounds(
     relaxation: str = "crown",
     intermediate: Literal["same", "ibp"] = "same",
     need_upper: bool = True,
+    trace: IntervalTrace | None = None,
 ):
     """(lower, upper) bounds of ``spec @ net(x)`` over the box (upper is None if not needed)."""
-    return LinearBounds(net, lb, ub, relaxation, intermediate).output_bounds(spec, need_upper)
-
-
-def margin_bounds_crown(net, lb, ub, spec, record=None):
-    """Margin lower bounds by CROWN (DeepPoly) with CROWN intermediate bounds."""
-    return linear_bounds(net, lb, ub, spec, "crown", "same", need_upper=False)[0]
-
-
-def margin_bounds_crown_ibp(net, lb, ub, spec, record=None):
-    """Margin lower bounds by CROWN-IBP: IBP intermediate bounds, CROWN for the specification."""
-    return linear_bounds(net, lb, ub, spec, "crown", "ibp", need_upper=False)[0]
-
-
-def margin_bounds_deepz(net, lb, ub, spec, record=None):
-    return linear_bounds(net, lb, ub, spec, "deepz", "same", need_upper=False)[0]
-
-
-def margin_bounds_hbox(net, lb, ub, spec, record=None):
-    return linear_bounds(net, lb, ub, spec, "hbox", "same", need_upper=False)[0]
+    return LinearBounds(net, lb, ub, relaxation, intermediate, trace=trace).output_bounds(spec, need_upper)

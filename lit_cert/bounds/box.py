@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lit_cert.bounds.trace import IntervalTrace
 from lit_cert.layers import Normalize, bn_affine_params
 
 Interval = tuple[torch.Tensor, torch.Tensor]
@@ -105,6 +106,10 @@ class _Box:
             self.form, self.a, self.b = "cr", (self.b + self.a) / 2, (self.b - self.a) / 2
         return self.a, self.b
 
+    def record(self, trace: IntervalTrace | None, layer: nn.Module) -> None:
+        if trace is not None:
+            trace.add(layer, self.form, self.a, self.b)
+
     def apply(self, layer: nn.Module, rules: dict[type, IntervalRule] = INTERVAL_RULES) -> None:
         rule = rule_for(layer, rules)
         if rule in AFFINE_RULES.values():
@@ -118,7 +123,7 @@ def interval_bounds(
     lb: torch.Tensor,
     ub: torch.Tensor,
     spec: torch.Tensor | None = None,
-    record: dict | None = None,
+    trace: IntervalTrace | None = None,
     rules: dict[type, IntervalRule] = INTERVAL_RULES,
 ) -> Interval:
     """Propagate the box ``[lb, ub]`` through ``layers``.
@@ -126,8 +131,8 @@ def interval_bounds(
     Args:
         spec: optional ``C`` of shape (B, M, K): bounds of ``C f(x)`` are returned instead of
             ``f(x)``. Folded into a final Linear layer when there is one.
-        record: optional dict; receives ``"relu_inputs"`` (list of pre-activation intervals, one
-            per ReLU) and ``"first_affine_input"`` (the interval entering the first affine layer).
+        trace: optional :class:`~lit_cert.bounds.trace.IntervalTrace`; receives the interval
+            entering every walked layer (the folded last layer included).
         rules: the layer rules (default :data:`INTERVAL_RULES`); training heuristics such as
             SABR's ReLU shrinkage swap in their own ReLU rule here.
     """
@@ -136,21 +141,16 @@ def interval_bounds(
     body = seq[:-1] if fold else seq
     box = _Box(lb, ub)
     for layer in body:
-        if record is not None:
-            if isinstance(layer, nn.ReLU):
-                record.setdefault("relu_inputs", []).append(box.as_lu())
-            elif isinstance(layer, (nn.Linear, nn.Conv2d)) and "first_affine_input" not in record:
-                record["first_affine_input"] = box.as_lu()
+        box.record(trace, layer)
         box.apply(layer, rules)
     if spec is None:
         return box.as_lu()
     if fold:
         last: nn.Linear = seq[-1]
-        if record is not None and "first_affine_input" not in record:
-            record["first_affine_input"] = box.as_lu()
+        center, radius = box.as_cr()
+        box.record(trace, last)
         w = torch.einsum("bmk,kn->bmn", spec, last.weight)
         b = spec @ last.bias if last.bias is not None else 0.0
-        center, radius = box.as_cr()
         c = torch.einsum("bmn,bn->bm", w, center) + b
         r = torch.einsum("bmn,bn->bm", w.abs(), radius)
         return c - r, c + r
@@ -170,8 +170,8 @@ def margin_bounds_ibp(
     lb: torch.Tensor,
     ub: torch.Tensor,
     spec: torch.Tensor,
-    record: dict | None = None,
+    trace: IntervalTrace | None = None,
     rules: dict[type, IntervalRule] = INTERVAL_RULES,
 ) -> torch.Tensor:
     """Lower bounds (B, K) of the margins ``C f(x)`` over the box, by IBP."""
-    return interval_bounds(net, lb, ub, spec=spec, record=record, rules=rules)[0]
+    return interval_bounds(net, lb, ub, spec=spec, trace=trace, rules=rules)[0]

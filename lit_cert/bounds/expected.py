@@ -5,7 +5,7 @@ radius ``r``, the ReLU is replaced by the diagonal mask ``M = diag(1{upper >= 0}
 IBP), giving the interval ``A2 M (A1 c + b1) + b2 ± |A2 M A1| r``. The paper shows such bounds
 are tight *in expectation* over random networks; they are **not sound**: a point of the box may
 lie outside them. They are for training only and are never used to report certified accuracy
-(``lit_cert.methods.base.CERTIFIERS`` does not offer them).
+(they are not in :data:`lit_cert.bounds.registry.BOUND_METHODS`, the sound bound methods).
 
 Deeper networks, two modes:
 
@@ -52,8 +52,18 @@ def ara_segments(net: nn.Module) -> list[list[nn.Module]]:
     return segments
 
 
+def expected_mask_rule(l: torch.Tensor, u: torch.Tensor, lower_slope=None):
+    """The expected-bound "relaxation" of an unstable ReLU: the mask ``1{u >= 0}`` as *both*
+    linear functions (slope 1, offset 0), i.e. the neuron is treated as active. NOT sound: it
+    is a rule of the back-substitution engine's signature, kept here, away from the sound
+    relaxations of :mod:`lit_cert.bounds.backsub`."""
+    one = (u >= 0).to(l.dtype)
+    zero = torch.zeros_like(l)
+    return one, zero, one, zero
+
+
 def _engine(layers, lb, ub) -> LinearBounds:
-    return LinearBounds(layers, lb, ub, relaxation="expected", intermediate="ibp")
+    return LinearBounds(layers, lb, ub, relaxation=expected_mask_rule, intermediate="ibp")
 
 
 def expected_bounds(net: nn.Module, lb: torch.Tensor, ub: torch.Tensor, spec: torch.Tensor | None = None,

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
+
+#: how SABR places its small box near the border of the image domain (see :func:`small_box`)
+BoxConvention = Literal["sabr", "ctbench"]
+BOX_CONVENTIONS = ("sabr", "ctbench")
 
 
 def linf_box(
@@ -17,3 +23,33 @@ def linf_box(
     lb = torch.clamp(x - eps, min=lo, max=hi)
     ub = torch.clamp(x + eps, min=lo, max=hi)
     return lb, ub
+
+
+def small_box(
+    x: torch.Tensor, eps: float, lam: float, point: torch.Tensor, convention: BoxConvention = "sabr"
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """SABR's propagation region: a box of relative size ``lam`` inside the clipped eps-ball
+    ``B = [max(x - eps, 0), min(x + eps, 1)]``, centred as close to ``point`` (an adversarial
+    example in ``B``) as the box allows. Both conventions give a subset of ``B``; interior
+    pixels (``B`` not clipped) get the same box ``point`` projected to ``x ± (1 - lam) eps``,
+    radius ``lam * eps``. At the border of the image domain they differ:
+
+    * ``"sabr"`` (the SABR paper and its authors' code, Müller et al. 2023): radius
+      ``lam * eps`` in every coordinate; the centre is ``point`` projected so that the whole box
+      lies in ``B``. Where ``B`` is narrower than ``2 lam eps`` the box is ``B`` itself. (The
+      authors' code clamps the centre to ``[lb_B + lam eps, ub_B - lam eps]`` and then clips
+      the box to [0, 1]; where that interval is empty, i.e. ``lam > 1/2`` at a pixel within
+      ``eps`` of 0 or 1, its box at the upper border reaches below ``B``; we keep it inside.)
+    * ``"ctbench"`` (CTBench's re-implementation): radius ``lam`` times the *half-width of*
+      ``B`` per coordinate, centre ``point`` projected into ``B`` shrunk by that radius: border
+      pixels get proportionally smaller boxes.
+    """
+    lb_ball, ub_ball = linf_box(x, eps)
+    if convention == "sabr":
+        radius = torch.minimum(torch.full_like(x, lam * eps), (ub_ball - lb_ball) / 2)
+    elif convention == "ctbench":
+        radius = (ub_ball - lb_ball) / 2 * lam
+    else:
+        raise ValueError(f"unknown small-box convention {convention!r}; choose from {BOX_CONVENTIONS}")
+    centre = torch.min(torch.max(point, lb_ball + radius), ub_ball - radius)
+    return centre - radius, centre + radius

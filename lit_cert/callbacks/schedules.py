@@ -19,6 +19,8 @@ from typing import Any, Literal, Optional
 import lightning as L
 from lightning.pytorch.callbacks import Callback
 
+from lit_cert.errors import ConfigError
+
 
 def linear_ramp(t: float) -> float:
     """Fraction of the ramp done: ``t`` clamped to [0, 1]."""
@@ -42,7 +44,8 @@ def smooth_ramp(t: float, mid: float = 0.25, exponent: float = 4.0) -> float:
 
 
 class CertifiedSchedule(Callback):
-    """Sets ``pl_module.eps``, ``.kappa`` and ``.beta`` before every training step.
+    """Sets ``pl_module.eps``, ``.kappa``, ``.beta`` and ``.ramp_progress`` (fraction of the eps
+    ramp done, 0 in warm-up) before every training step.
 
     Args:
         warmup_epochs: epochs of standard training (eps = 0) before the ramp.
@@ -68,14 +71,16 @@ class CertifiedSchedule(Callback):
         beta_start: float = 1.0,
         beta_end: float = 0.0,
     ):
-        if warmup_epochs < 0 or ramp_epochs < 0:
-            raise ValueError(f"warmup_epochs and ramp_epochs must be >= 0, got {warmup_epochs}, {ramp_epochs}")
+        if not (math.isfinite(warmup_epochs) and math.isfinite(ramp_epochs) and warmup_epochs >= 0 and ramp_epochs >= 0):
+            raise ConfigError(f"schedule.warmup_epochs and schedule.ramp_epochs must be >= 0, got {warmup_epochs}, {ramp_epochs}")
         if shape not in ("linear", "smooth"):
-            raise ValueError(f"shape must be 'linear' or 'smooth', got {shape!r}")
+            raise ConfigError(f"schedule.shape must be 'linear' or 'smooth', got {shape!r}")
+        if not 0 < smooth_mid < 1 or smooth_exponent < 1:
+            raise ConfigError(f"schedule.smooth_mid must be in (0, 1) and smooth_exponent >= 1, got {smooth_mid}, {smooth_exponent}")
         kappa_end = kappa_start if kappa_end is None else kappa_end
         for name, v in (("kappa_start", kappa_start), ("kappa_end", kappa_end), ("beta_start", beta_start), ("beta_end", beta_end)):
             if not 0.0 <= v <= 1.0:
-                raise ValueError(f"{name} must be in [0, 1], got {v}")
+                raise ConfigError(f"schedule.{name} must be in [0, 1], got {v}")
         self.warmup_epochs, self.ramp_epochs, self.shape = warmup_epochs, ramp_epochs, shape
         self.smooth_mid, self.smooth_exponent = smooth_mid, smooth_exponent
         self.kappa_start, self.kappa_end = kappa_start, kappa_end
@@ -109,12 +114,13 @@ class CertifiedSchedule(Callback):
     def apply(self, pl_module: L.LightningModule, step: int) -> None:
         v = self.values_at(step)
         eps_train = float(getattr(pl_module, "eps_train", 0.0))
-        self.applied = {"step": step, "eps": v["eps_fraction"] * eps_train, "kappa": v["kappa"], "beta": v["beta"]}
+        self.applied = {"step": step, "eps": v["eps_fraction"] * eps_train, "kappa": v["kappa"], "beta": v["beta"],
+                        "ramp_progress": v["progress"]}
         self._set(pl_module, self.applied)
 
     @staticmethod
     def _set(pl_module: L.LightningModule, values: dict[str, float]) -> None:
-        for key in ("eps", "kappa", "beta"):
+        for key in ("eps", "kappa", "beta", "ramp_progress"):
             if key in values:
                 setattr(pl_module, key, values[key])
 
@@ -123,7 +129,9 @@ class CertifiedSchedule(Callback):
         if self.applied:  # restored from a checkpoint: continue exactly where we stopped
             self._set(pl_module, self.applied)
         else:
-            self._set(pl_module, {"eps": 0.0 if self.warmup_epochs > 0 else pl_module.eps, "kappa": self.kappa_start, "beta": self.beta_start})
+            start = self.values_at(0)
+            self._set(pl_module, {"eps": start["eps_fraction"] * float(getattr(pl_module, "eps_train", 0.0)), "kappa": start["kappa"],
+                                  "beta": start["beta"], "ramp_progress": start["progress"]})
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         batches = trainer.num_training_batches

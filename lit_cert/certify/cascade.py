@@ -5,33 +5,79 @@ Order: clean prediction (a misclassified sample is not robust) -> PGD (a counter
 a per-sample time limit). A sample leaves the cascade at the first stage that decides it; one
 that no stage decides is reported as *unknown* with the reason (time limit, network too large
 for the MILP, stage disabled) -- never silently as "not certified".
+
+Each sample's outcome is a :class:`Verdict`; the stages are the table :data:`STAGES` of
+:class:`Stage` entries, each a function that decides what it can for the samples still open.
+The incomplete bound stages take their bounds from :mod:`lit_cert.bounds.registry`.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from typing import Callable, Literal
 
 import numpy as np
 import torch
 from torch import nn
 
 from lit_cert.attacks import pgd_attack
-from lit_cert.bounds.backsub import LinearBounds, margin_bounds_crown, margin_bounds_crown_ibp
-from lit_cert.bounds.box import flat_layers, interval_bounds, margin_bounds_ibp
+from lit_cert.bounds.alpha_crown import alpha_crown_margins
+from lit_cert.bounds.backsub import LinearBounds
+from lit_cert.bounds.box import flat_layers, interval_bounds
 from lit_cert.bounds.region import linf_box
+from lit_cert.bounds.registry import compute_bounds
 from lit_cert.bounds.spec import is_certified, margin_spec
-from lit_cert.certify.alpha_crown import alpha_crown_margins
+from lit_cert.bounds.trace import IntervalTrace
 from lit_cert.certify.milp import dense_affine_blocks, verify_milp
+from lit_cert.errors import ConfigError
 
-STAGES = ("pgd", "ibp", "crown-ibp", "crown", "alpha-crown", "milp")
-BOUND_STAGES = {"ibp": margin_bounds_ibp, "crown-ibp": margin_bounds_crown_ibp, "crown": margin_bounds_crown}
+Status = Literal["certified", "falsified", "misclassified", "unknown"]
+
+
+@dataclass
+class Verdict:
+    """What the cascade decided for one sample (one JSON record per sample in the shards)."""
+
+    index: int
+    label: int
+    pred: int
+    status: Status | None = None
+    stage: str | None = None  # the stage that decided ("clean" for misclassified samples)
+    margin: float | None = None  # proven lower bound (certified) or found margin (falsified)
+    reason: str | None = None  # why an unknown sample stayed unknown
+    seconds: dict[str, float] = field(default_factory=dict)  # time spent per stage
+    details: dict = field(default_factory=dict)  # stage-specific facts (e.g. BaB domains)
+
+    @property
+    def open(self) -> bool:
+        return self.status is None
+
+    def decide(self, status: Status, stage: str, margin: float | None = None) -> None:
+        self.status, self.stage, self.margin = status, stage, None if margin is None else float(margin)
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict) -> "Verdict":
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One cascade stage: ``run(cascade, open verdicts, x, y, lb, ub, spec)`` decides what it can."""
+
+    name: str
+    kind: Literal["attack", "bound", "complete"]
+    run: Callable[..., None]
+    description: str
 
 
 @dataclass
 class CascadeConfig:
     eps: float
-    stages: tuple[str, ...] = STAGES
+    stages: tuple[str, ...] = ()
     pgd_steps: int = 50
     pgd_restarts: int = 3
     alpha_steps: int = 20
@@ -39,110 +85,12 @@ class CascadeConfig:
     milp_max_neurons: int = 5000
 
     def __post_init__(self):
+        if not self.stages:
+            self.stages = tuple(STAGES)
         unknown = [s for s in self.stages if s not in STAGES]
         if unknown:
-            raise ValueError(f"unknown stages {unknown}; available: {list(STAGES)}")
+            raise ConfigError(f"unknown stages {unknown}; available: {', '.join(STAGES)}")
         self.stages = tuple(s for s in STAGES if s in self.stages)  # always in cascade order
-
-
-@dataclass
-class Cascade:
-    net: nn.Module
-    config: CascadeConfig
-    _blocks: list | None = field(default=None, init=False)
-
-    def hidden_neurons(self, in_shape) -> int:
-        if self._blocks is None:
-            self._blocks = dense_affine_blocks(self.net, tuple(in_shape))
-        return sum(w.shape[0] for w, _ in self._blocks[:-1])
-
-    def run(self, x: torch.Tensor, y: torch.Tensor, indices: list[int]) -> list[dict]:
-        net, cfg = self.net.eval(), self.config
-        with torch.no_grad():
-            logits = net(x)
-        k = logits.shape[1]
-        res = [
-            {"index": int(i), "label": int(t), "pred": int(p), "status": None, "stage": None, "margin": None, "reason": None, "seconds": {}}
-            for i, t, p in zip(indices, y.tolist(), logits.argmax(1).tolist())
-        ]
-        for r in res:
-            if r["pred"] != r["label"]:
-                r.update(status="misclassified", stage="clean")
-        lb, ub = linf_box(x, cfg.eps)
-        spec = margin_spec(y, k, x.dtype)
-        for stage in cfg.stages:
-            todo = [i for i, r in enumerate(res) if r["status"] is None]
-            if not todo:
-                break
-            t0 = time.perf_counter()
-            sel = torch.tensor(todo)
-            if stage == "pgd":
-                self._pgd(res, todo, x[sel], y[sel], spec[sel])
-            elif stage == "milp":
-                self._milp(res, todo, x, lb, ub, spec)
-            else:
-                with torch.no_grad():
-                    if stage == "alpha-crown":
-                        margins = alpha_crown_margins(net, lb[sel], ub[sel], spec[sel], steps=cfg.alpha_steps)
-                    else:
-                        margins = BOUND_STAGES[stage](net, lb[sel], ub[sel], spec[sel])
-                for j, ok, m in zip(todo, is_certified(margins, y[sel]).tolist(), _min_other(margins, y[sel]).tolist()):
-                    if ok:
-                        res[j].update(status="certified", stage=stage, margin=float(m))
-            per = (time.perf_counter() - t0) / len(todo)
-            for j in todo:
-                res[j]["seconds"][stage] = per
-        for r in res:
-            if r["status"] is None:
-                r["status"] = "unknown"
-                r["reason"] = r["reason"] or ("MILP not run" if "milp" not in cfg.stages else "undecided")
-        return res
-
-    def _pgd(self, res, todo, x, y, spec):
-        cfg = self.config
-        x_adv = pgd_attack(self.net, x, y, cfg.eps, steps=cfg.pgd_steps, restarts=cfg.pgd_restarts, loss="margin")
-        with torch.no_grad():
-            margins = torch.einsum("bmk,bk->bm", spec, self.net(x_adv))
-        for j, m in zip(todo, _min_other(margins, y).tolist()):
-            if m <= 0:
-                res[j].update(status="falsified", stage="pgd", margin=float(m))
-
-    def _milp(self, res, todo, x, lb, ub, spec):
-        cfg = self.config
-        if self.hidden_neurons(x.shape[1:]) > cfg.milp_max_neurons:
-            for j in todo:
-                res[j]["reason"] = f"network too large for the MILP ({self.hidden_neurons(x.shape[1:])} > {cfg.milp_max_neurons} hidden neurons)"
-            return
-        relu_idx = [i for i, m in enumerate(flat_layers(self.net)) if isinstance(m, nn.ReLU)]
-        for j in todo:
-            with torch.no_grad():
-                pre = self._pre_bounds(lb[j : j + 1], ub[j : j + 1], relu_idx)
-            rows = np.delete(spec[j].double().numpy(), res[j]["label"], axis=0)
-            out = verify_milp(self._blocks, lb[j].flatten().double().numpy(), ub[j].flatten().double().numpy(), pre, rows, cfg.milp_timeout)
-            if out.status == "certified":
-                res[j].update(status="certified", stage="milp", margin=out.min_margin)
-            elif out.status == "falsified":
-                cex = torch.from_numpy(out.counterexample).to(x.dtype).view_as(x[j : j + 1])
-                cex = torch.min(torch.max(cex, lb[j : j + 1]), ub[j : j + 1])
-                with torch.no_grad():
-                    m = _min_other(torch.einsum("bmk,bk->bm", spec[j : j + 1], self.net(cex)), torch.tensor([res[j]["label"]])).item()
-                if m <= 0:
-                    res[j].update(status="falsified", stage="milp", margin=float(m))
-                else:
-                    res[j]["reason"] = f"MILP counterexample not confirmed in float32 (margin {m:.2e})"
-            else:
-                res[j]["reason"] = f"MILP time limit ({cfg.milp_timeout:g}s)"
-
-    def _pre_bounds(self, lb, ub, relu_idx):
-        """Sound pre-activation bounds for the big-M constants: CROWN intersected with IBP."""
-        eng = LinearBounds(self.net, lb, ub, "crown", "same")
-        record: dict = {}
-        interval_bounds(self.net, lb, ub, record=record)
-        out = []
-        for idx, (il, iu) in zip(relu_idx, record.get("relu_inputs", [])):
-            cl, cu = eng.relu_input_bounds(idx)
-            out.append((torch.max(il, cl).flatten().double().numpy(), torch.min(iu, cu).flatten().double().numpy()))
-        return out
 
 
 def _min_other(margins: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -152,24 +100,148 @@ def _min_other(margins: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return masked.min(dim=1).values
 
 
-def summarize(results: list[dict], stages: tuple[str, ...]) -> dict:
+def _pgd_stage(cascade: "Cascade", todo: list[Verdict], x, y, lb, ub, spec) -> None:
+    cfg = cascade.config
+    x_adv = pgd_attack(cascade.net, x, y, cfg.eps, steps=cfg.pgd_steps, restarts=cfg.pgd_restarts, loss="margin")
+    with torch.no_grad():
+        margins = torch.einsum("bmk,bk->bm", spec, cascade.net(x_adv))
+    for v, m in zip(todo, _min_other(margins, y).tolist()):
+        if m <= 0:
+            v.decide("falsified", "pgd", m)
+
+
+def _bound_stage(name: str, bound: Callable[["Cascade", torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]):
+    def run(cascade: "Cascade", todo: list[Verdict], x, y, lb, ub, spec) -> None:
+        with torch.no_grad():
+            margins = bound(cascade, lb, ub, spec)
+        for v, ok, m in zip(todo, is_certified(margins, y).tolist(), _min_other(margins, y).tolist()):
+            if ok:
+                v.decide("certified", name, m)
+
+    return run
+
+
+def _registry(name: str):
+    return _bound_stage(name, lambda c, lb, ub, spec: compute_bounds(c.net, lb, ub, spec, name))
+
+
+def _alpha_stage():
+    return _bound_stage("alpha-crown", lambda c, lb, ub, spec: alpha_crown_margins(c.net, lb, ub, spec, steps=c.config.alpha_steps))
+
+
+def _milp_stage(cascade: "Cascade", todo: list[Verdict], x, y, lb, ub, spec) -> None:
+    cfg = cascade.config
+    hidden = cascade.hidden_neurons(x.shape[1:])
+    if hidden > cfg.milp_max_neurons:
+        for v in todo:
+            v.reason = f"network too large for the MILP ({hidden} > {cfg.milp_max_neurons} hidden neurons)"
+        return
+    for j, v in enumerate(todo):
+        with torch.no_grad():
+            pre = cascade.pre_activation_bounds(lb[j : j + 1], ub[j : j + 1])
+        rows = np.delete(spec[j].double().cpu().numpy(), v.label, axis=0)
+        out = verify_milp(cascade.blocks(x.shape[1:]), lb[j].flatten().double().cpu().numpy(), ub[j].flatten().double().cpu().numpy(),
+                          pre, rows, cfg.milp_timeout)
+        if out.status == "certified":
+            v.decide("certified", "milp", out.min_margin)
+        elif out.status == "falsified":
+            cex = torch.from_numpy(out.counterexample).to(x.dtype).to(x.device).view_as(x[j : j + 1])
+            cex = torch.min(torch.max(cex, lb[j : j + 1]), ub[j : j + 1])
+            with torch.no_grad():
+                m = _min_other(torch.einsum("bmk,bk->bm", spec[j : j + 1], cascade.net(cex)), y[j : j + 1]).item()
+            if m <= 0:
+                v.decide("falsified", "milp", m)
+            else:
+                v.reason = f"MILP counterexample not confirmed in float32 (margin {m:.2e})"
+        else:
+            v.reason = f"MILP time limit ({cfg.milp_timeout:g}s)"
+
+
+#: the stages in cascade order
+STAGES: dict[str, Stage] = {
+    s.name: s
+    for s in (
+        Stage("pgd", "attack", _pgd_stage, "PGD with the margin loss: a counterexample falsifies"),
+        Stage("ibp", "bound", _registry("ibp"), "interval bound propagation"),
+        Stage("crown-ibp", "bound", _registry("crown-ibp"), "CROWN with IBP intermediate bounds"),
+        Stage("crown", "bound", _registry("crown"), "CROWN / DeepPoly"),
+        Stage("alpha-crown", "bound", _alpha_stage(), "CROWN with optimised lower slopes"),
+        Stage("milp", "complete", _milp_stage, "big-M MILP (HiGHS), complete up to its time limit"),
+    )
+}
+
+
+@dataclass
+class Cascade:
+    net: nn.Module
+    config: CascadeConfig
+    _blocks: list | None = field(default=None, init=False)
+
+    def blocks(self, in_shape) -> list:
+        if self._blocks is None:
+            self._blocks = dense_affine_blocks(self.net, tuple(in_shape))
+        return self._blocks
+
+    def hidden_neurons(self, in_shape) -> int:
+        return sum(w.shape[0] for w, _ in self.blocks(in_shape)[:-1])
+
+    def pre_activation_bounds(self, lb, ub):
+        """Sound pre-activation bounds for the big-M constants: CROWN intersected with IBP."""
+        relu_idx = [i for i, m in enumerate(flat_layers(self.net)) if isinstance(m, nn.ReLU)]
+        eng = LinearBounds(self.net, lb, ub, "crown", "same")
+        trace = IntervalTrace()
+        interval_bounds(self.net, lb, ub, trace=trace)
+        out = []
+        for idx, (il, iu) in zip(relu_idx, trace.relu_inputs):
+            cl, cu = eng.relu_input_bounds(idx)
+            out.append((torch.max(il, cl).flatten().double().cpu().numpy(), torch.min(iu, cu).flatten().double().cpu().numpy()))
+        return out
+
+    def run(self, x: torch.Tensor, y: torch.Tensor, indices: list[int]) -> list[Verdict]:
+        net, cfg = self.net.eval(), self.config
+        with torch.no_grad():
+            logits = net(x)
+        verdicts = [Verdict(int(i), int(t), int(p)) for i, t, p in zip(indices, y.tolist(), logits.argmax(1).tolist())]
+        for v in verdicts:
+            if v.pred != v.label:
+                v.decide("misclassified", "clean")
+        lb, ub = linf_box(x, cfg.eps)
+        spec = margin_spec(y, logits.shape[1], x.dtype)
+        for name in cfg.stages:
+            todo = [j for j, v in enumerate(verdicts) if v.open]
+            if not todo:
+                break
+            sel = torch.tensor(todo, device=x.device)
+            t0 = time.perf_counter()
+            STAGES[name].run(self, [verdicts[j] for j in todo], x[sel], y[sel], lb[sel], ub[sel], spec[sel])
+            per = (time.perf_counter() - t0) / len(todo)
+            for j in todo:
+                verdicts[j].seconds[name] = per
+        for v in verdicts:
+            if v.open:
+                v.status = "unknown"
+                v.reason = v.reason or ("MILP not run" if "milp" not in cfg.stages else "undecided")
+        return verdicts
+
+
+def summarize(results: list[Verdict], stages: tuple[str, ...]) -> dict:
     """Counts and rates: natural, PGD and certified accuracy, decisions and time per stage."""
     n = len(results)
-    count = lambda **kw: sum(all(r.get(k) == v for k, v in kw.items()) for r in results)  # noqa: E731
-    certified_by = {s: count(status="certified", stage=s) for s in stages if s != "pgd"}
-    falsified_by = {s: count(status="falsified", stage=s) for s in ("pgd", "milp")}
-    seconds = {s: sum(r["seconds"].get(s, 0.0) for r in results) for s in stages}
-    ran = {s: sum(s in r["seconds"] for r in results) for s in stages}
-    misclassified = count(status="misclassified")
+    certified_by = {s: sum(v.status == "certified" and v.stage == s for v in results) for s in stages if STAGES[s].kind != "attack"}
+    falsified_by = {s: sum(v.status == "falsified" and v.stage == s for v in results) for s in stages if s in ("pgd", "milp", "bab")}
+    seconds = {s: sum(v.seconds.get(s, 0.0) for v in results) for s in stages}
+    ran = {s: sum(s in v.seconds for v in results) for s in stages}
+    misclassified = sum(v.status == "misclassified" for v in results)
+    rate = (lambda k: k / n) if n else (lambda k: 0.0)
     return {
         "samples": n,
-        "natural_accuracy": (n - misclassified) / n if n else 0.0,
-        "pgd_accuracy": (n - misclassified - falsified_by["pgd"]) / n if n else 0.0,
-        "certified_accuracy": sum(certified_by.values()) / n if n else 0.0,
+        "natural_accuracy": rate(n - misclassified),
+        "pgd_accuracy": rate(n - misclassified - falsified_by.get("pgd", 0)),
+        "certified_accuracy": rate(sum(certified_by.values())),
         "misclassified": misclassified,
         "falsified": falsified_by,
         "certified": certified_by,
-        "unknown": count(status="unknown"),
+        "unknown": sum(v.status == "unknown" for v in results),
         "stage_seconds": seconds,
         "stage_samples": ran,
         "stage_samples_per_second": {s: (ran[s] / seconds[s] if seconds[s] > 0 else None) for s in stages},

@@ -1,20 +1,24 @@
-"""Rebuild a run's model and data for certification or export, from its checkpoint alone."""
+"""Rebuild a run's model and data for certification, export or analysis, from its checkpoint."""
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 
 import yaml
 
+from lit_cert.classpath import import_class
 from lit_cert.data import ImageDataModule
 from lit_cert.errors import ConfigError
 from lit_cert.methods import CertifiedMethod, load_method
+
+SPLITS = ("test", "val", "train")
 
 
 def run_config_path(ckpt: str, config: str | None) -> Path:
     """``config`` if given, else the run's ``config.yaml`` next to its ``checkpoints/`` folder."""
     if config:
+        if not Path(config).is_file():
+            raise ConfigError(f"config file {config} does not exist")
         return Path(config)
     guess = Path(ckpt).resolve().parent.parent / "config.yaml"
     if not guess.is_file():
@@ -23,19 +27,31 @@ def run_config_path(ckpt: str, config: str | None) -> Path:
 
 
 def load_run(ckpt: str, config: str | None = None, data_dir: str | None = None) -> tuple[CertifiedMethod, ImageDataModule]:
-    if not Path(ckpt).is_file():
-        raise ConfigError(f"checkpoint {ckpt} does not exist")
+    """The trained method (eval mode, CPU) and its DataModule (set up), checked to fit together."""
     model = load_method(ckpt).eval()
-    cfg = yaml.safe_load(run_config_path(ckpt, config).read_text())
+    try:
+        cfg = yaml.safe_load(run_config_path(ckpt, config).read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(f"the run config of {ckpt} is not valid YAML: {err}") from None
     data = cfg.get("data") or {}
     if "class_path" not in data:
         raise ConfigError("the run config has no data.class_path")
-    module, name = data["class_path"].rsplit(".", 1)
-    cls = getattr(importlib.import_module(module), name)
+    cls = import_class(data["class_path"], ImageDataModule, "data module")
     kwargs = dict(data.get("init_args") or {})
     if data_dir:
         kwargs["data_dir"] = data_dir
     dm = cls(**kwargs)
+    info, trained = dm.info, model.data_info
+    if tuple(info.in_shape) != tuple(trained.in_shape) or info.num_classes != trained.num_classes:
+        raise ConfigError(f"{ckpt} was trained on inputs {trained.in_shape} with {trained.num_classes} classes, "
+                          f"but the data is {info.in_shape} with {info.num_classes} classes")
     dm.prepare_data()
     dm.setup("test")
     return model, dm
+
+
+def split_dataset(dm: ImageDataModule, split: str):
+    """The ``test``, ``val`` (held out of the training data) or ``train`` dataset of ``dm``."""
+    if split not in SPLITS:
+        raise ConfigError(f"split must be one of {SPLITS}, got {split!r}")
+    return {"test": dm.test_set, "val": dm.val_set, "train": dm.train_set}[split]

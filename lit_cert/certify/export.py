@@ -15,7 +15,9 @@ from pathlib import Path
 import torch
 
 from lit_cert.bounds.region import linf_box
-from lit_cert.certify.data import load_run
+from lit_cert.certify.data import SPLITS, load_run, split_dataset
+from lit_cert.commands import CommandParser, eps_value, positive_float, positive_int
+from lit_cert.rundir import ensure_writable_dir
 
 
 def export_onnx(net: torch.nn.Module, in_shape: tuple[int, ...], path: Path) -> None:
@@ -28,6 +30,8 @@ def export_onnx(net: torch.nn.Module, in_shape: tuple[int, ...], path: Path) -> 
 
 
 def vnnlib_text(lb: torch.Tensor, ub: torch.Tensor, label: int, num_classes: int, comment: str = "") -> str:
+    if bool((lb > ub).any()):
+        raise ValueError("VNN-LIB box with lower > upper bounds: every verifier would call it robust")
     lb, ub = lb.flatten().tolist(), ub.flatten().tolist()
     lines = [f"; {comment}" if comment else "; lit_cert robustness property"]
     lines += [f"(declare-const X_{i} Real)" for i in range(len(lb))]
@@ -41,22 +45,22 @@ def vnnlib_text(lb: torch.Tensor, ub: torch.Tensor, label: int, num_classes: int
 
 
 def main(argv: list[str]) -> Path:
-    p = argparse.ArgumentParser(prog="python -m lit_cert export", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = CommandParser(prog="python -m lit_cert export", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--ckpt", required=True)
     p.add_argument("--config", default=None)
     p.add_argument("--out", required=True)
-    p.add_argument("--eps", type=float, default=None)
-    p.add_argument("--split", choices=["test", "val"], default="test")
-    p.add_argument("--limit", type=int, default=10)
-    p.add_argument("--timeout", type=float, default=300.0, help="per-instance timeout written to instances.csv")
+    p.add_argument("--eps", type=eps_value, default=None, help="radius in pixel units (default: the model's eps_test)")
+    p.add_argument("--split", choices=SPLITS, default="test")
+    p.add_argument("--limit", type=positive_int, default=10)
+    p.add_argument("--timeout", type=positive_float, default=300.0, help="per-instance timeout written to instances.csv")
     p.add_argument("--data_dir", default=None)
     args = p.parse_args(argv)
     model, dm = load_run(args.ckpt, args.config, args.data_dir)
     eps = model.eps_test if args.eps is None else args.eps
-    out = Path(args.out)
+    out = ensure_writable_dir(args.out, "export folder")
     (out / "vnnlib").mkdir(parents=True, exist_ok=True)
     export_onnx(model.net, model.data_info.in_shape, out / "model.onnx")
-    dataset = dm.test_set if args.split == "test" else dm.val_set
+    dataset = split_dataset(dm, args.split)
     rows = []
     for i in range(min(args.limit, len(dataset))):
         x, y = dataset[i]

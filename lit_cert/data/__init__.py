@@ -6,6 +6,7 @@ Each finds local copies first (the user's ``data_dir``, then system copies such 
 """
 
 from lit_cert.data.base import DataNotFoundError, ImageDataModule, ImageTensorDataset, random_crop_flip
+from lit_cert.errors import DataError
 from lit_cert.data.cifar import CIFAR10
 from lit_cert.data.info import DataInfo
 from lit_cert.data.mnist import MNIST, FashionMNIST
@@ -14,6 +15,7 @@ from lit_cert.data.synthetic import SyntheticImages
 
 __all__ = [
     "DataInfo",
+    "DataError",
     "DataNotFoundError",
     "ImageDataModule",
     "ImageTensorDataset",

@@ -3,10 +3,16 @@
 Images are kept as uint8 tensors (N, C, H, W) in memory and served as float in [0, 1]; all
 normalisation happens inside the network. Augmentation (random crop after zero padding, optional
 horizontal flip) is applied batch-wise after the batch reached its device, only while training.
+
+Files are checked when they are read (a truncated or corrupt file, images of the wrong shape,
+labels outside ``[0, num_classes)``): a :class:`~lit_cert.errors.DataError` names the file and the
+problem before any training starts. The training loader drops a last batch that would hold a
+single sample (BatchNorm cannot normalise one value per channel; torch refuses it too).
 """
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 from typing import Optional, Sequence, Union
@@ -16,9 +22,10 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from lit_cert.data.info import DataInfo
+from lit_cert.errors import ConfigError, DataError
 
 
-class DataNotFoundError(FileNotFoundError):
+class DataNotFoundError(DataError):
     """Raised when a dataset is neither on disk nor downloadable; the message says what to do."""
 
 
@@ -94,14 +101,14 @@ class ImageDataModule(L.LightningDataModule):
         flip: bool = False,
     ):
         super().__init__()
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if batch_size < 1 or (eval_batch_size is not None and eval_batch_size < 1):
+            raise ConfigError(f"data.batch_size and eval_batch_size must be >= 1, got {batch_size}, {eval_batch_size}")
         if isinstance(val_size, float) and not 0 < val_size < 1:
-            raise ValueError(f"val_size as a fraction must be in (0, 1), got {val_size}")
+            raise ConfigError(f"data.val_size as a fraction must be in (0, 1), got {val_size}")
         if isinstance(val_size, int) and val_size < 1:
-            raise ValueError(f"val_size must be >= 1 (model selection never uses the test set), got {val_size}")
-        if crop_padding < 0:
-            raise ValueError(f"crop_padding must be >= 0, got {crop_padding}")
+            raise ConfigError(f"data.val_size must be >= 1 (model selection never uses the test set), got {val_size}")
+        if crop_padding < 0 or num_workers < 0:
+            raise ConfigError(f"data.crop_padding and num_workers must be >= 0, got {crop_padding}, {num_workers}")
         self.data_dir = data_dir
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size or batch_size
@@ -181,28 +188,59 @@ class ImageDataModule(L.LightningDataModule):
         directory = self.locate()
         if directory is None:
             raise DataNotFoundError(self.not_found_message("prepare_data was not run or the files vanished"))
-        return self.read_split(directory, True), self.read_split(directory, False)
+        splits = []
+        for train in (True, False):
+            try:
+                splits.append(self.read_split(directory, train))
+            except DataError:
+                raise
+            except Exception as err:  # noqa: BLE001 - zlib/gzip/pickle/struct/shape errors all mean "corrupt"
+                raise DataError(
+                    f"{self.display_name}: the {'training' if train else 'test'} files in {directory} are unreadable "
+                    f"(truncated or corrupt?): {type(err).__name__}: {err}. Replace them with complete copies."
+                ) from None
+        return splits[0], splits[1]
+
+    def check_arrays(self, x: torch.Tensor, y: torch.Tensor, split: str) -> None:
+        """Images of this dataset's shape and labels in ``[0, num_classes)``, or a DataError."""
+        info = self.info
+        if x.dim() != 4 or tuple(x.shape[1:]) != tuple(info.in_shape):
+            raise DataError(f"{self.display_name} {split} images have shape {tuple(x.shape[1:])}, expected {tuple(info.in_shape)}")
+        if len(x) != len(y) or len(y) == 0:
+            raise DataError(f"{self.display_name} {split} split has {len(x)} images and {len(y)} labels")
+        lo, hi = int(y.min()), int(y.max())
+        if lo < 0 or hi >= info.num_classes:
+            raise DataError(f"{self.display_name} {split} labels range over [{lo}, {hi}] but the dataset has "
+                            f"{info.num_classes} classes (labels 0..{info.num_classes - 1}): the files are corrupt or of another dataset")
 
     def setup(self, stage: Optional[str] = None) -> None:
         if self.train_set is not None:
             return
         (x_tr, y_tr), (x_te, y_te) = self.load_arrays()
+        self.check_arrays(x_tr, y_tr, "training")
+        self.check_arrays(x_te, y_te, "test")
         n = len(y_tr)
         n_val = int(round(self.val_size * n)) if isinstance(self.val_size, float) else int(self.val_size)
         if not 0 < n_val < n:
-            raise ValueError(f"val_size={self.val_size} leaves no training data ({n} training samples)")
+            raise ConfigError(f"data.val_size={self.val_size} leaves no training data ({n} training samples)")
         perm = torch.randperm(n, generator=torch.Generator().manual_seed(self.split_seed))
         val_idx, train_idx = perm[:n_val], perm[n_val:]
         self.train_set = ImageTensorDataset(x_tr[train_idx], y_tr[train_idx])
         self.val_set = ImageTensorDataset(x_tr[val_idx], y_tr[val_idx])
         self.test_set = ImageTensorDataset(x_te, y_te)
 
+    def _world_size(self) -> int:
+        trainer = getattr(self, "trainer", None)
+        return int(getattr(trainer, "world_size", 1) or 1) if trainer is not None else 1
+
     def _loader(self, ds: Dataset, train: bool) -> DataLoader:
+        # a last training batch of one sample (per process) would break BatchNorm: drop it
+        per_rank = math.ceil(len(ds) / self._world_size())
         return DataLoader(
             ds,
             batch_size=self.batch_size if train else self.eval_batch_size,
             shuffle=train,
-            drop_last=False,
+            drop_last=train and per_rank % self.batch_size == 1,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
         )

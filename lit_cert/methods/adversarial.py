@@ -2,7 +2,8 @@
 
 Attacks on a network in training mode run with the clean batch's BatchNorm statistics frozen,
 so the attacked function is exactly the one the bounds describe and the running statistics are
-not polluted by adversarial inputs.
+not polluted by adversarial inputs. The attack point itself is a constant of the loss (no
+gradient flows through the attack), as in every reference implementation.
 """
 
 from __future__ import annotations
@@ -12,17 +13,28 @@ import torch.nn.functional as F
 from torch import nn
 
 from lit_cert.attacks import pgd_maximize
+from lit_cert.attacks.pgd import Policy, ce_objective
+from lit_cert.errors import check
 from lit_cert.layers import frozen_batch_stats
 
 
-def ce_objective(net: nn.Module, y: torch.Tensor):
-    return lambda z: F.cross_entropy(net(z), y, reduction="none")
+def check_attack(steps: int, restarts: int, step_size: float | None) -> None:
+    check(steps >= 1 and restarts >= 1 and (step_size is None or step_size > 0),
+          f"PGD steps and restarts must be >= 1 and the step size > 0 (or null for the reference default), "
+          f"got steps={steps}, restarts={restarts}, step_size={step_size}")
 
 
 def attack_in_box(
-    net: nn.Module, y: torch.Tensor, lb: torch.Tensor, ub: torch.Tensor, steps: int, restarts: int, step_size: float | None
+    net: nn.Module, x: torch.Tensor, y: torch.Tensor, lb: torch.Tensor, ub: torch.Tensor, steps: int, restarts: int,
+    step_size: float | None, policy: Policy = "ctbench",
 ) -> torch.Tensor:
-    """The point of ``[lb, ub]`` maximising the CE found by PGD (detached)."""
-    step = None if step_size is None else step_size * (ub - lb) / 2
+    """The point of ``[lb, ub]`` maximising the CE found by PGD (detached; see
+    :mod:`lit_cert.attacks.pgd` for the step policies; ``x`` anchors the random start)."""
     with frozen_batch_stats(net):
-        return pgd_maximize(ce_objective(net, y), lb.detach(), ub.detach(), steps=steps, step_size=step, restarts=restarts)
+        return pgd_maximize(ce_objective(net, y), lb, ub, steps=steps, restarts=restarts, policy=policy, step_size=step_size, x=x)
+
+
+def adversarial_ce(net: nn.Module, x_adv: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """CE at the attack point, in training mode with the clean batch's statistics."""
+    with frozen_batch_stats(net):
+        return F.cross_entropy(net(x_adv), y)

@@ -1,26 +1,31 @@
 """The base LightningModule of every certified-training method.
 
-A method is a small subclass that says how its robust loss is made, in up to three stages
-(CTBench's template-method idea):
+A method is a small subclass. Its robust loss is made in two stages (CTBench's template-method
+idea, narrowed so that a method overrides exactly one thing):
 
 1. :meth:`CertifiedMethod.input_region` -- the input box to bound (default: the full L∞ ball
    ∩ [0, 1]; SABR picks a smaller box),
-2. :meth:`CertifiedMethod.propagate` -- lower bounds of the margins ``C f(x)`` over that box
-   (IBP, CROWN-IBP, TAPS, ...),
-3. :meth:`CertifiedMethod.robust_loss` -- the loss from those bounds (default: robust CE).
+2. :meth:`CertifiedMethod.bound_loss` -- the region turned into a loss. The default is the
+   robust cross-entropy of the margin lower bounds from :meth:`CertifiedMethod.propagate`
+   (IBP, CROWN-IBP, ...); TAPS, fused CROWN-IBP and MTL-IBP override ``bound_loss`` itself.
 
-Everything else lives here once: building the network from the dataset's
-:class:`~lit_cert.data.info.DataInfo`, the BatchNorm convention (the clean forward pass sets the
-batch statistics, the bounds reuse them), the natural/robust mix
-``kappa * L_nat + (1 - kappa) * L_rob`` (Gowal et al.'s kappa: the weight of the *natural*
-loss), L1, the optimiser and LR milestones, and validation/test metrics at a fixed ``eps_test``
-certified by the configured certifier.
+Everything else lives here once, for every method: building the network from the dataset's
+:class:`~lit_cert.data.info.DataInfo`; the BatchNorm convention (the clean forward pass sets the
+batch statistics, the bounds reuse them -- by default as functions of the parameters, as in
+CTBench and auto_LiRPA); the natural/robust mix ``kappa * L_nat + (1 - kappa) * L_rob``
+(Gowal et al.'s kappa: the weight of the *natural* loss); the penalties -- L1 and Shi et al.'s
+warm-up regularisers, computed from the :class:`~lit_cert.bounds.trace.IntervalTrace` of the
+method's own IBP walk (or one IBP walk of the full region when the method made none) -- added
+after the method's loss in :meth:`CertifiedMethod.penalties`; the optimiser and LR milestones;
+and validation/test metrics at a fixed ``eps_test`` certified by a sound bound method from
+:data:`lit_cert.bounds.BOUND_METHODS`.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
-from typing import Callable, Literal, Optional, Sequence
+from typing import Literal, Optional, Sequence
 
 import lightning as L
 import torch
@@ -28,38 +33,38 @@ import torch.nn.functional as F
 from torch import nn
 from torchmetrics import MeanMetric
 
-from lit_cert.bounds.backsub import (
-    margin_bounds_crown,
-    margin_bounds_crown_ibp,
-    margin_bounds_deepz,
-    margin_bounds_hbox,
-)
-from lit_cert.bounds.box import margin_bounds_ibp
+from lit_cert.bounds.box import interval_bounds
 from lit_cert.bounds.region import linf_box
+from lit_cert.bounds.registry import BOUND_METHODS, compute_bounds
 from lit_cert.bounds.spec import margin_spec, robust_cross_entropy
+from lit_cert.bounds.trace import IntervalTrace
+from lit_cert.checkpoints import check_state_fits, read_checkpoint
+from lit_cert.classpath import import_class
 from lit_cert.data.info import DataInfo
-from lit_cert.errors import ConfigError
-from lit_cert.methods.regularizers import l1_penalty
+from lit_cert.errors import ConfigError, check
+from lit_cert.layers import BN_STATISTICS, recording_batchnorms, set_batch_statistics_mode
+from lit_cert.methods.regularizers import l1_penalty, shi_regularizers
 from lit_cert.metrics import CertifiedAccuracy, NaturalAccuracy, PGDAccuracy, PropagationTightness, ReLUStability
 from lit_cert.models.architectures import Architecture
 
-#: certifiers usable for validation/test certified accuracy: name -> (net, lb, ub, C) -> margin lb
-CERTIFIERS: dict[str, Callable[..., torch.Tensor]] = {
-    "ibp": margin_bounds_ibp,
-    "crown-ibp": margin_bounds_crown_ibp,
-    "crown": margin_bounds_crown,
-    "deepz": margin_bounds_deepz,
-    "hbox": margin_bounds_hbox,
-}
+#: names accepted by ``certifier``: every sound bound method (lit_cert.bounds.registry)
+CERTIFIERS = tuple(BOUND_METHODS)
 
 
 @dataclass
 class RobustLoss:
-    """What a method's robust loss step returns: the loss, extra penalties, values to log."""
+    """What :meth:`CertifiedMethod.bound_loss` returns: the loss, values to log, and the
+    intervals its IBP walk(s) recorded (filled in by :meth:`CertifiedMethod.robust_loss`)."""
 
     loss: torch.Tensor
-    penalty: torch.Tensor | float = 0.0
     logs: dict = field(default_factory=dict)
+    trace: IntervalTrace | None = None
+
+
+def check_eps(name: str, value: float) -> None:
+    """eps in pixel units: finite and in [0, 1] (beyond 1 the ball covers the whole image domain)."""
+    check(isinstance(value, (int, float)) and math.isfinite(value) and 0 <= value <= 1,
+          f"{name} must be a finite radius in [0, 1] (pixel units of [0, 1] images), got {value}")
 
 
 class CertifiedMethod(L.LightningModule):
@@ -73,7 +78,17 @@ class CertifiedMethod(L.LightningModule):
         lr, optimizer, weight_decay, momentum: the optimiser (``adam`` or ``sgd``).
         milestones, lr_decay: multiply the LR by ``lr_decay`` at these epochs.
         l1: weight of the L1 penalty on Linear/Conv weights.
-        certifier: bound method for validation/test certification.
+        shi_reg, shi_tol: weight lambda_0 and tolerance tau of Shi et al.'s (2021) tightness +
+            ReLU-balance regularisers, applied while the eps schedule has not finished its ramp
+            (warm-up included) with weight ``lambda_0 * (1 - eps_reg / eps_train)``, on the
+            intervals of the method's own IBP walk (CTBench's ``fast_reg``; ``eps_reg = max(eps,
+            1e-6)``, a fresh IBP walk at ``eps_reg`` when the method made none). 0 disables them
+            (0.5 in Shi et al.'s and CTBench's settings).
+        bn_statistics: ``differentiable`` (default: the bounds use the clean batch's BatchNorm
+            statistics as functions of the parameters, the references' gradient) or
+            ``detached`` (constants: a cheaper step with a different gradient, see
+            benchmarks/RESULTS.md).
+        certifier: sound bound method for validation/test (a name of ``lit_cert.bounds.BOUND_METHODS``).
         log_tightness: log the local propagation tightness (Mao et al.) in validation/test.
         tightness_samples: in validation, compute the tightness on at most this many samples
             of each batch (None: all). It costs about K backward passes per sample (~6x a
@@ -86,6 +101,9 @@ class CertifiedMethod(L.LightningModule):
             (margin loss, this many steps, ``pgd_eval_restarts`` restarts) at eps_test: an upper
             bound of the certified accuracy that shows the gap the certifier leaves.
     """
+
+    #: smallest eps of Shi et al.'s regulariser (CTBench's ``min_eps_reg``)
+    MIN_EPS_REG = 1e-6
 
     def __init__(
         self,
@@ -100,6 +118,9 @@ class CertifiedMethod(L.LightningModule):
         milestones: Sequence[int] = (),
         lr_decay: float = 0.2,
         l1: float = 0.0,
+        shi_reg: float = 0.0,
+        shi_tol: float = 0.5,
+        bn_statistics: Literal["differentiable", "detached"] = "differentiable",
         certifier: str = "ibp",
         log_tightness: bool = True,
         tightness_samples: Optional[int] = 16,
@@ -119,18 +140,19 @@ class CertifiedMethod(L.LightningModule):
             network = Architecture.from_config(network)
         if eps_test is None:
             raise ConfigError("model.init_args.eps_test is missing: the radius at which certified accuracy is measured")
-        if eps_train < 0 or eps_test < 0:
-            raise ConfigError(f"eps must be >= 0 (pixel units), got eps_train={eps_train}, eps_test={eps_test}")
-        if certifier not in CERTIFIERS:
-            raise ConfigError(f"unknown certifier {certifier!r}; available: {sorted(CERTIFIERS)}")
-        if optimizer not in ("adam", "sgd"):
-            raise ConfigError(f"optimizer must be 'adam' or 'sgd', got {optimizer!r}")
-        if tightness_samples is not None and tightness_samples < 1:
-            raise ConfigError(f"tightness_samples must be >= 1 or null (all samples), got {tightness_samples}")
-        if pgd_eval_steps < 0 or pgd_eval_restarts < 1:
-            raise ConfigError(f"pgd_eval_steps must be >= 0 and pgd_eval_restarts >= 1, got {pgd_eval_steps}, {pgd_eval_restarts}")
-        if lr <= 0 or l1 < 0:
-            raise ConfigError(f"lr must be > 0 and l1 >= 0, got lr={lr}, l1={l1}")
+        check_eps("eps_train", eps_train)
+        check_eps("eps_test", eps_test)
+        check(certifier in CERTIFIERS, f"unknown certifier {certifier!r}; available: {', '.join(CERTIFIERS)}")
+        check(optimizer in ("adam", "sgd"), f"optimizer must be 'adam' or 'sgd', got {optimizer!r}")
+        check(bn_statistics in BN_STATISTICS, f"bn_statistics must be one of {BN_STATISTICS}, got {bn_statistics!r}")
+        check(tightness_samples is None or tightness_samples >= 1,
+              f"tightness_samples must be >= 1 or null (all samples), got {tightness_samples}")
+        check(pgd_eval_steps >= 0 and pgd_eval_restarts >= 1,
+              f"pgd_eval_steps must be >= 0 and pgd_eval_restarts >= 1, got {pgd_eval_steps}, {pgd_eval_restarts}")
+        check(lr > 0 and l1 >= 0 and weight_decay >= 0, f"lr must be > 0, l1 and weight_decay >= 0, got lr={lr}, l1={l1}, weight_decay={weight_decay}")
+        check(0 < lr_decay <= 1 and all(int(m) >= 0 for m in milestones),
+              f"lr_decay must be in (0, 1] and milestones non-negative epochs, got {lr_decay}, {list(milestones)}")
+        check(shi_reg >= 0 and shi_tol > 0, f"shi_reg must be >= 0 and shi_tol > 0, got {shi_reg}, {shi_tol}")
         self.save_hyperparameters(ignore=["data_info"])
         # plain data only, so checkpoints load with torch.load(weights_only=True) and rebuild the net
         self.hparams["data_info"] = asdict(data_info)
@@ -138,16 +160,20 @@ class CertifiedMethod(L.LightningModule):
         self.data_info = data_info
         self.num_classes = data_info.num_classes
         self.net = network.build(data_info)
+        set_batch_statistics_mode(self.net, bn_statistics)
+        self.has_batchnorm = bool(recording_batchnorms(self.net))
         self.eps_train, self.eps_test = float(eps_train), float(eps_test)
+        self.shi_reg, self.shi_tol = shi_reg, shi_tol
         # set every step by lit_cert.callbacks.CertifiedSchedule; constant without it
         self.eps, self.kappa, self.beta = self.eps_train, 0.0, 1.0
+        self.ramp_progress = 1.0  # fraction of the eps ramp done (warm-up: 0)
         self.metrics = nn.ModuleDict(
             {
                 stage: nn.ModuleDict(
                     {"nat_acc": NaturalAccuracy(), "cert_acc": CertifiedAccuracy(), "rob_loss": MeanMetric()}
                     | ({"tightness": PropagationTightness()} if log_tightness else {})
                     | ({"pgd_acc": PGDAccuracy(self.eps_test, pgd_eval_steps, pgd_eval_restarts)} if pgd_eval_steps else {})
-                    | ({"relu_stability": ReLUStability(self.eps_test)} if log_relu_stability else {})
+                    | ({"relu_stability": ReLUStability()} if log_relu_stability else {})
                 )
                 for stage in ("val", "test")
             }
@@ -172,65 +198,88 @@ class CertifiedMethod(L.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["lit_cert_method"] = f"{type(self).__module__}.{type(self).__qualname__}"
 
+    def spec(self, y: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        return margin_spec(y, self.num_classes, dtype)
+
     # ------------------------------------------------------------------ the stages
     def input_region(self, x: torch.Tensor, y: torch.Tensor, eps: float) -> tuple[torch.Tensor, torch.Tensor]:
         """The input box whose bounds make the robust loss (default: the full L∞ ball ∩ [0, 1])."""
         return linf_box(x, eps)
 
-    def propagate(self, lb: torch.Tensor, ub: torch.Tensor, spec: torch.Tensor, record: dict | None) -> torch.Tensor:
-        """Lower bounds (B, K) of the margins ``spec @ f(x)`` over ``[lb, ub]``."""
+    def propagate(self, lb: torch.Tensor, ub: torch.Tensor, spec: torch.Tensor, trace: IntervalTrace) -> torch.Tensor:
+        """Lower bounds (B, K) of the margins ``spec @ f(x)`` over ``[lb, ub]``, recording any IBP
+        walk into ``trace`` (used by the default :meth:`bound_loss`)."""
         raise NotImplementedError(f"{type(self).__name__} does not define a bound propagation")
 
+    def bound_loss(self, x: torch.Tensor, y: torch.Tensor, lb: torch.Tensor, ub: torch.Tensor, eps: float,
+                   trace: IntervalTrace) -> RobustLoss:
+        """The region's robust loss: by default the robust CE of :meth:`propagate`'s bounds."""
+        return RobustLoss(robust_cross_entropy(self.propagate(lb, ub, self.spec(y, lb.dtype), trace), y))
+
     def robust_loss(self, x: torch.Tensor, y: torch.Tensor, eps: float) -> RobustLoss:
-        """Robust cross-entropy of the bounds from :meth:`propagate` on :meth:`input_region`.
-
-        When :meth:`wants_record` is true the propagation records its intermediate intervals and
-        :meth:`bound_penalty` may turn them into a penalty (e.g. Shi et al.'s regularisers)."""
+        """:meth:`input_region` then :meth:`bound_loss`; the trace of its IBP walks rides along."""
         lb, ub = self.input_region(x, y, eps)
-        record: dict | None = {} if self.wants_record(eps) else None
-        margin_lb = self.propagate(lb, ub, margin_spec(y, self.num_classes, lb.dtype), record)
-        out = RobustLoss(robust_cross_entropy(margin_lb, y))
-        if record is not None:
-            self.bound_penalty(out, record, eps)
+        trace = IntervalTrace()
+        out = self.bound_loss(x, y, lb, ub, eps, trace)
+        out.trace = trace
         return out
-
-    def wants_record(self, eps: float) -> bool:
-        return False
-
-    def bound_penalty(self, out: RobustLoss, record: dict, eps: float) -> None:
-        """Add penalties computed from recorded intervals to ``out`` (default: none)."""
 
     # ------------------------------------------------------------------ training
     def natural_loss_used(self) -> bool:
-        """Whether the natural CE has non-zero weight in :meth:`objective` right now."""
+        """Whether the natural CE has non-zero weight in :meth:`task_loss` right now."""
         return float(self.eps) <= 0 or float(self.kappa) > 0
 
-    def objective(self, x: torch.Tensor, y: torch.Tensor, nat: torch.Tensor) -> tuple[torch.Tensor, dict]:
-        """The method's loss given the natural CE: ``kappa * nat + (1 - kappa) * robust``."""
+    def clean_pass_in_graph(self) -> bool:
+        """The clean pass is differentiated when the natural loss counts or when the bounds use
+        its BatchNorm statistics as functions of the parameters (the default)."""
+        stats_in_graph = self.has_batchnorm and self.hparams.bn_statistics == "differentiable"
+        return self.natural_loss_used() or stats_in_graph
+
+    def task_loss(self, x: torch.Tensor, y: torch.Tensor, nat: torch.Tensor) -> tuple[torch.Tensor, dict, IntervalTrace | None]:
+        """The method's loss given the natural CE: ``kappa * nat + (1 - kappa) * robust``.
+        Returns (loss, values to log, the trace of the robust loss's IBP walks or None)."""
         eps, kappa = float(self.eps), float(self.kappa)
         logs = {"eps": eps, "kappa": kappa}
         if eps <= 0 or kappa >= 1:  # at eps = 0 every robust loss equals the natural one
-            return nat, logs
+            return nat, logs, None
         rob = self.robust_loss(x, y, eps)
         logs["rob_loss"] = rob.loss.detach()
         logs.update(rob.logs)
         mixed = rob.loss if kappa <= 0 else kappa * nat + (1 - kappa) * rob.loss
-        return mixed + rob.penalty, logs
+        return mixed, logs, rob.trace
+
+    def shi_weight(self) -> float:
+        """Current weight of Shi et al.'s regularisers (see the class docstring)."""
+        if self.shi_reg <= 0 or self.eps_train <= 0 or float(self.ramp_progress) >= 1:
+            return 0.0
+        return self.shi_reg * (1.0 - max(float(self.eps), self.MIN_EPS_REG) / self.eps_train)
+
+    def penalties(self, x: torch.Tensor, trace: IntervalTrace | None) -> dict[str, torch.Tensor]:
+        """Penalties added to every method's loss, by name: ``l1`` and ``shi_reg``."""
+        out: dict[str, torch.Tensor] = {}
+        if self.hparams.l1 > 0:
+            out["l1"] = self.hparams.l1 * l1_penalty(self.net)
+        weight = self.shi_weight()
+        if weight > 0:
+            if trace is None or not trace.has_relus or trace.first_affine_input is None:
+                trace = IntervalTrace()  # the method walked no IBP: one walk of the full region
+                interval_bounds(self.net, *linf_box(x, max(float(self.eps), self.MIN_EPS_REG)), trace=trace)
+            tight, relu = shi_regularizers(trace, self.shi_tol)
+            out["shi_reg"] = weight * (tight + relu)
+        return out
 
     def training_loss(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, dict]:
-        """Clean pass, the method's objective, then the L1 penalty; returns (loss, logs)."""
-        # clean pass first: BatchNorm batch statistics come from here; it is differentiated
-        # only when the natural loss contributes to the objective
-        with torch.set_grad_enabled(torch.is_grad_enabled() and self.natural_loss_used()):
+        """Clean pass, the method's :meth:`task_loss`, then :meth:`penalties`; returns (loss, logs)."""
+        # clean pass first: BatchNorm batch statistics come from here
+        with torch.set_grad_enabled(torch.is_grad_enabled() and self.clean_pass_in_graph()):
             logits = self.net(x)
             nat = F.cross_entropy(logits, y)
-        loss, logs = self.objective(x, y, nat)
+        loss, logs, trace = self.task_loss(x, y, nat)
         logs["nat_loss"] = nat.detach()
         logs["nat_acc"] = (logits.argmax(1) == y).float().mean()
-        if self.hparams.l1 > 0:
-            l1 = l1_penalty(self.net)
-            loss = loss + self.hparams.l1 * l1
-            logs["l1"] = l1.detach()
+        for name, value in self.penalties(x, trace).items():
+            loss = loss + value
+            logs[name] = value.detach()
         return loss, logs
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
@@ -253,19 +302,18 @@ class CertifiedMethod(L.LightningModule):
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "epoch"}}
 
     # ------------------------------------------------------------------ evaluation
-    def certify_margins(self, x: torch.Tensor, y: torch.Tensor, eps: float, record: dict | None = None) -> torch.Tensor:
+    def certify_margins(self, x: torch.Tensor, y: torch.Tensor, eps: float, trace: IntervalTrace | None = None) -> torch.Tensor:
         """Sound lower bounds of all margins over the full eps-ball, by the configured certifier
-        (``record`` collects the pre-ReLU intervals of certifiers that keep them, i.e. IBP)."""
+        (``trace`` receives the intervals of the certifier's IBP walk, if it makes one)."""
         lb, ub = linf_box(x, eps)
-        return CERTIFIERS[self.hparams.certifier](self.net, lb, ub, margin_spec(y, self.num_classes, x.dtype), record=record)
+        return compute_bounds(self.net, lb, ub, self.spec(y, x.dtype), self.hparams.certifier, trace)
 
     def _evaluate(self, batch, stage: str) -> None:
         x, y = batch
         logits = self.net(x)
         m = self.metrics[stage]
-        # with the IBP certifier its intervals also give the ReLU states: no second IBP pass
-        record: dict | None = {} if "relu_stability" in m else None
-        margin_lb = self.certify_margins(x, y, self.eps_test, record)
+        trace = IntervalTrace()
+        margin_lb = self.certify_margins(x, y, self.eps_test, trace)
         m["nat_acc"].update(logits, y)
         m["cert_acc"].update(margin_lb, y)
         m["rob_loss"].update(robust_cross_entropy(margin_lb, y, reduction="none"))
@@ -275,7 +323,9 @@ class CertifiedMethod(L.LightningModule):
         if "pgd_acc" in m:
             m["pgd_acc"].update(self.net, x, y)
         if "relu_stability" in m:
-            m["relu_stability"].update(self.net, x, record=record)
+            if not trace.has_relus:  # the certifier walked no IBP (e.g. CROWN): one walk here
+                interval_bounds(self.net, *linf_box(x, self.eps_test), trace=trace)
+            m["relu_stability"].update(trace)
         for name, metric in m.items():
             if name != "relu_stability":  # a 3-vector: logged at epoch end
                 self.log(f"{stage}/{name}", metric, on_step=False, on_epoch=True, prog_bar=name == "cert_acc")
@@ -304,15 +354,19 @@ class CertifiedMethod(L.LightningModule):
 def load_method(checkpoint_path: str, map_location: str | torch.device | None = "cpu", **overrides) -> CertifiedMethod:
     """Load any method from a checkpoint without knowing its class in advance.
 
-    ``CertifiedMethod.load_from_checkpoint`` would build the base class; this reads the class
-    recorded in the checkpoint (see :meth:`CertifiedMethod.on_save_checkpoint`) and loads with it."""
-    import importlib
-
-    ckpt = torch.load(checkpoint_path, map_location="cpu", weights_only=False)
-    hp = ckpt.get("hyper_parameters", {})
-    class_path = ckpt.get("lit_cert_method") or hp.get("_class_path")
+    The class recorded in the checkpoint (see :meth:`CertifiedMethod.on_save_checkpoint`) is
+    built from the saved hyper-parameters (plain data) and given the saved weights; a missing,
+    corrupt or mismatching checkpoint is a :class:`~lit_cert.errors.ConfigError`."""
+    ckpt = read_checkpoint(checkpoint_path)
+    hp = {k: v for k, v in ckpt.get("hyper_parameters", {}).items() if not k.startswith("_")}
+    class_path = ckpt.get("lit_cert_method") or ckpt.get("hyper_parameters", {}).get("_class_path")
     if not class_path:
-        raise ValueError(f"{checkpoint_path}: no method class recorded in the checkpoint's hyper-parameters")
-    module, name = class_path.rsplit(".", 1)
-    cls = getattr(importlib.import_module(module), name)
-    return cls.load_from_checkpoint(checkpoint_path, map_location=map_location, **overrides)
+        raise ConfigError(f"{checkpoint_path}: no method class recorded in the checkpoint; is it a lit_cert checkpoint?")
+    cls = import_class(class_path, CertifiedMethod, "method")
+    try:
+        model = cls(**{**hp, **overrides})
+    except TypeError as err:
+        raise ConfigError(f"{checkpoint_path}: its hyper-parameters do not fit {class_path} ({err})") from None
+    check_state_fits(model, ckpt["state_dict"], str(checkpoint_path))
+    model.load_state_dict(ckpt["state_dict"])
+    return model.to(map_location) if map_location is not None else model

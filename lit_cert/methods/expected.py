@@ -39,12 +39,12 @@ class ExpectedTightBounds(CertifiedMethod):
     def natural_loss_used(self) -> bool:
         return True
 
-    def objective(self, x: torch.Tensor, y: torch.Tensor, nat: torch.Tensor) -> tuple[torch.Tensor, dict]:
+    def task_loss(self, x: torch.Tensor, y: torch.Tensor, nat: torch.Tensor):
         eps = float(self.eps)
         logs = {"eps": eps}
         if eps <= 0 or self.robust_weight == 0:
-            return nat, logs
+            return nat, logs, None
         lb, ub = self.input_region(x, y, eps)
         rob = robust_cross_entropy(expected_margin_lower(self.net, lb, ub, margin_spec(y, self.num_classes, lb.dtype), self.blocks), y)
         logs["expected_rob_loss"] = rob.detach()
-        return nat + self.robust_weight * rob, logs
+        return nat + self.robust_weight * rob, logs, None

@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lit_cert.bounds.box import flat_layers
+from lit_cert.bounds.trace import IntervalTrace
 
 
 def l1_penalty(net: nn.Module) -> torch.Tensor:
@@ -15,27 +16,29 @@ def l1_penalty(net: nn.Module) -> torch.Tensor:
     return torch.stack([w.abs().sum() for w in weights]).sum()
 
 
-def shi_regularizers(record: dict, tol: float = 0.5) -> tuple[torch.Tensor, torch.Tensor]:
-    """(L_tightness, L_relu) from the intervals recorded during one IBP pass.
+def shi_regularizers(trace: IntervalTrace, tol: float = 0.5) -> tuple[torch.Tensor, torch.Tensor]:
+    """(L_tightness, L_relu) of Shi et al. (2021) from the intervals of one IBP walk.
 
     * L_tightness penalises pre-activation intervals whose mean radius grew to more than
-      ``1/tol`` times the mean radius of the interval entering the first affine layer:
-      ``relu(tol - r_0 / r_i) / tol`` averaged over the ReLU layers.
+      ``1/tol`` times the mean radius of the box entering the first affine layer (after the
+      normalisation): ``relu(tol - r_0 / r_i) / tol`` averaged over the ReLU layers.
     * L_relu balances active and inactive neurons: for the interval centres of surely active
       (l > 0) and surely inactive (u < 0) neurons it penalises ratios (<= 1 after taking the
-      smaller of r and 1/r) of their mean magnitudes and of their spread below ``tol``.
+      smaller of r and 1/r) of their mean magnitudes and of their spread below ``tol``; layers
+      where a ratio is undefined (no active or no inactive neuron) add nothing to it.
     """
-    relu_inputs = record.get("relu_inputs", [])
-    zero = torch.zeros((), device=record["first_affine_input"][0].device) if "first_affine_input" in record else torch.zeros(())
-    if not relu_inputs or "first_affine_input" not in record:
-        return zero, zero
-    lb0, ub0 = record["first_affine_input"]
+    relu_inputs = trace.relu_inputs
+    first = trace.first_affine_input
+    if not relu_inputs or first is None:
+        raise ValueError("Shi et al.'s regularisers need an IBP trace with a first affine layer and ReLUs")
+    lb0, ub0 = first
     r0 = ((ub0 - lb0) / 2).mean()
-    tight, relu = zero.clone(), zero.clone()
+    zero = torch.zeros((), dtype=lb0.dtype, device=lb0.device)
+    tight, relu = zero, zero
     for lb, ub in relu_inputs:
         center, radius = (ub + lb) / 2, (ub - lb) / 2
         tight = tight + F.relu(tol - r0 / radius.mean().clamp(min=1e-12)) / tol
-        active, inactive = (lb > 0).float(), (ub < 0).float()
+        active, inactive = (lb > 0).to(lb.dtype), (ub < 0).to(lb.dtype)
         mean_act = (center * active).mean()
         mean_inact = (center * inactive).mean()
         spread = (center - center.mean()) ** 2

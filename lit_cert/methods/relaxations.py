@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Literal
 
 from lit_cert.bounds.backsub import RELAXATIONS, linear_bounds
-from lit_cert.errors import ConfigError
+from lit_cert.errors import check
 from lit_cert.methods.base import CertifiedMethod
 
 
@@ -18,9 +18,8 @@ class RelaxationTraining(CertifiedMethod):
 
     def __init__(self, *args, relaxation: Literal["crown", "deepz", "hbox"] = "crown", **kwargs):
         super().__init__(*args, **kwargs)
-        if relaxation not in RELAXATIONS:
-            raise ConfigError(f"relaxation must be one of {RELAXATIONS}, got {relaxation!r}")
+        check(relaxation in RELAXATIONS, f"relaxation must be one of {RELAXATIONS}, got {relaxation!r}")
         self.relaxation = relaxation
 
-    def propagate(self, lb, ub, spec, record):
+    def propagate(self, lb, ub, spec, trace):
         return linear_bounds(self.net, lb, ub, spec, self.relaxation, "same", need_upper=False)[0]

@@ -1,35 +1,30 @@
-"""SABR (Mueller et al., 2023): IBP on a small box of radius ``lam * eps`` around a PGD point."""
+"""SABR (Müller et al., ICLR 2023): IBP on a small box of relative size ``lam`` placed around an
+adversarial example of the eps-ball.
+
+The region is built in two steps, as in the SABR authors' code: PGD (CE loss) searches the whole
+clipped eps-ball, then :func:`lit_cert.bounds.region.small_box` places the small box as close to
+that point as it fits inside the ball (``box_convention``: ``sabr`` = the authors' radius
+``lam * eps``, ``ctbench`` = CTBench's radius ``lam`` times the clipped half-width).
+"""
 
 from __future__ import annotations
+
+from typing import Literal, Optional
 
 import torch
 
 from lit_cert.bounds.box import INTERVAL_RULES, margin_bounds_ibp
-from lit_cert.bounds.region import linf_box
-from lit_cert.errors import ConfigError
-from lit_cert.methods.adversarial import attack_in_box
+from lit_cert.bounds.region import BOX_CONVENTIONS, linf_box, small_box
+from lit_cert.errors import check
+from lit_cert.methods.adversarial import attack_in_box, check_attack
 from lit_cert.methods.ibp import IBP
-
-
-def small_box(method, x: torch.Tensor, y: torch.Tensor, eps: float, lam: float, steps: int, restarts: int):
-    """SABR's region: a box of radius ``lam * eps`` whose centre PGD places inside the eps-ball.
-
-    The centre ranges over ``[x - (1 - lam) eps, x + (1 - lam) eps]`` (so the small box stays in
-    the eps-ball) and the box is clipped to [0, 1]: always a subset of the full region.
-    """
-    if lam >= 1:
-        return linf_box(x, eps)
-    tau = lam * eps
-    c_lb, c_ub = linf_box(x, eps - tau)
-    center = attack_in_box(method.net, y, c_lb, c_ub, steps, restarts, None)
-    return linf_box(center, tau)
 
 
 def shrinking_relu_rule(shrinkage: float):
     """ReLU interval rule for SABR's optional ReLU shrinkage: the output of an *unstable* neuron
-    is ``[0, shrinkage * u]`` instead of ``[0, u]`` (the upper bound multiplied by the factor, as
-    CTBench documents its ``relu_shrinkage``); stable neurons are untouched. A training
-    heuristic that, like the small box itself, gives no sound bound of the full region."""
+    is ``[0, shrinkage * u]`` instead of ``[0, u]`` (CTBench's ``relu_shrinkage``: the upper
+    bound multiplied by the factor); stable neurons are untouched. A training heuristic that,
+    like the small box itself, gives no sound bound of the full region."""
 
     def rule(layer, lb, ub):
         out_l, out_u = torch.relu(lb), torch.relu(ub)
@@ -39,27 +34,51 @@ def shrinking_relu_rule(shrinkage: float):
     return rule
 
 
-class SABR(IBP):
+class SmallBoxRegion:
+    """Mixin for SABR and STAPS: the small adversarial box as :meth:`input_region`.
+
+    ``pgd_policy: sabr`` is the SABR authors' attack (step 0.5 of the largest radius, decayed
+    x0.1 at 50/80/90% of the steps); ``ctbench`` is CTBench's and the TAPS authors' small-box
+    attack (step 0.2 of each radius, x0.2 every 10 steps). ``pgd_step_size`` null = the
+    policy's default."""
+
+    def init_small_box(self, lam: float, box_convention: str, pgd_steps: int, pgd_restarts: int,
+                       pgd_step_size: Optional[float], pgd_policy: str) -> None:
+        check(0 < lam <= 1, f"{type(self).__name__} lam must be in (0, 1], got {lam}")
+        check(box_convention in BOX_CONVENTIONS, f"box_convention must be one of {BOX_CONVENTIONS}, got {box_convention!r}")
+        check(pgd_policy in ("sabr", "ctbench"), f"pgd_policy must be 'sabr' or 'ctbench', got {pgd_policy!r}")
+        check_attack(pgd_steps, pgd_restarts, pgd_step_size)
+        self.lam, self.box_convention = lam, box_convention
+        if pgd_step_size is None and pgd_policy == "ctbench":
+            pgd_step_size = 0.2  # CTBench's adv_whitebox default, which its SABR/STAPS use
+        self.box_steps, self.box_restarts, self.box_step_size, self.box_policy = pgd_steps, pgd_restarts, pgd_step_size, pgd_policy
+
+    def input_region(self, x, y, eps):
+        if self.lam >= 1:
+            return linf_box(x, eps)
+        lb, ub = linf_box(x, eps)
+        point = attack_in_box(self.net, x, y, lb, ub, self.box_steps, self.box_restarts, self.box_step_size, self.box_policy)
+        return small_box(x, eps, self.lam, point, self.box_convention)
+
+
+class SABR(SmallBoxRegion, IBP):
     """IBP training on SABR's small adversarial box; ``lam = 1`` is exactly IBP.
 
-    Args (besides :class:`IBP`'s): ``lam`` in (0, 1], ``pgd_steps``, ``pgd_restarts``, and
-    ``relu_shrinkage`` in [0, 1] (None = off): shrink unstable ReLU outputs during training.
+    Args (besides :class:`IBP`'s): ``lam`` in (0, 1]; ``box_convention`` (``sabr`` | ``ctbench``);
+    the attack ``pgd_steps``, ``pgd_restarts``, ``pgd_step_size`` (null: the policy's default)
+    and ``pgd_policy`` (``sabr`` | ``ctbench``); ``relu_shrinkage`` in [0, 1] (None = off):
+    shrink unstable ReLU outputs during training.
     """
 
     def __init__(
-        self, *args, lam: float = 0.4, pgd_steps: int = 8, pgd_restarts: int = 1, relu_shrinkage: float | None = None, **kwargs
+        self, *args, lam: float = 0.4, box_convention: Literal["sabr", "ctbench"] = "sabr", pgd_steps: int = 8, pgd_restarts: int = 1,
+        pgd_step_size: Optional[float] = None, pgd_policy: Literal["sabr", "ctbench"] = "sabr", relu_shrinkage: Optional[float] = None, **kwargs
     ):
         super().__init__(*args, **kwargs)
-        if not 0 < lam <= 1:
-            raise ConfigError(f"SABR lam must be in (0, 1], got {lam}")
-        if relu_shrinkage is not None and not 0 <= relu_shrinkage <= 1:
-            raise ConfigError(f"relu_shrinkage must be in [0, 1], got {relu_shrinkage}")
-        self.lam, self.pgd_steps, self.pgd_restarts = lam, pgd_steps, pgd_restarts
+        self.init_small_box(lam, box_convention, pgd_steps, pgd_restarts, pgd_step_size, pgd_policy)
+        check(relu_shrinkage is None or 0 <= relu_shrinkage <= 1, f"relu_shrinkage must be in [0, 1], got {relu_shrinkage}")
         self.relu_shrinkage = relu_shrinkage
         self._rules = INTERVAL_RULES if relu_shrinkage is None else {**INTERVAL_RULES, torch.nn.ReLU: shrinking_relu_rule(relu_shrinkage)}
 
-    def input_region(self, x, y, eps):
-        return small_box(self, x, y, eps, self.lam, self.pgd_steps, self.pgd_restarts)
-
-    def propagate(self, lb, ub, spec, record):
-        return margin_bounds_ibp(self.net, lb, ub, spec, record=record, rules=self._rules)
+    def propagate(self, lb, ub, spec, trace):
+        return margin_bounds_ibp(self.net, lb, ub, spec, trace=trace, rules=self._rules)

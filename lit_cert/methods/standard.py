@@ -20,5 +20,5 @@ class Standard(CertifiedMethod):
     def natural_loss_used(self) -> bool:
         return True
 
-    def objective(self, x: torch.Tensor, y: torch.Tensor, nat: torch.Tensor) -> tuple[torch.Tensor, dict]:
-        return nat, {}
+    def task_loss(self, x: torch.Tensor, y: torch.Tensor, nat: torch.Tensor):
+        return nat, {}, None

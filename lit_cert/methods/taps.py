@@ -1,4 +1,5 @@
-"""TAPS and STAPS (Mao et al., 2023): IBP through a feature extractor, PGD through the classifier.
+"""TAPS and STAPS (Mao et al., NeurIPS 2023): IBP through a feature extractor, PGD through the
+classifier.
 
 The network is split into a feature extractor (bounded by IBP, giving a latent box) and a
 classifier. For every margin, PGD searches the latent box for the point that makes that margin
@@ -6,47 +7,54 @@ smallest; the margins at those points estimate the worst case much more tightly 
 are not sound). Two gradient tricks, each an isolated autograd function:
 
 * :class:`GradientLink` passes the gradient at a latent point to the latent box bounds it lies
-  close to (a point within ``c`` of the box width from the upper bound sends gradient to the
-  upper bound, weighted linearly by how close it is; the same for the lower bound).
+  close to (within ``c`` times the box width of the upper bound: a share growing linearly to 1
+  at the bound; the same for the lower bound) -- CTBench's rectified linear gradient link.
 * :class:`GradScale` multiplies the gradient of the TAPS loss by ``grad_scale``; the training
   loss is ``TAPS_loss * IBP_loss`` with the scale applied to the TAPS factor.
 
-STAPS = TAPS on SABR's small input box.
+As in CTBench and the TAPS authors' code, the eps ramp (and the warm-up before it) trains with
+plain IBP on the method's region; TAPS starts when eps has reached ``eps_train``
+(``ibp_during_ramp: false`` starts it at once). STAPS = TAPS on SABR's small input box.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, Optional
 
 import torch
 from torch import nn
 
 from lit_cert.attacks import pgd_maximize
 from lit_cert.bounds.box import flat_layers, interval_bounds
-from lit_cert.bounds.spec import margin_spec, robust_cross_entropy
-from lit_cert.errors import ConfigError
+from lit_cert.bounds.spec import robust_cross_entropy
+from lit_cert.errors import ConfigError, check
 from lit_cert.layers import frozen_batch_stats
+from lit_cert.methods.adversarial import check_attack
 from lit_cert.methods.base import RobustLoss
 from lit_cert.methods.ibp import IBP
-from lit_cert.methods.sabr import small_box
+from lit_cert.methods.sabr import SmallBoxRegion
 
 
 class GradientLink(torch.autograd.Function):
-    """Forward: the latent point ``z``. Backward: gradient to the box bounds ``lb``/``ub``."""
+    """Forward: the latent point ``z``. Backward: gradient to the box bounds ``lb``/``ub``
+    (CTBench's ``_RectifiedLinearGradientLink``, tolerance ``tol`` for degenerate boxes)."""
 
     @staticmethod
-    def forward(ctx, lb, ub, z, c: float):
+    def forward(ctx, lb, ub, z, c: float, tol: float = 1e-5):
         ctx.save_for_backward(lb, ub, z)
-        ctx.c = c
+        ctx.c, ctx.tol = c, tol
         return z.clone()
 
     @staticmethod
     def backward(ctx, grad):
         lb, ub, z = ctx.saved_tensors
-        slack = (ctx.c * (ub - lb)).clamp(min=1e-12)
-        to_ub = ((z - (ub - slack)) / slack).clamp(0, 1)
-        to_lb = (((lb + slack) - z) / slack).clamp(0, 1)
-        return grad * to_lb, grad * to_ub, None, None
+        c, tol = ctx.c, ctx.tol
+        slack = c * (ub - lb)
+        near_ub = ub - slack
+        to_ub = (z >= near_ub) * (z - near_ub).clamp(min=0.5 * tol) / slack.clamp(min=tol)
+        near_lb = lb + slack
+        to_lb = (z <= near_lb) * (near_lb - z).clamp(min=0.5 * tol) / slack.clamp(min=tol)
+        return grad * to_lb, grad * to_ub, None, None, None
 
 
 class GradScale(torch.autograd.Function):
@@ -66,7 +74,8 @@ def split_index(layers: list[nn.Module], split: int, split_by: str) -> int:
     """Index of the first classifier layer in the flat layer list.
 
     ``split_by="relus"``: the classifier holds the last ``split`` ReLU layers (and starts right
-    after the ReLU before them); ``split_by="layer"``: ``split`` is the index itself."""
+    after the ReLU before them; 0 = the classifier is the last affine block after the final
+    ReLU); ``split_by="layer"``: ``split`` is the index itself."""
     if split_by == "layer":
         idx = split
     elif split_by == "relus":
@@ -84,11 +93,15 @@ def split_index(layers: list[nn.Module], split: int, split_by: str) -> int:
 class TAPS(IBP):
     """TAPS training.
 
-    Args (besides :class:`IBP`'s):
-        split, split_by: where the classifier starts (default: its last 1 ReLU layer).
-        grad_scale: gradient scale of the TAPS loss (2-5 in the paper's settings).
-        link_slack: ``c`` of the gradient link (fraction of the box width).
-        pgd_steps, pgd_restarts: the latent attack.
+    Args (besides :class:`IBP`'s), defaults as CTBench's ``TAPSModelWrapper``:
+        split, split_by: where the classifier starts (default: its last 1 ReLU layer, CTBench's
+            CNN7 block split "17 4").
+        grad_scale: gradient scale of the TAPS loss relative to the IBP loss (CTBench's
+            ``taps_grad_scale``, the TAPS authors' ``alpha_box``; default 1, their examples 2-5).
+        link_slack: ``c`` of the gradient link (fraction of the box width; CTBench's ``soft_thre``).
+        pgd_steps, pgd_restarts: the latent attack (step ``max(0.2, 2 / steps)`` times the box
+            width, CTBench's decay); pgd_step_size overrides the step fraction.
+        ibp_during_ramp: plain IBP until the eps ramp is over (CTBench and the TAPS authors).
     """
 
     def __init__(
@@ -96,18 +109,21 @@ class TAPS(IBP):
         *args,
         split: int = 1,
         split_by: Literal["relus", "layer"] = "relus",
-        grad_scale: float = 4.0,
+        grad_scale: float = 1.0,
         link_slack: float = 0.5,
-        pgd_steps: int = 8,
+        pgd_steps: int = 10,
         pgd_restarts: int = 1,
+        pgd_step_size: Optional[float] = None,
+        ibp_during_ramp: bool = True,
         **kwargs,
     ):
         super().__init__(*args, **kwargs)
         self.split_at = split_index(flat_layers(self.net), split, split_by)
-        if grad_scale <= 0 or not 0 < link_slack <= 1:
-            raise ConfigError(f"grad_scale must be > 0 and link_slack in (0, 1], got {grad_scale}, {link_slack}")
+        check(grad_scale > 0 and 0 < link_slack <= 1, f"grad_scale must be > 0 and link_slack in (0, 1], got {grad_scale}, {link_slack}")
+        check_attack(pgd_steps, pgd_restarts, pgd_step_size)
         self.grad_scale, self.link_slack = grad_scale, link_slack
-        self.pgd_steps, self.pgd_restarts = pgd_steps, pgd_restarts
+        self.pgd_steps, self.pgd_restarts, self.pgd_step_size = pgd_steps, pgd_restarts, pgd_step_size
+        self.ibp_during_ramp = ibp_during_ramp
 
     @property
     def feature_extractor(self) -> list[nn.Module]:
@@ -117,8 +133,8 @@ class TAPS(IBP):
     def classifier(self) -> nn.Sequential:
         return nn.Sequential(*flat_layers(self.net)[self.split_at :])
 
-    def latent_box(self, lb, ub, record=None):
-        return interval_bounds(self.feature_extractor, lb, ub, record=record)
+    def latent_box(self, lb, ub, trace=None):
+        return interval_bounds(self.feature_extractor, lb, ub, trace=trace)
 
     def latent_pgd_margins(self, l: torch.Tensor, u: torch.Tensor, spec: torch.Tensor) -> torch.Tensor:
         """Per margin, the PGD estimate of its minimum over the latent box, differentiable in l, u."""
@@ -131,32 +147,32 @@ class TAPS(IBP):
             return -(rows * classifier(z)).sum(-1)
 
         with frozen_batch_stats(self.net):
-            z_star = pgd_maximize(negative_margin, lr.detach(), ur.detach(), steps=self.pgd_steps, restarts=self.pgd_restarts)
+            z_star = pgd_maximize(negative_margin, lr, ur, steps=self.pgd_steps, restarts=self.pgd_restarts,
+                                  policy="latent", step_size=self.pgd_step_size)
             z = GradientLink.apply(lr, ur, z_star, self.link_slack)
             return (rows * classifier(z)).sum(-1).view(b, k)
 
-    def robust_loss(self, x, y, eps):
-        lb, ub = self.input_region(x, y, eps)
-        spec = margin_spec(y, self.num_classes, lb.dtype)
-        record: dict | None = {} if self.wants_record(eps) else None
-        l, u = self.latent_box(lb, ub, record)
-        ibp_loss = robust_cross_entropy(interval_bounds(self.classifier, l, u, spec=spec, record=record)[0], y)
+    def taps_active(self) -> bool:
+        return not (self.ibp_during_ramp and float(self.ramp_progress) < 1)
+
+    def bound_loss(self, x, y, lb, ub, eps, trace):
+        if not self.taps_active():
+            return super().bound_loss(x, y, lb, ub, eps, trace)  # plain IBP on the region
+        spec = self.spec(y, lb.dtype)
+        l, u = self.latent_box(lb, ub, trace)
+        ibp_loss = robust_cross_entropy(interval_bounds(self.classifier, l, u, spec=spec, trace=trace)[0], y)
         taps_loss = robust_cross_entropy(self.latent_pgd_margins(l, u, spec), y)
-        out = RobustLoss(GradScale.apply(taps_loss, self.grad_scale) * ibp_loss)
-        out.logs = {"ibp_loss": ibp_loss.detach(), "taps_loss": taps_loss.detach()}
-        if record is not None:
-            self.bound_penalty(out, record, eps)
-        return out
+        return RobustLoss(GradScale.apply(taps_loss, self.grad_scale) * ibp_loss,
+                          {"ibp_loss": ibp_loss.detach(), "taps_loss": taps_loss.detach()})
 
 
-class STAPS(TAPS):
-    """TAPS on SABR's small box of radius ``lam * eps``; ``lam = 1`` is TAPS."""
+class STAPS(SmallBoxRegion, TAPS):
+    """TAPS on SABR's small box of relative size ``lam``; ``lam = 1`` is TAPS.
 
-    def __init__(self, *args, lam: float = 0.4, **kwargs):
+    The small box follows CTBench and the TAPS authors' STAPS (``box_convention: ctbench``,
+    their 0.2-step attack of ``box_pgd_steps`` steps); ``box_convention: sabr`` uses SABR's."""
+
+    def __init__(self, *args, lam: float = 0.4, box_convention: Literal["sabr", "ctbench"] = "ctbench", box_pgd_steps: int = 10,
+                 box_pgd_policy: Literal["sabr", "ctbench"] = "ctbench", **kwargs):
         super().__init__(*args, **kwargs)
-        if not 0 < lam <= 1:
-            raise ConfigError(f"STAPS lam must be in (0, 1], got {lam}")
-        self.lam = lam
-
-    def input_region(self, x, y, eps):
-        return small_box(self, x, y, eps, self.lam, self.pgd_steps, self.pgd_restarts)
+        self.init_small_box(lam, box_convention, box_pgd_steps, self.pgd_restarts, None, box_pgd_policy)

@@ -5,16 +5,18 @@ All are torchmetrics with summed states, so they are correct under DDP without e
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import Sequence
 
 import torch
 from torch import nn
 from torchmetrics import Metric
 
 from lit_cert.attacks import pgd_attack
-from lit_cert.bounds.box import interval_bounds, margin_bounds_ibp
+from lit_cert.bounds.box import interval_bounds
+from lit_cert.bounds.registry import bound_method
 from lit_cert.bounds.region import linf_box
 from lit_cert.bounds.spec import is_certified, margin_spec
+from lit_cert.bounds.trace import IntervalTrace
 from lit_cert.metrics.accuracy import RateMetric
 
 
@@ -58,28 +60,29 @@ def trapezoid_auc(eps: Sequence[float], values: Sequence[float], normalise: bool
 
 
 class CRCurve(Metric):
-    """Certified accuracy over a grid of eps (the paradox paper's CR curve); ``compute()`` returns
-    the curve, :meth:`auc` its area by the trapezoid rule. ``update(net, x, y)``."""
+    """Certified accuracy over a grid of eps (the paradox paper's CR curve) with one sound bound
+    method (a name of ``lit_cert.bounds.BOUND_METHODS``); ``compute()`` returns the curve,
+    :meth:`auc` its area by the trapezoid rule. ``update(net, x, y)``."""
 
     full_state_update = False
     is_differentiable = False
     higher_is_better = True
 
-    def __init__(self, eps_grid: Sequence[float], certifier: Callable = margin_bounds_ibp, **kwargs):
+    def __init__(self, eps_grid: Sequence[float], certifier: str = "ibp", **kwargs):
         super().__init__(**kwargs)
         self.eps_grid = [float(e) for e in eps_grid]
-        if sorted(self.eps_grid) != self.eps_grid or self.eps_grid[0] < 0:
-            raise ValueError("eps_grid must be non-negative and increasing")
-        self.certifier = certifier
+        if not self.eps_grid or sorted(self.eps_grid) != self.eps_grid or self.eps_grid[0] < 0:
+            raise ValueError("eps_grid must be non-empty, non-negative and increasing")
+        self.method = bound_method(certifier)
         self.add_state("hits", default=torch.zeros(len(self.eps_grid), dtype=torch.float64), dist_reduce_fx="sum")
         self.add_state("total", default=torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
 
     def update(self, net: nn.Module, x: torch.Tensor, y: torch.Tensor) -> None:  # type: ignore[override]
-        spec = margin_spec(y, net(x[:1]).shape[1], x.dtype)
         with torch.no_grad():
+            spec = margin_spec(y, net(x[:1]).shape[1], x.dtype)
             for i, eps in enumerate(self.eps_grid):
                 lb, ub = linf_box(x, eps)
-                self.hits[i] += is_certified(self.certifier(net, lb, ub, spec), y).sum()
+                self.hits[i] += is_certified(self.method(net, lb, ub, spec), y).sum()
         self.total += len(y)
 
     def compute(self) -> torch.Tensor:
@@ -90,31 +93,33 @@ class CRCurve(Metric):
 
 
 class ReLUStability(Metric):
-    """Fractions of active (l >= 0), dead (u <= 0) and unstable ReLUs under IBP bounds of the
-    eps-ball: ``update(net, x)``; ``compute()`` -> tensor [active, dead, unstable]."""
+    """Fractions of active (l >= 0), dead (u <= 0) and unstable ReLUs under the pre-activation
+    bounds of an IBP walk: ``update(trace)`` with the :class:`~lit_cert.bounds.trace.IntervalTrace`
+    of that walk (e.g. the validation certifier's own); ``compute()`` -> tensor
+    [active, dead, unstable]."""
 
     full_state_update = False
     is_differentiable = False
     higher_is_better = None
 
-    def __init__(self, eps: float, **kwargs):
+    def __init__(self, **kwargs):
         super().__init__(**kwargs)
-        self.eps = eps
         self.add_state("counts", default=torch.zeros(3, dtype=torch.float64), dist_reduce_fx="sum")
 
-    def update(self, net: nn.Module | None = None, x: torch.Tensor | None = None, record: dict | None = None) -> None:  # type: ignore[override]
-        """Counts from the pre-ReLU intervals an IBP pass at this eps already recorded
-        (``record["relu_inputs"]``, e.g. the validation certifier's own pass); without such a
-        record it runs IBP on the eps-ball of ``x`` itself."""
-        if record is None or "relu_inputs" not in record:
-            if net is None or x is None:
-                raise ValueError("ReLUStability.update needs (net, x) or an IBP record")
-            record = {}
-            with torch.no_grad():
-                interval_bounds(net, *linf_box(x, self.eps), record=record)
-        for lb, ub in record.get("relu_inputs", []):
+    def update(self, trace: IntervalTrace) -> None:  # type: ignore[override]
+        if not trace.has_relus:
+            raise ValueError("ReLUStability.update needs the trace of an IBP walk through a network with ReLUs")
+        for lb, ub in trace.relu_inputs:
             active, dead = (lb >= 0), (ub <= 0)
             self.counts += torch.stack([active.sum(), dead.sum(), (~(active | dead)).sum()]).to(self.counts.dtype)
 
     def compute(self) -> torch.Tensor:
         return (self.counts / self.counts.sum().clamp(min=1)).float()
+
+
+def relu_stability_trace(net: nn.Module, x: torch.Tensor, eps: float) -> IntervalTrace:
+    """The trace of one IBP walk of the eps-ball around ``x`` (what :class:`ReLUStability` reads)."""
+    trace = IntervalTrace()
+    with torch.no_grad():
+        interval_bounds(net, *linf_box(x, eps), trace=trace)
+    return trace

@@ -15,13 +15,14 @@ per class. Sources of the shapes:
 
 from __future__ import annotations
 
-import importlib
 import inspect
+import math
 from typing import Literal, Sequence
 
 from torch import nn
 
 from lit_cert.data.info import DataInfo
+from lit_cert.errors import ConfigError
 from lit_cert.layers import BatchNorm1d, BatchNorm2d, Normalize
 from lit_cert.models.init import ibp_init
 
@@ -38,10 +39,10 @@ class Architecture:
     """
 
     def __init__(self, width: float = 1.0, bn: bool = False, init: Literal["default", "ibp"] = "default"):
-        if width <= 0:
-            raise ValueError(f"{type(self).__name__}: width must be > 0, got {width}")
+        if not (isinstance(width, (int, float)) and math.isfinite(width) and width > 0):
+            raise ConfigError(f"{type(self).__name__}: width must be a finite number > 0, got {width}")
         if init not in ("default", "ibp"):
-            raise ValueError(f"{type(self).__name__}: init must be 'default' or 'ibp', got {init!r}")
+            raise ConfigError(f"{type(self).__name__}: init must be 'default' or 'ibp', got {init!r}")
         self.width, self.bn, self.init = width, bn, init
 
     def scaled(self, n: int) -> int:
@@ -65,11 +66,10 @@ class Architecture:
     @staticmethod
     def from_config(config: dict) -> "Architecture":
         """Inverse of :meth:`to_config` (also accepts the CLI's ``class_path``/``init_args``)."""
-        module, name = config["class_path"].rsplit(".", 1)
-        cls = getattr(importlib.import_module(module), name)
-        if not (isinstance(cls, type) and issubclass(cls, Architecture)):
-            raise TypeError(f"{config['class_path']} is not a lit_cert Architecture")
-        return cls(**config.get("init_args", {}))
+        from lit_cert.classpath import import_class
+
+        cls = import_class(config["class_path"], Architecture, "network")
+        return cls(**(config.get("init_args") or {}))
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.to_config()["init_args"].items())
@@ -102,8 +102,10 @@ class ConvNet(Architecture):
         self.convs = [tuple(int(v) for v in c) for c in convs]
         self.fcs = [int(v) for v in fcs]
         for c in self.convs:
-            if len(c) != 4:
-                raise ValueError(f"conv spec must be (channels, kernel, stride, padding), got {c}")
+            if len(c) != 4 or c[0] < 1 or c[1] < 1 or c[2] < 1 or c[3] < 0:
+                raise ConfigError(f"{type(self).__name__}: conv spec must be (channels >= 1, kernel >= 1, stride >= 1, padding >= 0), got {c}")
+        if any(f < 1 for f in self.fcs):
+            raise ConfigError(f"{type(self).__name__}: hidden sizes must be >= 1, got {self.fcs}")
 
     def layers(self, info: DataInfo) -> list[nn.Module]:
         c, h, w = (info.in_shape + (1, 1))[:3] if len(info.in_shape) < 3 else info.in_shape
@@ -117,7 +119,7 @@ class ConvNet(Architecture):
             h = (h + 2 * padding - kernel) // stride + 1
             w = (w + 2 * padding - kernel) // stride + 1
             if h < 1 or w < 1:
-                raise ValueError(f"{type(self).__name__}: the convolutions shrink a {info.in_shape} input to nothing")
+                raise ConfigError(f"{type(self).__name__}: the convolutions shrink a {info.in_shape} input to nothing")
             c = ch
         out.append(nn.Flatten())
         n = c * h * w
@@ -197,7 +199,7 @@ class CNN7(ConvNet):
         init: Literal["default", "ibp"] = "ibp",
     ):
         if depth < 1:
-            raise ValueError(f"CNN7: depth must be >= 1, got {depth}")
+            raise ConfigError(f"CNN7: depth must be >= 1, got {depth}")
         stride2_at = min(2, depth - 1)
         convs = [(64 if i < 2 else 128, 3, 2 if i == stride2_at else 1, 1) for i in range(depth)]
         super().__init__(convs=convs, fcs=[linear_size], width=width, bn=bn, init=init)

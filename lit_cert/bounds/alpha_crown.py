@@ -2,7 +2,8 @@
 
 Any lower slope in [0, 1] gives a sound relaxation, so every iterate is a sound bound; we start
 from CROWN's adaptive slopes and keep, per margin, the best bound seen -- the result is never
-below CROWN's. Intermediate bounds are CROWN's (computed once, not re-optimised).
+below CROWN's. Intermediate bounds are CROWN's (computed once, not re-optimised). Runs its
+own gradient steps even when called under ``no_grad`` or inference mode (validation loops).
 """
 
 from __future__ import annotations
@@ -17,6 +18,11 @@ def alpha_crown_margins(
     net: nn.Module, lb: torch.Tensor, ub: torch.Tensor, spec: torch.Tensor, steps: int = 20, lr: float = 0.1
 ) -> torch.Tensor:
     """Lower bounds (B, M) of ``spec @ net(x)`` over the box, >= CROWN's, sound for any steps."""
+    with torch.inference_mode(False):
+        return _alpha_crown(net, lb.clone(), ub.clone(), spec.clone(), steps, lr)
+
+
+def _alpha_crown(net, lb, ub, spec, steps, lr):
     engine = LinearBounds(net, lb, ub, "crown", "same")
     with torch.no_grad():
         best = engine.output_bounds(spec, need_upper=False)[0]  # CROWN; fills intermediate bounds

@@ -1,0 +1,74 @@
+"""Shared pieces of the argparse commands (``certify``, ``export``, ``analyze``, ``sweep``).
+
+Every argument problem becomes a :class:`~lit_cert.errors.ConfigError`, so the CLI reports it as
+one ``lit_cert: error: ...`` line with exit status 2 like every other bad input (argparse would
+print its usage block instead). The ``type=`` helpers reject values that would otherwise run and
+produce meaningless output (negative or non-finite eps, zero sizes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+
+import torch
+
+from lit_cert.errors import ConfigError
+
+
+class CommandParser(argparse.ArgumentParser):
+    """argparse with errors raised as ConfigError (``--help`` still prints and exits 0)."""
+
+    def error(self, message: str):  # type: ignore[override]
+        raise ConfigError(f"{self.prog}: {message}")
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {value}")
+    return value
+
+
+def nonnegative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {value}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    value = float(text)
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
+    return value
+
+
+def eps_value(text: str) -> float:
+    """A radius in pixel units of [0, 1] images: finite, in [0, 1]."""
+    value = float(text)
+    if not (math.isfinite(value) and 0 <= value <= 1):
+        raise argparse.ArgumentTypeError(f"must be a finite radius in [0, 1] (pixel units), got {text}")
+    return value
+
+
+def add_device_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--device", default="auto", help="auto (the GPU when present), cpu, cuda or cuda:N")
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` -> the first CUDA device if there is one, else the CPU; others are checked."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as err:
+        raise ConfigError(f"--device {name!r} is not a device (auto, cpu, cuda, cuda:N): {err}") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError(f"--device {name}: no CUDA device is available on this machine (use --device cpu or auto)")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ConfigError(f"--device {name}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    elif device.type != "cpu":
+        raise ConfigError(f"--device {name}: only cpu and cuda devices are supported")
+    return device
