@@ -149,10 +149,12 @@ def interval_bounds(
         last: nn.Linear = seq[-1]
         center, radius = box.as_cr()
         box.record(trace, last)
-        w = torch.einsum("bmk,kn->bmn", spec, last.weight)
-        b = spec @ last.bias if last.bias is not None else 0.0
-        c = torch.einsum("bmn,bn->bm", w, center) + b
-        r = torch.einsum("bmn,bn->bm", w.abs(), radius)
+        # centre: the spec applied to the logits of the centre (cheap); radius: |C W| r per sample,
+        # one matmul for C W and an element-wise product (a batched mat-vec is ~2x slower on CPU)
+        b, m, k = spec.shape
+        cw = (spec.reshape(b * m, k) @ last.weight).view(b, m, -1)
+        c = torch.einsum("bmk,bk->bm", spec, F.linear(center, last.weight, last.bias))
+        r = (cw.abs() * radius.unsqueeze(1)).sum(-1)
         return c - r, c + r
     return spec_on_interval(spec, *box.as_lu())
 
