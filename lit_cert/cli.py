@@ -117,6 +117,15 @@ class LitCertCLI(LightningCLI):
     def before_instantiate_classes(self) -> None:
         check_dropped_interpolations(self.config[self.subcommand] if self.subcommand else self.config)
 
+    def _parse_ckpt_path(self) -> None:
+        # LightningCLI reads the checkpoint's hyper-parameters before anything is built: check
+        # that the file exists and is readable first, so a bad path is one clear error
+        sub = self.config.get("subcommand")
+        ckpt_path = self.config[sub].get("ckpt_path") if sub else None
+        if ckpt_path and str(ckpt_path) not in ("last", "best", "hpc", "registry"):
+            read_checkpoint(ckpt_path)
+        super()._parse_ckpt_path()
+
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
         trainer = super().instantiate_trainer(**kwargs)
         if not trainer.loggers:  # every run its own directory, logger or not

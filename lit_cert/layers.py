@@ -85,6 +85,14 @@ class _RecordingBatchNorm:
         self.frozen = False
         self.statistics = "differentiable"
 
+    def __getstate__(self):
+        # the recorded statistics belong to one forward pass (and its graph): copies and pickles
+        # of the layer start without them, like a freshly built layer
+        state = super().__getstate__()
+        state = dict(state)
+        state["batch_mean"] = state["batch_var"] = None
+        return state
+
     def _recorded(self) -> tuple[torch.Tensor, torch.Tensor]:
         if self.statistics == "detached":
             return self.batch_mean.detach(), self.batch_var.detach()

@@ -13,12 +13,12 @@ RUN_ID_ENV = "LIT_CERT_RUN_ID"
 
 
 def new_run_id() -> str:
-    """A fresh run id (time stamp + random suffix); DDP ranks share the one rank 0 chose
-    through the environment, which the ranks launched after it inherit."""
-    run_id = os.environ.get(RUN_ID_ENV)
-    if not run_id:
-        run_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
-        os.environ[RUN_ID_ENV] = run_id
+    """A fresh run id (time stamp + random suffix). DDP ranks launched by rank 0 (they carry a
+    LOCAL_RANK > 0) reuse the id rank 0 put into the environment before launching them."""
+    if int(os.environ.get("LOCAL_RANK", 0) or 0) > 0 and os.environ.get(RUN_ID_ENV):
+        return os.environ[RUN_ID_ENV]
+    run_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
+    os.environ[RUN_ID_ENV] = run_id
     return run_id
 
 
