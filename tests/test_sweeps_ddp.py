@@ -23,7 +23,7 @@ def test_sweep_files_use_real_cli_keys(path, capsys, monkeypatch):
     monkeypatch.chdir(ROOT)
     cfg = load_sweep(path)
     assert cfg["metric"]["name"] == "val/cert_acc"
-    for params in (dict(zip(cfg["parameters"], vals)) for vals in zip(*[s["values"] for s in cfg["parameters"].values()])):
+    for params in grid_runs(cfg["parameters"]):
         cmd = build_command(cfg, params)
         assert cmd[:4] == ["/usr/bin/env", sys.executable, "-m", "lit_cert"]
         with pytest.raises(SystemExit) as ex:
