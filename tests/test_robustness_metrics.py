@@ -114,15 +114,17 @@ def test_validation_tightness_on_a_subset_of_each_batch():
     dm = SyntheticImages(train_size=32, val_size=48, test_size=16, batch_size=16)
     dm.setup()
     x = torch.stack([dm.val_set[i][0] for i in range(48)])
+    y = torch.stack([torch.as_tensor(dm.val_set[i][1]) for i in range(48)])
     logged = {}
     for n in (None, 4):
         torch.manual_seed(0)
         model = IBP(network=FC(hidden=[16, 16]), data_info=dm.info, eps_test=0.05, tightness_samples=n)
         trainer = L.Trainer(logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
         logged[n] = trainer.validate(model, datamodule=dm, verbose=False)[0]["val/tightness"]
-        expected = PropagationTightness()
+        expected = PropagationTightness(0.05)
         for start in range(0, 48, 16):  # the first n of each validation batch
-            expected.update(model.net.eval(), x[start:start + (16 if n is None else n)])
+            stop = start + (16 if n is None else n)
+            expected.update(model.net.eval(), x[start:stop], y[start:stop])
         assert logged[n] == pytest.approx(expected.compute().item(), rel=1e-5)
     assert logged[4] != logged[None]
     with pytest.raises(Exception, match="tightness_samples"):

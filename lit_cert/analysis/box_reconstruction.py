@@ -123,5 +123,5 @@ def trained_reconstruction(d: int, k: int, eps: float, mode: str = "ibp", relu: 
     from lit_cert.metrics.tightness import local_tightness
 
     with torch.no_grad():
-        out["tightness"] = local_tightness(net, x[:100]).mean().item()
+        out["tightness"] = local_tightness(net, x[:100], mode="logits").mean().item()
     return out

@@ -197,16 +197,17 @@ def checkpoint_metric(args, name: str) -> list[dict]:
         loader = DataLoader(torch.utils.data.Subset(ds, range(n)), batch_size=100)
         net, label = model.net.eval().to(device), _label(ckpt, model)
         if name == "tightness":
-            tightness, nat = PropagationTightness().to(device), NaturalAccuracy().to(device)
+            eps = model.eps_test if args.eps is None else args.eps
+            tightness, nat = PropagationTightness(eps, args.mode).to(device), NaturalAccuracy().to(device)
             with torch.no_grad():
                 for x, y in loader:
                     x, y = x.to(device), y.to(device)
-                    tightness.update(net, x)
+                    tightness.update(net, x, y)
                     nat.update(net(x), y)
-            rows.append({"model": label, "checkpoint": ckpt, "split": args.split, "samples": n,
+            rows.append({"model": label, "checkpoint": ckpt, "split": args.split, "samples": n, "mode": args.mode, "eps": eps,
                          "tightness": tightness.compute().item(), "natural_accuracy": nat.compute().item()})
-            print(f"lit_cert analyze tightness: {label}: tightness {rows[-1]['tightness']:.4f}, natural accuracy "
-                  f"{rows[-1]['natural_accuracy']:.4f} over {n} {args.split} samples")
+            print(f"lit_cert analyze tightness: {label}: tightness ({args.mode}, eps {eps:g}) {rows[-1]['tightness']:.4f}, "
+                  f"natural accuracy {rows[-1]['natural_accuracy']:.4f} over {n} {args.split} samples")
             continue
         if grid is None:  # one grid for all checkpoints, so the curves are comparable
             grid = np.linspace(0, args.eps_max if args.eps_max else 2 * model.eps_test, args.points)
@@ -267,6 +268,10 @@ def build_parser() -> CommandParser:
         d.add_argument("--split", choices=SPLITS, default="test", help="test, val or train (e.g. Mao et al.'s Fig. 4)")
         d.add_argument("--limit", type=positive_int, default=1000)
         add_device_argument(d)
+        if name == "tightness":
+            d.add_argument("--mode", choices=["margins", "logits"], default="margins",
+                           help="margins (the authors' measurement, default) or logits (all-ones radius)")
+            d.add_argument("--eps", type=eps_value, default=None, help="box radius for margins mode (default: the model's eps_test)")
         if name == "cr-curve":
             d.add_argument("--eps_max", type=eps_value, default=None)
             d.add_argument("--points", type=positive_int, default=11)

@@ -45,6 +45,7 @@ from lit_cert.errors import ConfigError, check
 from lit_cert.layers import BN_STATISTICS, recording_batchnorms, set_batch_statistics_mode
 from lit_cert.methods.regularizers import l1_penalty, shi_regularizers
 from lit_cert.metrics import CertifiedAccuracy, NaturalAccuracy, PGDAccuracy, PropagationTightness, ReLUStability
+from lit_cert.metrics.tightness import TIGHTNESS_MODES
 from lit_cert.models.architectures import Architecture
 
 #: names accepted by ``certifier``: every sound bound method (lit_cert.bounds.registry)
@@ -90,6 +91,9 @@ class CertifiedMethod(L.LightningModule):
             benchmarks/RESULTS.md).
         certifier: sound bound method for validation/test (a name of ``lit_cert.bounds.BOUND_METHODS``).
         log_tightness: log the local propagation tightness (Mao et al.) in validation/test.
+        tightness_mode: ``margins`` (default: the K - 1 margins with the last layer folded and the
+            eps_test box clipped to [0, 1], as the authors measure it) or ``logits`` (the logits
+            with an all-ones radius); see :mod:`lit_cert.metrics.tightness`.
         tightness_samples: in validation, compute the tightness on at most this many samples
             of each batch (None: all). It costs about K backward passes per sample (~6x a
             validation step on CNN7 for all samples, benchmarks/bench_validation.py); the
@@ -123,6 +127,7 @@ class CertifiedMethod(L.LightningModule):
         bn_statistics: Literal["differentiable", "detached"] = "differentiable",
         certifier: str = "ibp",
         log_tightness: bool = True,
+        tightness_mode: Literal["margins", "logits"] = "margins",
         tightness_samples: Optional[int] = 16,
         log_relu_stability: bool = True,
         pgd_eval_steps: int = 0,
@@ -144,6 +149,7 @@ class CertifiedMethod(L.LightningModule):
         check_eps("eps_test", eps_test)
         check(certifier in CERTIFIERS, f"unknown certifier {certifier!r}; available: {', '.join(CERTIFIERS)}")
         check(optimizer in ("adam", "sgd"), f"optimizer must be 'adam' or 'sgd', got {optimizer!r}")
+        check(tightness_mode in TIGHTNESS_MODES, f"tightness_mode must be one of {TIGHTNESS_MODES}, got {tightness_mode!r}")
         check(bn_statistics in BN_STATISTICS, f"bn_statistics must be one of {BN_STATISTICS}, got {bn_statistics!r}")
         check(tightness_samples is None or tightness_samples >= 1,
               f"tightness_samples must be >= 1 or null (all samples), got {tightness_samples}")
@@ -171,7 +177,7 @@ class CertifiedMethod(L.LightningModule):
             {
                 stage: nn.ModuleDict(
                     {"nat_acc": NaturalAccuracy(), "cert_acc": CertifiedAccuracy(), "rob_loss": MeanMetric()}
-                    | ({"tightness": PropagationTightness()} if log_tightness else {})
+                    | ({"tightness": PropagationTightness(self.eps_test, tightness_mode)} if log_tightness else {})
                     | ({"pgd_acc": PGDAccuracy(self.eps_test, pgd_eval_steps, pgd_eval_restarts)} if pgd_eval_steps else {})
                     | ({"relu_stability": ReLUStability()} if log_relu_stability else {})
                 )
@@ -319,7 +325,8 @@ class CertifiedMethod(L.LightningModule):
         m["rob_loss"].update(robust_cross_entropy(margin_lb, y, reduction="none"))
         if "tightness" in m:
             n = self.hparams.tightness_samples
-            m["tightness"].update(self.net, x if stage == "test" or n is None else x[:n])
+            keep = slice(None) if stage == "test" or n is None else slice(0, n)
+            m["tightness"].update(self.net, x[keep], y[keep])
         if "pgd_acc" in m:
             m["pgd_acc"].update(self.net, x, y)
         if "relu_stability" in m:
