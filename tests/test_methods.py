@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from lit_cert.bounds import linf_box, margin_bounds_ibp, margin_spec, robust_cross_entropy
 from lit_cert.data import SyntheticImages
 from lit_cert.errors import ConfigError
-from lit_cert.methods import IBP, Standard, load_method
+from lit_cert.methods import IBP, RelaxationTraining, Standard, load_method
 from lit_cert.methods.regularizers import l1_penalty, shi_regularizers
 from lit_cert.models import CNN3, FC
 
@@ -35,6 +35,31 @@ def test_ibp_loss_is_kappa_mix_of_natural_and_robust_ce(data):
     assert torch.allclose(loss, 0.3 * nat + 0.7 * rob, atol=1e-5)
     assert rob > nat  # the bound is pessimistic
     assert logs["eps"] == 0.05 and "rob_loss" in logs
+
+
+@pytest.mark.parametrize("cls,extra", [(IBP, {}), (RelaxationTraining, {"relaxation": "deepz"})])
+def test_without_elision_the_loss_is_the_ce_of_the_worst_case_logits(data, cls, extra):
+    """The paradox paper's --C eye runs: z_y = lower bound of the true logit, z_i = upper bounds of
+    the others, CE(z); looser than the elided margins, hence a larger loss."""
+    from lit_cert.bounds import interval_bounds
+    from lit_cert.bounds.backsub import linear_bounds
+
+    dm, x, y = data
+    torch.manual_seed(0)
+    kw = dict(network=FC(hidden=[16]), data_info=dm.info, eps_train=0.05, eps_test=0.05, **extra)
+    elided, plain = cls(**kw), cls(elision=False, **kw)
+    plain.load_state_dict(elided.state_dict())
+    for m in (elided, plain):
+        m.eps, m.kappa = 0.05, 0.0
+    lb, ub = linf_box(x, 0.05)
+    if cls is IBP:
+        lo, hi = interval_bounds(plain.net, lb, ub)
+    else:
+        lo, hi = linear_bounds(plain.net, lb, ub, None, "deepz", "same")
+    z = torch.where(F.one_hot(y, 4).bool(), lo, hi)
+    loss_plain, loss_elided = plain.training_loss(x, y)[0], elided.training_loss(x, y)[0]
+    assert loss_plain.item() == pytest.approx(F.cross_entropy(z, y).item(), rel=1e-5)
+    assert loss_plain > loss_elided
 
 
 def test_eps_zero_is_standard_training(data):

@@ -198,7 +198,7 @@ def test_every_method_trains_through_the_cli(workdir, name):
 
 def test_sabr_relu_shrinkage(batch):
     """Shrinkage 1 is plain SABR; smaller values shrink unstable ReLU outputs and lower the loss."""
-    from lit_cert.methods.sabr import shrinking_relu_rule
+    from lit_cert.methods.ibp import shrinking_relu_rule
 
     lb, ub = torch.tensor([[-1.0, 0.5, -2.0]]), torch.tensor([[3.0, 1.5, -1.0]])
     lo, hi = shrinking_relu_rule(0.5)(None, lb, ub)

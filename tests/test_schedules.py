@@ -35,7 +35,7 @@ def test_schedule_values_at_steps():
     s = CertifiedSchedule(warmup_epochs=2, ramp_epochs=4, shape="linear", kappa_start=1.0, kappa_end=0.5, beta_start=1.0, beta_end=0.0)
     s.steps_per_epoch = 10
     # warm-up: eps 0, kappa at its start value
-    assert s.values_at(0) == {"eps_fraction": 0.0, "kappa": 1.0, "beta": 1.0, "progress": 0.0}
+    assert s.values_at(0) == {"eps_fraction": 0.0, "kappa": 1.0, "beta": 1.0, "progress": 0.0, "warmup": True}
     assert s.values_at(19)["eps_fraction"] == 0.0
     # ramp of 40 steps starting at step 20
     v = s.values_at(30)
@@ -47,6 +47,27 @@ def test_schedule_values_at_steps():
     smooth.steps_per_epoch = 10
     assert smooth.values_at(30)["eps_fraction"] == pytest.approx(1 / 13)  # a quarter into the ramp
     assert smooth.values_at(40)["eps_fraction"] == pytest.approx(5 / 13)
+
+
+def test_eps_ramp_can_start_above_zero():
+    """The paradox paper's Wong & Kolter-style runs ramp eps from 0.001 to eps_train."""
+
+    class Module:
+        eps_train = 0.1
+
+    s = CertifiedSchedule(warmup_epochs=1, ramp_epochs=2, shape="linear", eps_start=0.001)
+    s.steps_per_epoch = 10
+    m = Module()
+    s.apply(m, 5)
+    assert m.eps == 0.0  # warm-up
+    s.apply(m, 10)
+    assert m.eps == pytest.approx(0.001)  # the ramp starts at eps_start
+    s.apply(m, 20)
+    assert m.eps == pytest.approx(0.001 + 0.5 * 0.099)
+    s.apply(m, 40)
+    assert m.eps == pytest.approx(0.1) and m.ramp_progress == 1.0
+    with pytest.raises(ValueError, match="eps_start"):
+        CertifiedSchedule(eps_start=-0.1)
 
 
 def test_invalid_schedules_are_rejected():

@@ -49,7 +49,9 @@ class CertifiedSchedule(Callback):
 
     Args:
         warmup_epochs: epochs of standard training (eps = 0) before the ramp.
-        ramp_epochs: epochs over which eps grows from 0 to ``eps_train`` (0 = jump at once).
+        ramp_epochs: epochs over which eps grows from ``eps_start`` to ``eps_train`` (0 = jump at once).
+        eps_start: eps (pixel units) at the start of the ramp (Wong & Kolter's and the paradox
+            paper's SVHN/CIFAR DeepZ/hBox/CROWN runs start at 0.001); 0 during warm-up anyway.
         shape: ``"linear"`` or ``"smooth"`` growth of eps.
         smooth_mid, smooth_exponent: the smooth shape's switch point and polynomial degree.
         kappa_start, kappa_end: weight of the natural loss (loss = kappa*nat + (1-kappa)*robust),
@@ -66,6 +68,7 @@ class CertifiedSchedule(Callback):
         shape: Literal["linear", "smooth"] = "smooth",
         smooth_mid: float = 0.25,
         smooth_exponent: float = 4.0,
+        eps_start: float = 0.0,
         kappa_start: float = 0.0,
         kappa_end: Optional[float] = None,
         beta_start: float = 1.0,
@@ -81,7 +84,9 @@ class CertifiedSchedule(Callback):
         for name, v in (("kappa_start", kappa_start), ("kappa_end", kappa_end), ("beta_start", beta_start), ("beta_end", beta_end)):
             if not 0.0 <= v <= 1.0:
                 raise ConfigError(f"schedule.{name} must be in [0, 1], got {v}")
-        self.warmup_epochs, self.ramp_epochs, self.shape = warmup_epochs, ramp_epochs, shape
+        if not (math.isfinite(eps_start) and 0 <= eps_start <= 1):
+            raise ConfigError(f"schedule.eps_start must be a radius in [0, 1], got {eps_start}")
+        self.warmup_epochs, self.ramp_epochs, self.shape, self.eps_start = warmup_epochs, ramp_epochs, shape, eps_start
         self.smooth_mid, self.smooth_exponent = smooth_mid, smooth_exponent
         self.kappa_start, self.kappa_end = kappa_start, kappa_end
         self.beta_start, self.beta_end = beta_start, beta_end
@@ -109,14 +114,22 @@ class CertifiedSchedule(Callback):
             "kappa": self.kappa_start + (self.kappa_end - self.kappa_start) * t,
             "beta": self.beta_start + (self.beta_end - self.beta_start) * t,
             "progress": t,
+            "warmup": warm,
         }
 
     def apply(self, pl_module: L.LightningModule, step: int) -> None:
         v = self.values_at(step)
-        eps_train = float(getattr(pl_module, "eps_train", 0.0))
-        self.applied = {"step": step, "eps": v["eps_fraction"] * eps_train, "kappa": v["kappa"], "beta": v["beta"],
+        self.applied = {"step": step, "eps": self.eps_at(v, pl_module), "kappa": v["kappa"], "beta": v["beta"],
                         "ramp_progress": v["progress"]}
         self._set(pl_module, self.applied)
+
+    def eps_at(self, values: dict[str, float], pl_module: L.LightningModule) -> float:
+        """eps for the values of :meth:`values_at`: 0 in warm-up, else from eps_start to eps_train."""
+        eps_train = float(getattr(pl_module, "eps_train", 0.0))
+        if values["warmup"]:
+            return 0.0
+        start = min(self.eps_start, eps_train)
+        return start + values["eps_fraction"] * (eps_train - start)
 
     @staticmethod
     def _set(pl_module: L.LightningModule, values: dict[str, float]) -> None:
@@ -130,7 +143,7 @@ class CertifiedSchedule(Callback):
             self._set(pl_module, self.applied)
         else:
             start = self.values_at(0)
-            self._set(pl_module, {"eps": start["eps_fraction"] * float(getattr(pl_module, "eps_train", 0.0)), "kappa": start["kappa"],
+            self._set(pl_module, {"eps": self.eps_at(start, pl_module), "kappa": start["kappa"],
                                   "beta": start["beta"], "ramp_progress": start["progress"]})
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:

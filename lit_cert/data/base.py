@@ -12,6 +12,7 @@ single sample (BatchNorm cannot normalise one value per channel; torch refuses i
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 from pathlib import Path
@@ -46,11 +47,14 @@ class ImageTensorDataset(Dataset):
         return self.images[i].float().div_(255.0), self.labels[i]
 
 
-def random_crop_flip(x: torch.Tensor, padding: int, flip: bool, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Batch-wise random crop (after zero padding by ``padding`` pixels) and horizontal flip."""
+def random_crop_flip(x: torch.Tensor, padding: int, flip: bool, generator: torch.Generator | None = None,
+                     padding_mode: str = "zeros") -> torch.Tensor:
+    """Batch-wise random crop (after padding by ``padding`` pixels with zeros or, ``edge``, the
+    border pixels) and horizontal flip."""
     b, _, h, w = x.shape
     if padding > 0:
-        padded = torch.nn.functional.pad(x, (padding, padding, padding, padding))
+        mode = "replicate" if padding_mode == "edge" else "constant"
+        padded = torch.nn.functional.pad(x, (padding, padding, padding, padding), mode=mode)
         dy = torch.randint(0, 2 * padding + 1, (b,), device=x.device, generator=generator)
         dx = torch.randint(0, 2 * padding + 1, (b,), device=x.device, generator=generator)
         rows = (dy[:, None] + torch.arange(h, device=x.device)[None, :])  # (B, H)
@@ -75,8 +79,11 @@ class ImageDataModule(L.LightningDataModule):
         split_seed: seed of that split (fixed, independent of the run seed).
         num_workers: DataLoader workers.
         download: try torchvision's download when no local copy is found.
-        crop_padding: random-crop augmentation after zero padding by this many pixels (0 = off).
+        crop_padding: random-crop augmentation after padding by this many pixels (0 = off).
+        padding_mode: ``zeros`` or ``edge`` (repeat the border pixels, as CTBench's CIFAR-10).
         flip: random horizontal flips.
+        normalize: ``true`` (default): the network's first layer normalises with the dataset's
+            mean/std; ``false``: mean 0, std 1 (CTBench's MNIST networks see raw [0, 1] pixels).
     """
 
     info: DataInfo
@@ -99,6 +106,8 @@ class ImageDataModule(L.LightningDataModule):
         download: bool = True,
         crop_padding: int = 0,
         flip: bool = False,
+        padding_mode: str = "zeros",
+        normalize: bool = True,
     ):
         super().__init__()
         if batch_size < 1 or (eval_batch_size is not None and eval_batch_size < 1):
@@ -109,6 +118,11 @@ class ImageDataModule(L.LightningDataModule):
             raise ConfigError(f"data.val_size must be >= 1 (model selection never uses the test set), got {val_size}")
         if crop_padding < 0 or num_workers < 0:
             raise ConfigError(f"data.crop_padding and num_workers must be >= 0, got {crop_padding}, {num_workers}")
+        if padding_mode not in ("zeros", "edge"):
+            raise ConfigError(f"data.padding_mode must be 'zeros' or 'edge', got {padding_mode!r}")
+        if not normalize:  # an instance-level DataInfo: raw pixels into the network
+            c = len(self.info.mean)
+            self.info = dataclasses.replace(self.info, mean=(0.0,) * c, std=(1.0,) * c)
         self.data_dir = data_dir
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size or batch_size
@@ -118,6 +132,7 @@ class ImageDataModule(L.LightningDataModule):
         self.download = download
         self.crop_padding = crop_padding
         self.flip = flip
+        self.padding_mode = padding_mode
         self.train_set = self.val_set = self.test_set = None
 
     # ----------------------------------------------------------------- discovery
@@ -258,6 +273,6 @@ class ImageDataModule(L.LightningDataModule):
         trainer = getattr(self, "trainer", None)
         if trainer is not None and trainer.training and (self.crop_padding > 0 or self.flip):
             x, y = batch
-            batch = (random_crop_flip(x, self.crop_padding, self.flip), y)
+            batch = (random_crop_flip(x, self.crop_padding, self.flip, padding_mode=self.padding_mode), y)
         return batch
 

@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 from torchmetrics import MeanMetric
 
-from lit_cert.bounds.box import interval_bounds
+from lit_cert.bounds.box import interval_bounds, spec_on_interval
 from lit_cert.bounds.region import linf_box
 from lit_cert.bounds.registry import BOUND_METHODS, compute_bounds
 from lit_cert.bounds.spec import margin_spec, robust_cross_entropy
@@ -89,6 +89,10 @@ class CertifiedMethod(L.LightningModule):
             statistics as functions of the parameters, the references' gradient) or
             ``detached`` (constants: a cheaper step with a different gradient, see
             benchmarks/RESULTS.md).
+        elision: fold the margin specification into the last layer when bounding for the training
+            loss (Gowal et al.'s elision; default). ``false`` bounds the logits first and forms the
+            worst-case logits from their intervals (the paradox paper's ``--C eye`` runs);
+            certification always uses the tighter elided bounds.
         certifier: sound bound method for validation/test (a name of ``lit_cert.bounds.BOUND_METHODS``).
         log_tightness: log the local propagation tightness (Mao et al.) in validation/test.
         tightness_mode: ``margins`` (default: the K - 1 margins with the last layer folded and the
@@ -125,6 +129,7 @@ class CertifiedMethod(L.LightningModule):
         shi_reg: float = 0.0,
         shi_tol: float = 0.5,
         bn_statistics: Literal["differentiable", "detached"] = "differentiable",
+        elision: bool = True,
         certifier: str = "ibp",
         log_tightness: bool = True,
         tightness_mode: Literal["margins", "logits"] = "margins",
@@ -216,6 +221,17 @@ class CertifiedMethod(L.LightningModule):
         """Lower bounds (B, K) of the margins ``spec @ f(x)`` over ``[lb, ub]``, recording any IBP
         walk into ``trace`` (used by the default :meth:`bound_loss`)."""
         raise NotImplementedError(f"{type(self).__name__} does not define a bound propagation")
+
+    def margins(self, logit_bounds, spec: torch.Tensor) -> torch.Tensor:
+        """Margin lower bounds from ``logit_bounds(spec)`` (a function giving lower bounds of
+        ``spec @ f(x)``): with elision the specification goes into the bound computation, without
+        it the logits' own intervals are bounded and combined by interval arithmetic."""
+        if self.hparams.elision:
+            return logit_bounds(spec)
+        k = spec.shape[-1]
+        eye = torch.eye(k, dtype=spec.dtype, device=spec.device).expand(spec.shape[0], k, k)
+        both = logit_bounds(torch.cat([eye, -eye], dim=1))
+        return spec_on_interval(spec, both[:, :k], -both[:, k:])[0]
 
     def bound_loss(self, x: torch.Tensor, y: torch.Tensor, lb: torch.Tensor, ub: torch.Tensor, eps: float,
                    trace: IntervalTrace) -> RobustLoss:

@@ -22,4 +22,4 @@ class RelaxationTraining(CertifiedMethod):
         self.relaxation = relaxation
 
     def propagate(self, lb, ub, spec, trace):
-        return linear_bounds(self.net, lb, ub, spec, self.relaxation, "same", need_upper=False)[0]
+        return self.margins(lambda s: linear_bounds(self.net, lb, ub, s, self.relaxation, "same", need_upper=False)[0], spec)

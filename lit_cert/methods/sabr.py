@@ -11,27 +11,10 @@ from __future__ import annotations
 
 from typing import Literal, Optional
 
-import torch
-
-from lit_cert.bounds.box import INTERVAL_RULES, margin_bounds_ibp
 from lit_cert.bounds.region import BOX_CONVENTIONS, linf_box, small_box
 from lit_cert.errors import check
 from lit_cert.methods.adversarial import attack_in_box, check_attack
 from lit_cert.methods.ibp import IBP
-
-
-def shrinking_relu_rule(shrinkage: float):
-    """ReLU interval rule for SABR's optional ReLU shrinkage: the output of an *unstable* neuron
-    is ``[0, shrinkage * u]`` instead of ``[0, u]`` (CTBench's ``relu_shrinkage``: the upper
-    bound multiplied by the factor); stable neurons are untouched. A training heuristic that,
-    like the small box itself, gives no sound bound of the full region."""
-
-    def rule(layer, lb, ub):
-        out_l, out_u = torch.relu(lb), torch.relu(ub)
-        unstable = (lb < 0) & (ub > 0)
-        return out_l, torch.where(unstable, out_u * shrinkage, out_u)
-
-    return rule
 
 
 class SmallBoxRegion:
@@ -66,19 +49,12 @@ class SABR(SmallBoxRegion, IBP):
 
     Args (besides :class:`IBP`'s): ``lam`` in (0, 1]; ``box_convention`` (``sabr`` | ``ctbench``);
     the attack ``pgd_steps``, ``pgd_restarts``, ``pgd_step_size`` (null: the policy's default)
-    and ``pgd_policy`` (``sabr`` | ``ctbench``); ``relu_shrinkage`` in [0, 1] (None = off):
-    shrink unstable ReLU outputs during training.
+    and ``pgd_policy`` (``sabr`` | ``ctbench``); and :class:`IBP`'s ``relu_shrinkage``.
     """
 
     def __init__(
         self, *args, lam: float = 0.4, box_convention: Literal["sabr", "ctbench"] = "sabr", pgd_steps: int = 8, pgd_restarts: int = 1,
-        pgd_step_size: Optional[float] = None, pgd_policy: Literal["sabr", "ctbench"] = "sabr", relu_shrinkage: Optional[float] = None, **kwargs
+        pgd_step_size: Optional[float] = None, pgd_policy: Literal["sabr", "ctbench"] = "sabr", **kwargs
     ):
         super().__init__(*args, **kwargs)
         self.init_small_box(lam, box_convention, pgd_steps, pgd_restarts, pgd_step_size, pgd_policy)
-        check(relu_shrinkage is None or 0 <= relu_shrinkage <= 1, f"relu_shrinkage must be in [0, 1], got {relu_shrinkage}")
-        self.relu_shrinkage = relu_shrinkage
-        self._rules = INTERVAL_RULES if relu_shrinkage is None else {**INTERVAL_RULES, torch.nn.ReLU: shrinking_relu_rule(relu_shrinkage)}
-
-    def propagate(self, lb, ub, spec, trace):
-        return margin_bounds_ibp(self.net, lb, ub, spec, trace=trace, rules=self._rules)

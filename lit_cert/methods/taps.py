@@ -134,7 +134,7 @@ class TAPS(IBP):
         return nn.Sequential(*flat_layers(self.net)[self.split_at :])
 
     def latent_box(self, lb, ub, trace=None):
-        return interval_bounds(self.feature_extractor, lb, ub, trace=trace)
+        return interval_bounds(self.feature_extractor, lb, ub, trace=trace, rules=self.rules)
 
     def latent_pgd_margins(self, l: torch.Tensor, u: torch.Tensor, spec: torch.Tensor) -> torch.Tensor:
         """Per margin, the PGD estimate of its minimum over the latent box, differentiable in l, u."""
@@ -160,7 +160,7 @@ class TAPS(IBP):
             return super().bound_loss(x, y, lb, ub, eps, trace)  # plain IBP on the region
         spec = self.spec(y, lb.dtype)
         l, u = self.latent_box(lb, ub, trace)
-        ibp_loss = robust_cross_entropy(interval_bounds(self.classifier, l, u, spec=spec, trace=trace)[0], y)
+        ibp_loss = robust_cross_entropy(interval_bounds(self.classifier, l, u, spec=spec, trace=trace, rules=self.rules)[0], y)
         taps_loss = robust_cross_entropy(self.latent_pgd_margins(l, u, spec), y)
         return RobustLoss(GradScale.apply(taps_loss, self.grad_scale) * ibp_loss,
                           {"ibp_loss": ibp_loss.detach(), "taps_loss": taps_loss.detach()})
