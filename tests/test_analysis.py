@@ -181,3 +181,15 @@ def test_analysis_logs_into_an_active_wandb_run(workdir, monkeypatch):
     assert logged[0]["dln-init/table"] == ("table", ["width", "depth", "tau_closed_form", "tau_large_d", "tau_relu_approx",
                                                      "tau_mc_linear", "tau_mc_relu"], 1)
     assert "finished" not in logged  # not our run to finish
+
+
+def test_pgd_robustness_against_accuracy(workdir):
+    ckpt = trained_run(workdir)
+    out = workdir / "an"
+    rows = main(["analyze", "pgd-robustness", "--ckpt", str(ckpt), "--limit", "32", "--eps", "0", "0.1", "0.3",
+                 "--steps", "10", "--out", str(out)])
+    row = rows[0]
+    assert row["pgd_robustness@0"] == 1.0  # nothing to attack at eps 0
+    assert 1.0 >= row["pgd_robustness@0.1"] >= row["pgd_robustness@0.3"] >= 0.0
+    assert row["pgd_robustness_mean"] == pytest.approx((1.0 + row["pgd_robustness@0.1"] + row["pgd_robustness@0.3"]) / 3)
+    assert 0 < row["accuracy"] <= 1 and (out / "pgd-robustness.png").stat().st_size > 1000

@@ -28,37 +28,41 @@ def test_block_formula_matches_explicit_matrices():
         assert torch.allclose(lo[i], center - radius) and torch.allclose(up[i], center + radius)
 
 
-def _block_formula(W1, b1, W2, b2, c, r):
-    """The paper's ARA interval for one sample, written out with explicit matrices."""
-    upper = W1 @ c + b1 + W1.abs() @ r
-    M = torch.diag((upper >= 0).double())
-    center = W2 @ M @ (W1 @ c + b1) + b2
-    radius = (W2 @ M @ W1).abs() @ r
+def explicit_eq6(net, c, r, masks):
+    """Seed 001 Eq. 6 with dense matrices for one sample: the linear map G and offset g through
+    the network, each ReLU masked by 1{upper >= 0} of the map so far (``propagated``) or of IBP."""
+    layers = list(net)
+    lin = [m for m in layers if isinstance(m, nn.Linear)]
+    G, g = lin[0].weight.detach(), lin[0].bias.detach()
+    l_ibp, u_ibp = interval_bounds(nn.Sequential(lin[0]), (c - r)[None], (c + r)[None])
+    for nxt in lin[1:]:
+        upper = G @ c + g + G.abs() @ r if masks == "propagated" else u_ibp[0]
+        m = (upper >= 0).double()
+        if masks == "ibp":  # IBP continues through the ReLU and the next layer
+            l_ibp, u_ibp = interval_bounds(nn.Sequential(nn.ReLU(), nxt), l_ibp, u_ibp)
+        G, g = nxt.weight.detach() @ (m[:, None] * G), nxt.weight.detach() @ (m * g) + nxt.bias.detach()
+    center, radius = G @ c + g, G.abs() @ r
     return center - radius, center + radius
 
 
-def test_blockwise_propagation_matches_explicit_blocks():
-    """A R A | R | A R A: block 1's expected box, IBP through the joining ReLU, then block 2."""
+@pytest.mark.parametrize("masks", ["propagated", "ibp"])
+def test_deep_network_matches_equation_6(masks):
     torch.manual_seed(3)
     net = nn.Sequential(nn.Linear(4, 7), nn.ReLU(), nn.Linear(7, 6), nn.ReLU(), nn.Linear(6, 8), nn.ReLU(), nn.Linear(8, 3)).double()
     c = torch.randn(2, 4, dtype=torch.float64)
     r = torch.full((2, 4), 0.4, dtype=torch.float64)
-    lo, up = expected_bounds(net, c - r, c + r, blocks="ara")
-    p = [t.detach() for m in net if isinstance(m, nn.Linear) for t in (m.weight, m.bias)]
+    lo, up = expected_bounds(net, c - r, c + r, masks=masks)
     for i in range(2):
-        l1, u1 = _block_formula(*p[0:4], c[i], r[i])
-        l1, u1 = l1.clamp(min=0), u1.clamp(min=0)
-        l2, u2 = _block_formula(*p[4:8], (l1 + u1) / 2, (u1 - l1) / 2)
-        assert torch.allclose(lo[i], l2) and torch.allclose(up[i], u2)
-    # the whole-network mode masks all three ReLUs at once and is a different bound
-    wlo, wup = expected_bounds(net, c - r, c + r, blocks="whole")
-    assert not torch.allclose(wlo, lo)
-    with pytest.raises(ValueError, match="blocks"):
-        expected_bounds(net, c - r, c + r, blocks="layer")
+        el, eu = explicit_eq6(net, c[i], r[i], masks)
+        assert torch.allclose(lo[i], el) and torch.allclose(up[i], eu)
+    other = expected_bounds(net, c - r, c + r, masks="ibp" if masks == "propagated" else "propagated")[0]
+    assert not torch.allclose(other, lo)  # the two mask choices are different bounds here
+    with pytest.raises(ValueError, match="masks"):
+        expected_bounds(net, c - r, c + r, masks="blockwise")
 
 
-@pytest.mark.parametrize("blocks", ["ara", "whole"])
-def test_expected_bounds_are_tighter_than_ibp_but_not_sound(blocks):
+@pytest.mark.parametrize("masks", ["propagated", "ibp"])
+def test_expected_bounds_are_tighter_than_ibp_but_not_sound(masks):
     violations, tighter = 0, []
     for seed in range(5):
         torch.manual_seed(seed)
@@ -68,7 +72,7 @@ def test_expected_bounds_are_tighter_than_ibp_but_not_sound(blocks):
         lb, ub = c - 0.3, c + 0.3
         with torch.no_grad():
             for net in (deep, block):
-                lo, up = expected_bounds(net, lb, ub, blocks=blocks)
+                lo, up = expected_bounds(net, lb, ub, masks=masks)
                 ilo, iup = interval_bounds(net, lb, ub)
                 tighter.append(((up - lo) / (iup - ilo)).mean().item())
             out = block(lb + (ub - lb) * torch.rand(2000, 4, 5))
@@ -77,14 +81,16 @@ def test_expected_bounds_are_tighter_than_ibp_but_not_sound(blocks):
     assert violations > 0  # and indeed not a sound over-approximation
 
 
-def test_blockwise_handles_convolutions_and_batchnorm():
+def test_convolutions_and_batchnorm_use_ibp_masks_by_default():
+    from lit_cert.bounds.expected import default_masks
     from lit_cert.models import CNN3
 
     torch.manual_seed(0)
     dm = SyntheticImages(in_shape=(1, 8, 8))
     net = CNN3().build(dm.info).eval().double()
+    assert default_masks(net) == "ibp" and default_masks(FC(hidden=[8]).build(dm.info)) == "propagated"
     x = torch.rand(2, 1, 8, 8, dtype=torch.float64)
-    lo, up = expected_bounds(net, (x - 0.02).clamp(0, 1), (x + 0.02).clamp(0, 1))
+    lo, up = expected_bounds(net, (x - 0.02).clamp(0, 1), (x + 0.02).clamp(0, 1), masks="ibp")
     ilo, iup = interval_bounds(net, (x - 0.02).clamp(0, 1), (x + 0.02).clamp(0, 1))
     with torch.no_grad():
         y = net(x)
@@ -98,11 +104,29 @@ def test_never_offered_as_a_certifier():
         ExpectedTightBounds(network=FC(hidden=[8]), data_info=dm.info, eps_test=0.1, certifier="expected")
 
 
-def test_expected_loss_is_natural_plus_weighted_robust():
+@pytest.mark.parametrize("temperature", [1.0, 0.2])
+def test_loss_is_the_papers(temperature):
+    """CE(f(x)/T, y) + kappa CE(z/T, y), z = expected lower bound of the true logit and upper bounds
+    of the others (per logit, no margins), at the fixed eps."""
+    import torch.nn.functional as F
+
+    from lit_cert.bounds import linf_box
+
     dm = SyntheticImages(train_size=16, val_size=8, test_size=8)
     dm.setup()
     x, y = dm.train_set.images[:16].float() / 255, dm.train_set.labels[:16]
-    m = ExpectedTightBounds(network=FC(hidden=[16]), data_info=dm.info, eps_train=0.1, eps_test=0.1, robust_weight=0.7)
+    m = ExpectedTightBounds(network=FC(hidden=[16, 16]), data_info=dm.info, eps_train=0.1, eps_test=0.1, robust_weight=0.7,
+                            temperature=temperature)
+    assert m.masks == "propagated"
     m.eps = 0.1
     loss, logs = m.training_loss(x, y)
-    assert torch.allclose(loss, logs["nat_loss"] + 0.7 * logs["expected_rob_loss"], atol=1e-6)
+    lo, up = expected_bounds(m.net, *linf_box(x, 0.1), masks="propagated")
+    z = torch.where(F.one_hot(y, 4).bool(), lo, up)
+    logits = m.net(x)
+    expected = F.cross_entropy(logits / temperature, y) + 0.7 * F.cross_entropy(z / temperature, y)
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
+    nominal = ExpectedTightBounds(network=FC(hidden=[16, 16]), data_info=dm.info, eps_train=0.1, eps_test=0.1, robust_weight=0.0,
+                                  temperature=temperature)
+    nominal.load_state_dict(m.state_dict())
+    nominal.eps = 0.1
+    assert nominal.training_loss(x, y)[0].item() == pytest.approx(F.cross_entropy(logits / temperature, y).item(), rel=1e-6)

@@ -153,8 +153,8 @@ METHODS = {
     "RelaxationTraining-crown": ("FC", "relaxation: crown"),
     "RelaxationTraining-deepz": ("FC", "relaxation: deepz"),
     "RelaxationTraining-hbox": ("FC", "relaxation: hbox"),
-    "ExpectedTightBounds": ("FC", "robust_weight: 0.5"),  # blockwise: one row per block-output neuron
-    "ExpectedTightBounds-whole": ("CNN3", "blocks: whole"),
+    "ExpectedTightBounds": ("FC", "robust_weight: 0.5"),  # propagated masks (Eq. 6)
+    "ExpectedTightBounds-ibp-masks": ("CNN3", "masks: ibp"),
 }
 
 

@@ -117,7 +117,7 @@ METHODS = {
     "MTLIBP": (MTLIBP, {"alpha": 0.5}, True),
     "PGDTraining": (PGDTraining, {}, True),
     "RelaxationTraining": (RelaxationTraining, {"relaxation": "deepz"}, True),
-    "ExpectedTightBounds": (ExpectedTightBounds, {"blocks": "whole"}, True),
+    "ExpectedTightBounds": (ExpectedTightBounds, {"masks": "ibp"}, True),
     "Standard": (Standard, {}, True),
 }
 

@@ -1,4 +1,4 @@
-"""``python -m lit_cert analyze {dln-init,box-reconstruction,landscape,expected-bounds,tightness,cr-curve} ...``
+"""``python -m lit_cert analyze {dln-init,box-reconstruction,landscape,expected-bounds,tightness,cr-curve,pgd-robustness} ...``
 
 Each analysis writes ``<name>.csv`` and ``<name>.png`` into ``--out`` (default ``analysis/``).
 Rows are dicts keyed by the CSV's column names; plots read columns by name."""
@@ -227,6 +227,47 @@ def checkpoint_metric(args, name: str) -> list[dict]:
     return rows
 
 
+def pgd_robustness(args) -> list[dict]:
+    """Seed 001's yardstick: test accuracy against PGD robustness (the prediction does not change
+    under attack, whatever the label) averaged over several test eps, one point per checkpoint."""
+    from torch.utils.data import DataLoader
+
+    from lit_cert.certify.data import load_run, split_dataset
+    from lit_cert.metrics import NaturalAccuracy, PGDRobustness
+
+    if args.config and len(args.ckpt) > 1:
+        raise ConfigError("analyze: --config applies to a single --ckpt")
+    device = resolve_device(args.device)
+    rows, points = [], {}
+    for ckpt in args.ckpt:
+        model, dm = load_run(ckpt, args.config)
+        ds = split_dataset(dm, args.split)
+        n = min(args.limit, len(ds))
+        loader = DataLoader(torch.utils.data.Subset(ds, range(n)), batch_size=100)
+        net, label = model.net.eval().to(device), _label(ckpt, model)
+        nat = NaturalAccuracy().to(device)
+        robust = {e: PGDRobustness(e, steps=args.steps, restarts=args.restarts).to(device) for e in args.eps}
+        for x, y in loader:
+            x, y = x.to(device), y.to(device)
+            with torch.no_grad():
+                nat.update(net(x), y)
+            for metric in robust.values():
+                metric.update(net, x)
+        row = {"model": label, "checkpoint": ckpt, "split": args.split, "samples": n, "accuracy": nat.compute().item()}
+        row |= {f"pgd_robustness@{e:g}": m.compute().item() for e, m in robust.items()}
+        row["pgd_robustness_mean"] = sum(row[f"pgd_robustness@{e:g}"] for e in args.eps) / len(args.eps)
+        rows.append(row)
+        points[label] = ([row["accuracy"]], [row["pgd_robustness_mean"]], "o")
+        print(f"lit_cert analyze pgd-robustness: {label}: accuracy {row['accuracy']:.4f}, PGD robustness "
+              + ", ".join(f"{row[f'pgd_robustness@{e:g}']:.4f} @ {e:g}" for e in args.eps)
+              + f" (mean {row['pgd_robustness_mean']:.4f}) over {n} {args.split} samples")
+    save_csv(args.out / "pgd-robustness.csv", rows)
+    save_plot(args.out / "pgd-robustness.png", points, f"{args.split} accuracy",
+              f"PGD robustness, mean over eps {', '.join(f'{e:g}' for e in args.eps)}",
+              title="accuracy vs PGD robustness (expected-bounds paper, Fig. 5)")
+    return rows
+
+
 def build_parser() -> CommandParser:
     from lit_cert.bounds.registry import BOUND_METHODS
     from lit_cert.certify.data import SPLITS
@@ -277,6 +318,15 @@ def build_parser() -> CommandParser:
             d.add_argument("--points", type=positive_int, default=11)
             d.add_argument("--certifier", nargs="+", default=["ibp"], choices=list(BOUND_METHODS),
                            help="one curve per sound bound method (default ibp)")
+    g = sub.add_parser("pgd-robustness", help="accuracy vs PGD robustness averaged over test eps (seed 001's Fig. 5)")
+    g.add_argument("--ckpt", required=True, nargs="+")
+    g.add_argument("--config", default=None)
+    g.add_argument("--split", choices=SPLITS, default="test")
+    g.add_argument("--limit", type=positive_int, default=1000)
+    g.add_argument("--eps", type=eps_value, nargs="+", default=[0.1, 0.2, 0.3, 0.4], help="test radii (default: the paper's MNIST set)")
+    g.add_argument("--steps", type=positive_int, default=50)
+    g.add_argument("--restarts", type=positive_int, default=1)
+    add_device_argument(g)
     for s in sub.choices.values():
         s.add_argument("--out", type=Path, default=Path("analysis"))
         s.add_argument("--wandb", action="store_true",
@@ -287,7 +337,8 @@ def build_parser() -> CommandParser:
 def main(argv: list[str]):
     args = build_parser().parse_args(argv)
     ensure_writable_dir(args.out, "analysis output folder")
-    handler = {"dln-init": dln_init, "box-reconstruction": box_reconstruction, "landscape": landscape, "expected-bounds": expected_bounds_cmd}.get(args.name)
+    handler = {"dln-init": dln_init, "box-reconstruction": box_reconstruction, "landscape": landscape,
+               "expected-bounds": expected_bounds_cmd, "pgd-robustness": pgd_robustness}.get(args.name)
     rows = handler(args) if handler else checkpoint_metric(args, args.name)
     print(f"lit_cert analyze {args.name}: wrote {args.out / (args.name + '.csv')}")
     if args.wandb or active_wandb_run() is not None:

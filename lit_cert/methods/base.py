@@ -257,9 +257,11 @@ class CertifiedMethod(L.LightningModule):
         stats_in_graph = self.has_batchnorm and self.hparams.bn_statistics == "differentiable"
         return self.natural_loss_used() or stats_in_graph
 
-    def task_loss(self, x: torch.Tensor, y: torch.Tensor, nat: torch.Tensor) -> tuple[torch.Tensor, dict, IntervalTrace | None]:
-        """The method's loss given the natural CE: ``kappa * nat + (1 - kappa) * robust``.
-        Returns (loss, values to log, the trace of the robust loss's IBP walks or None)."""
+    def task_loss(self, x: torch.Tensor, y: torch.Tensor, nat: torch.Tensor, logits: torch.Tensor
+                  ) -> tuple[torch.Tensor, dict, IntervalTrace | None]:
+        """The method's loss given the clean pass (its ``logits`` and natural CE ``nat``):
+        ``kappa * nat + (1 - kappa) * robust``. Returns (loss, values to log, the trace of the
+        robust loss's IBP walks or None)."""
         eps, kappa = float(self.eps), float(self.kappa)
         logs = {"eps": eps, "kappa": kappa}
         if eps <= 0 or kappa >= 1:  # at eps = 0 every robust loss equals the natural one
@@ -296,7 +298,7 @@ class CertifiedMethod(L.LightningModule):
         with torch.set_grad_enabled(torch.is_grad_enabled() and self.clean_pass_in_graph()):
             logits = self.net(x)
             nat = F.cross_entropy(logits, y)
-        loss, logs, trace = self.task_loss(x, y, nat)
+        loss, logs, trace = self.task_loss(x, y, nat, logits)
         logs["nat_loss"] = nat.detach()
         logs["nat_acc"] = (logits.argmax(1) == y).float().mean()
         for name, value in self.penalties(x, trace).items():

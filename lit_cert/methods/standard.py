@@ -20,5 +20,5 @@ class Standard(CertifiedMethod):
     def natural_loss_used(self) -> bool:
         return True
 
-    def task_loss(self, x: torch.Tensor, y: torch.Tensor, nat: torch.Tensor):
+    def task_loss(self, x: torch.Tensor, y: torch.Tensor, nat: torch.Tensor, logits: torch.Tensor):
         return nat, {}, None
