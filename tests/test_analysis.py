@@ -5,6 +5,7 @@ import csv
 
 import numpy as np
 import pytest
+import torch
 
 from lit_cert.analysis import box_reconstruction as br
 from lit_cert.analysis.dln import tau_closed_form, tau_depth, tau_depth_approx, tau_monte_carlo, tau_relu_approx
@@ -38,6 +39,41 @@ def test_depth_closed_form_matches_monte_carlo(d, depth):
     assert tau_monte_carlo(d, depth, samples=30) == pytest.approx(tau_depth(d, depth), rel=0.03)
     if d == 8:  # the large-d form is only an approximation, visibly off at small width
         assert tau_depth_approx(d, depth) / tau_depth(d, depth) - 1 > 0.03
+
+
+@pytest.mark.parametrize("d,depth", [(8, 2), (8, 3), (16, 4), (64, 5)])
+def test_corollary_3_8_bound_holds_and_is_the_exact_value_for_two_layers(d, depth):
+    from lit_cert.analysis.dln import tau_corollary_bound
+
+    bound = tau_corollary_bound(d, depth)
+    assert bound == pytest.approx(tau_closed_form(d) ** (depth // 2))
+    assert tau_depth(d, depth) <= bound + 1e-12  # tau(d)^(L-1) <= tau(d)^floor(L/2)
+    assert tau_monte_carlo(d, depth, samples=20) <= bound * 1.03
+    if depth == 2:
+        assert bound == pytest.approx(tau_depth(d, depth))
+
+
+def test_theorem_3_10_gamma_expression():
+    """(ii): E r_opt -> 2 Gamma((k+1)/2) / (sqrt(pi) Gamma(k/2)): 2/pi at k = 1 (not sqrt(2/pi)),
+    ~ sqrt(2k/pi) for large k; the Monte Carlo radius at large d approaches it."""
+    assert br.optimal_radius_limit(1) == pytest.approx(2 / np.pi)
+    assert br.optimal_radius_limit(2) == pytest.approx(1.0) and br.optimal_radius_limit(4) == pytest.approx(1.5)
+    assert br.optimal_radius_limit(400) == pytest.approx(np.sqrt(2 * 400 / np.pi), rel=1e-3)
+    r = br.monte_carlo(1000, 4, trials=10)
+    assert r["optimal_radius"] == pytest.approx(br.optimal_radius_limit(4), rel=0.05)
+
+
+def test_expected_bound_coverage_grows_with_input_size():
+    """Seed 001 Fig. 1a: with more inputs the expected bounds more often contain the true
+    interval (paper's construction, eps 0.1; fewer trials and samples than the paper's)."""
+    from lit_cert.analysis.expected_validity import corners, gamma_and_ratio
+
+    small = gamma_and_ratio(2, 100, trials=40, samples=2000)
+    large = gamma_and_ratio(15, 100, trials=40, samples=2000)
+    assert large["gamma"] > small["gamma"] and large["gamma"] > 0.9
+    assert large["ibp_over_expected_width"] > 1  # and tighter than IBP
+    box = corners(torch.zeros(3), torch.ones(3))
+    assert box.shape == (8, 3) and set(box.sum(1).tolist()) == {0.0, 1.0, 2.0, 3.0}
 
 
 def test_depth_closed_form_with_unequal_widths():
@@ -139,7 +175,8 @@ def test_analyze_commands_write_their_files(workdir, capsys):
     assert "c = 0.6" in capsys.readouterr().out
     main(["analyze", "landscape", "--steps", "141", "--out", str(out), "--wandb"])  # W&B disabled in tests
     assert "crown  jump +1" in capsys.readouterr().out
-    rows = main(["analyze", "expected-bounds", "--n", "5", "--k", "5", "20", "--trials", "3", "--samples", "500", "--out", str(out)])
+    rows = main(["analyze", "expected-bounds", "--n", "5", "--k", "5", "20", "--trials", "3", "--samples", "500", "--eps", "0.5",
+                 "--out", str(out)])
     assert all(0 < r["gamma"] <= 1 for r in rows)  # coverage of the sampled true interval
     assert rows[-1]["ibp_over_expected_width"] > 1  # with more hidden units IBP is wider than the expected bounds
     for name in ("dln-init", "box-reconstruction", "box-reconstruction-trained", "landscape", "expected-bounds"):
@@ -178,8 +215,8 @@ def test_analysis_logs_into_an_active_wandb_run(workdir, monkeypatch):
     main(["analyze", "dln-init", "--widths", "4", "--depths", "2", "--samples", "2", "--out", str(workdir / "an")])
     keys = [k for d in logged if isinstance(d, dict) for k in d]
     assert keys == ["dln-init/table", "dln-init/plot"]
-    assert logged[0]["dln-init/table"] == ("table", ["width", "depth", "tau_closed_form", "tau_large_d", "tau_relu_approx",
-                                                     "tau_mc_linear", "tau_mc_relu"], 1)
+    assert logged[0]["dln-init/table"] == ("table", ["width", "depth", "tau_cor38_bound", "tau_closed_form", "tau_large_d",
+                                                     "tau_relu_approx", "tau_mc_linear", "tau_mc_relu"], 1)
     assert "finished" not in logged  # not our run to finish
 
 

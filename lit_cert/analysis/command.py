@@ -59,10 +59,11 @@ def column(rows: list[dict], key: str, **where) -> list:
 
 
 def dln_init(args) -> list[dict]:
-    from lit_cert.analysis.dln import tau_depth, tau_depth_approx, tau_monte_carlo, tau_relu_approx
+    from lit_cert.analysis.dln import tau_corollary_bound, tau_depth, tau_depth_approx, tau_monte_carlo, tau_relu_approx
 
     rows = [
-        {"width": d, "depth": depth, "tau_closed_form": tau_depth(d, depth), "tau_large_d": tau_depth_approx(d, depth),
+        {"width": d, "depth": depth, "tau_cor38_bound": tau_corollary_bound(d, depth), "tau_closed_form": tau_depth(d, depth),
+         "tau_large_d": tau_depth_approx(d, depth),
          "tau_relu_approx": tau_relu_approx(d, depth), "tau_mc_linear": tau_monte_carlo(d, depth, args.samples),
          "tau_mc_relu": tau_monte_carlo(d, depth, args.samples, relu=True)}
         for depth in args.depths for d in args.widths
@@ -72,13 +73,16 @@ def dln_init(args) -> list[dict]:
     for depth in args.depths:
         ws = column(rows, "width", depth=depth)
         # one legend entry for all closed-form lines (labels starting with "_" are hidden)
-        series["closed form tau(d)^(L-1)" if depth == args.depths[0] else f"_closed form, L={depth}"] = (ws, column(rows, "tau_closed_form", depth=depth), "k-")
+        series["exact tau(d)^(L-1)" if depth == args.depths[0] else f"_exact, L={depth}"] = (ws, column(rows, "tau_closed_form", depth=depth), "k-")
+        series["Cor. 3.8 bound tau(d)^floor(L/2)" if depth == args.depths[0] else f"_bound, L={depth}"] = (ws, column(rows, "tau_cor38_bound", depth=depth), "k:")
         series[f"MC linear, L={depth}"] = (ws, column(rows, "tau_mc_linear", depth=depth), "o")
         series[f"MC ReLU, L={depth}"] = (ws, column(rows, "tau_mc_relu", depth=depth), "x--")
         worst = max(abs(r["tau_mc_linear"] / r["tau_closed_form"] - 1) for r in rows if r["depth"] == depth)
-        print(f"lit_cert analyze dln-init: depth {depth}: MC vs closed form tau(d)^(L-1) within {100 * worst:.1f}%")
+        below = all(r["tau_mc_linear"] <= r["tau_cor38_bound"] * 1.05 for r in rows if r["depth"] == depth)
+        print(f"lit_cert analyze dln-init: depth {depth}: MC vs exact tau(d)^(L-1) within {100 * worst:.1f}%; "
+              f"MC {'below' if below else 'ABOVE'} Corollary 3.8's bound tau(d)^floor(L/2)")
     save_plot(args.out / "dln-init.png", series, "width d", "tightness at initialisation", logx=True, logy=True,
-              title="Gaussian init: tau(d)^(L-1) (Lemma 3.7 / Cor. 3.8) vs Monte Carlo")
+              title="Gaussian init: Monte Carlo vs exact tau(d)^(L-1) and Cor. 3.8's bound tau(d)^floor(L/2)")
     return rows
 
 
@@ -102,9 +106,11 @@ def box_reconstruction(args) -> list[dict]:
         exponents = (growth_exponent(ks, ibp), growth_exponent(ks, opt)) if len(ks) > 1 else (float("nan"),) * 2
         print(f"lit_cert analyze box-reconstruction: d={d}: c = {last['c']:.4f} (closed form {last['c_closed_form']:.4f}, "
               f"2/pi = {2 / np.pi:.4f}); radius ~ k^{exponents[0]:.2f} layer-wise, ~ k^{exponents[1]:.2f} optimal")
+    from lit_cert.analysis.box_reconstruction import optimal_radius_limit
+
     ks = sorted(set(r["k"] for r in rows))
-    series["c(d) k, d -> inf"] = (ks, [2 / np.pi * k for k in ks], "k:")
-    series["sqrt(2k/pi)"] = (ks, [np.sqrt(2 * k / np.pi) for k in ks], "k--")
+    series["Thm 3.10 (i): (2/pi) k"] = (ks, [2 / np.pi * k for k in ks], "k:")
+    series["Thm 3.10 (ii): 2 G((k+1)/2) / (sqrt(pi) G(k/2))"] = (ks, [optimal_radius_limit(k) for k in ks], "k--")
     save_plot(args.out / "box-reconstruction.png", series, "embedding dimension k", "output radius / eps",
               logx=True, logy=True, title="PCA reconstruction of a box: layer-wise ~ k, optimal ~ sqrt(k)")
     if args.train:
@@ -159,15 +165,18 @@ def landscape(args) -> list[dict]:
 def expected_bounds_cmd(args) -> list[dict]:
     from lit_cert.analysis.expected_validity import gamma_and_ratio
 
-    rows = [{k: r[k] for k in ("n", "k", "gamma", "ibp_over_expected_width")}
-            for r in (gamma_and_ratio(n, k, trials=args.trials, samples=args.samples) for n in args.n for k in args.k)]
+    rows = [{k: r[k] for k in ("n", "k", "eps", "trials", "samples", "gamma", "gamma_min", "ibp_over_expected_width")}
+            for r in (gamma_and_ratio(n, k, trials=args.trials, samples=args.samples, radius=args.eps)
+                      for n in args.n for k in args.k)]
     save_csv(args.out / "expected-bounds.csv", rows)
     series = {}
-    for n in args.n:
-        ks = column(rows, "k", n=n)
-        series[f"Gamma, n={n}"] = (ks, column(rows, "gamma", n=n), "o-")
-        series[f"IBP/expected width, n={n}"] = (ks, column(rows, "ibp_over_expected_width", n=n), "x--")
-    save_plot(args.out / "expected-bounds.png", series, "hidden units k", "value", logx=True)
+    for k in args.k:
+        ns = column(rows, "n", k=k)
+        series[f"Gamma, k={k}"] = (ns, column(rows, "gamma", k=k), "o-")
+        series[f"IBP/expected width, k={k}"] = (ns, column(rows, "ibp_over_expected_width", k=k), "x--")
+        print(f"lit_cert analyze expected-bounds: k={k}: Gamma " + ", ".join(f"{g:.3f} (n={n})" for n, g in zip(ns, column(rows, "gamma", k=k))))
+    save_plot(args.out / "expected-bounds.png", series, "input size n", "value", logy=True,
+              title=f"seed 001 Fig. 1a/2: coverage Gamma and IBP/expected width, eps {args.eps:g}")
     return rows
 
 
@@ -297,11 +306,12 @@ def build_parser() -> CommandParser:
     b.add_argument("--w", type=float, default=0.5, help="w of the built-in example (no --ckpt)")
     b.add_argument("--delta", type=positive_float, default=0.7)
     b.add_argument("--steps", type=positive_int, default=401)
-    c = sub.add_parser("expected-bounds", help="coverage Gamma and IBP/expected width ratio")
-    c.add_argument("--n", type=positive_int, nargs="+", default=[10, 50])
-    c.add_argument("--k", type=positive_int, nargs="+", default=[10, 50, 200])
-    c.add_argument("--trials", type=positive_int, default=10)
-    c.add_argument("--samples", type=positive_int, default=2000)
+    c = sub.add_parser("expected-bounds", help="coverage Gamma and IBP/expected width ratio (seed 001 Fig. 1a, 2)")
+    c.add_argument("--n", type=positive_int, nargs="+", default=[2, 5, 10, 15, 20], help="input sizes (the paper's Fig. 1a range)")
+    c.add_argument("--k", type=positive_int, nargs="+", default=[10, 100, 1000], help="hidden units")
+    c.add_argument("--eps", type=positive_float, default=0.1, help="box radius (the paper: 0.1)")
+    c.add_argument("--trials", type=positive_int, default=1000, help="random blocks per (n, k) (the paper: 1000)")
+    c.add_argument("--samples", type=positive_int, default=1000000, help="uniform samples per block besides the 2^n corners (the paper: 1e6)")
     for name in ("tightness", "cr-curve"):
         d = sub.add_parser(name, help=f"{name} of one or more checkpoints on a split")
         d.add_argument("--ckpt", required=True, nargs="+")

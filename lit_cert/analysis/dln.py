@@ -47,6 +47,12 @@ def tau_depth(hidden_widths: int | Sequence[int], depth: int | None = None) -> f
     return math.prod(tau_closed_form(d) for d in hidden_widths)
 
 
+def tau_corollary_bound(d_min: float, depth: int) -> float:
+    """Corollary 3.8 (seed 000): the expected tightness of an L-layer DLN with minimum internal
+    width d_min is at most ``tau(d_min)^floor(L/2)`` (pair the layers, each pair a two-layer DLN)."""
+    return tau_closed_form(d_min) ** (depth // 2)
+
+
 def tau_relu_approx(d: int, depth: int) -> float:
     """ReLU network at initialisation: a DLN of width d/2 (half of the units active)."""
     return tau_depth(d / 2, depth)
