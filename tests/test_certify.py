@@ -178,6 +178,14 @@ def test_certify_command_resumes_to_the_same_summary(workdir, monkeypatch, capsy
     assert drop(resumed) | {"ckpt": None} == drop(full) | {"ckpt": None}
 
 
+def test_certify_the_training_split(workdir):
+    """Mao et al.'s Fig. 4 reports IBP-certified accuracy on the training set."""
+    ckpt = trained_run(workdir)
+    s = main(["certify", "--ckpt", str(ckpt), "--split", "train", "--stages", "ibp", "--limit", "20", "--no_progress",
+              "--out", str(workdir / "train_cert")])
+    assert s["split"] == "train" and s["samples"] == 20 and s["certified_accuracy"] <= s["natural_accuracy"]
+
+
 def parse_vnnlib(text):
     lo = {int(i): float(v) for i, v in re.findall(r"\(assert \(>= X_(\d+) ([-0-9.e]+)\)\)", text)}
     hi = {int(i): float(v) for i, v in re.findall(r"\(assert \(<= X_(\d+) ([-0-9.e]+)\)\)", text)}

@@ -70,3 +70,35 @@ def test_ibp_init_std_and_last_layer_untouched():
         # E[sum_j |w_ij|] = 2 makes interval widths neither explode nor vanish
         assert abs(lin.weight.abs().sum(dim=1).mean().item() - 2.0) < 0.1
     assert torch.equal(linears[-1].weight, last_before)
+
+
+@pytest.mark.parametrize("layers,widths", [
+    (3, [16, 32, 10]), (4, [16, 32, 512, 10]), (5, [16, 16, 32, 512, 10]),
+    (7, [64, 64, 128, 128, 128, 512, 10]), (9, [64, 64, 128, 128, 128, 128, 128, 512, 10]),
+])
+def test_cnn7_total_layers_follow_ctbenchs_depth_family(layers, widths):
+    """Mao et al.'s Fig. 4 counts every affine layer (CTBench's cnn_<L>layer_bn)."""
+    from torch import nn
+
+    from lit_cert.bounds import flat_layers
+    from lit_cert.data import CIFAR10
+    from lit_cert.models import CNN7
+
+    net = CNN7(layers=layers).build(CIFAR10.info)
+    affine = [m for m in flat_layers(net) if isinstance(m, (nn.Conv2d, nn.Linear))]
+    assert [getattr(m, "out_channels", None) or m.out_features for m in affine] == widths
+    assert net(torch.rand(2, 3, 32, 32)).shape == (2, 10)
+
+
+def test_cnn7_width_sweep_can_keep_the_linear_layer():
+    from torch import nn
+
+    from lit_cert.bounds import flat_layers
+    from lit_cert.data import CIFAR10
+    from lit_cert.models import CNN7
+
+    fixed = CNN7(width=2, scale_linear=False).build(CIFAR10.info)
+    scaled = CNN7(width=2).build(CIFAR10.info)
+    out = lambda net: [m.out_features for m in flat_layers(net) if isinstance(m, nn.Linear)]  # noqa: E731
+    assert out(fixed) == [512, 10] and out(scaled) == [1024, 10]
+    assert [m.out_channels for m in flat_layers(fixed) if isinstance(m, nn.Conv2d)][:2] == [128, 128]

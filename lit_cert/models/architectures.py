@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import inspect
 import math
-from typing import Literal, Sequence
+from typing import Literal, Optional, Sequence
 
 from torch import nn
 
@@ -48,11 +48,15 @@ class Architecture:
     def scaled(self, n: int) -> int:
         return max(1, int(round(n * self.width)))
 
-    def layers(self, info: DataInfo) -> list[nn.Module]:  # pragma: no cover - interface
+    def scaled_fc(self, n: int) -> int:
+        """Hidden linear sizes (scaled like the channels unless a subclass says otherwise)."""
+        return self.scaled(n)
+
+    def build_layers(self, info: DataInfo) -> list[nn.Module]:  # pragma: no cover - interface
         raise NotImplementedError
 
     def build(self, info: DataInfo) -> nn.Sequential:
-        net = nn.Sequential(Normalize(info.mean, info.std), *self.layers(info))
+        net = nn.Sequential(Normalize(info.mean, info.std), *self.build_layers(info))
         if self.init == "ibp":
             ibp_init(net)
         return net
@@ -107,7 +111,7 @@ class ConvNet(Architecture):
         if any(f < 1 for f in self.fcs):
             raise ConfigError(f"{type(self).__name__}: hidden sizes must be >= 1, got {self.fcs}")
 
-    def layers(self, info: DataInfo) -> list[nn.Module]:
+    def build_layers(self, info: DataInfo) -> list[nn.Module]:
         c, h, w = (info.in_shape + (1, 1))[:3] if len(info.in_shape) < 3 else info.in_shape
         out: list[nn.Module] = []
         for channels, kernel, stride, padding in self.convs:
@@ -124,7 +128,7 @@ class ConvNet(Architecture):
         out.append(nn.Flatten())
         n = c * h * w
         for size in self.fcs:
-            m = self.scaled(size)
+            m = self.scaled_fc(size)
             out.append(nn.Linear(n, m))
             if self.bn:
                 out.append(BatchNorm1d(m))
@@ -185,9 +189,20 @@ class GowalLarge(ConvNet):
 class CNN7(ConvNet):
     """CNN7 of CTBench/Shi et al./SABR/TAPS with BatchNorm, ``width`` and ``depth``.
 
-    ``depth`` counts the 3x3 convolutions (default 5, as in CNN7 = 5 conv + 2 linear). The
-    channel pattern is 64, 64, then 128 for the rest; the third convolution has stride 2 (or the
-    last one when ``depth < 3``). Defaults: BatchNorm on, IBP initialisation.
+    Args:
+        width: multiplies the convolution channels (64, 64, 128, ...) and, if ``scale_linear``,
+            the hidden linear layer too; Mao et al.'s width sweep (seed 000 Fig. 4, CTBench's
+            ``cnn_7layer_w<k>_bn``) keeps the linear layer at ``linear_size``: ``scale_linear: false``.
+        depth: the number of 3x3 convolutions (default 5: CNN7 = 5 conv + 2 linear). The channel
+            pattern is 64, 64, then 128 for the rest; the third convolution has stride 2 (or the
+            last one when ``depth < 3``).
+        layers: the *total* number of layers, as Mao et al.'s depth sweep counts them (seed 000
+            Fig. 4: 3 ... 13); overrides ``depth``. 3, 4 and 5 are CTBench's ``cnn_3layer_bn``
+            (conv 16 5x5 s2, conv 32 4x4 s2, linear), ``cnn_4layer_bn`` (the same convolutions, a
+            hidden linear layer) and ``cnn_5layer_bn`` (conv 16 3x3, conv 16 4x4 s2, conv 32 4x4
+            s2, hidden linear); from 6 on the CNN7 pattern with ``layers - 2`` convolutions
+            (CTBench's ``cnn_<layers>layer_bn``).
+    Defaults: BatchNorm on, IBP initialisation.
     """
 
     def __init__(
@@ -195,15 +210,30 @@ class CNN7(ConvNet):
         width: float = 1.0,
         depth: int = 5,
         linear_size: int = 512,
+        scale_linear: bool = True,
+        layers: Optional[int] = None,
         bn: bool = True,
         init: Literal["default", "ibp"] = "ibp",
     ):
         if depth < 1:
             raise ConfigError(f"CNN7: depth must be >= 1, got {depth}")
-        stride2_at = min(2, depth - 1)
-        convs = [(64 if i < 2 else 128, 3, 2 if i == stride2_at else 1, 1) for i in range(depth)]
-        super().__init__(convs=convs, fcs=[linear_size], width=width, bn=bn, init=init)
-        self.depth, self.linear_size = depth, linear_size
+        if layers is not None and layers < 3:
+            raise ConfigError(f"CNN7: layers (total) must be >= 3, got {layers}")
+        fcs = [linear_size]
+        if layers is None or layers >= 6:
+            depth = depth if layers is None else layers - 2
+            stride2_at = min(2, depth - 1)
+            convs = [(64 if i < 2 else 128, 3, 2 if i == stride2_at else 1, 1) for i in range(depth)]
+        elif layers == 5:
+            convs = [(16, 3, 1, 1), (16, 4, 2, 1), (32, 4, 2, 1)]
+        else:  # 3 or 4
+            convs = [(16, 5, 2, 2), (32, 4, 2, 1)]
+            fcs = [] if layers == 3 else fcs
+        super().__init__(convs=convs, fcs=fcs, width=width, bn=bn, init=init)
+        self.depth, self.linear_size, self.scale_linear, self.layers = depth, linear_size, scale_linear, layers
+
+    def scaled_fc(self, n: int) -> int:
+        return self.scaled(n) if self.scale_linear else n
 
 
 class CNN3(ConvNet):
