@@ -14,9 +14,31 @@ The relaxations of unstable ReLUs (l < 0 < u; stable ones are exact in all of th
   DeepZ's zonotope transformer for these networks).
 * ``hbox``: the box ``[0, u]`` (constant functions), exact for stable neurons.
 
-Intermediate (pre-ReLU) bounds come either from the same relaxation (back-substituting every
-neuron: precise but costly, fine for small networks) or from IBP (``intermediate="ibp"``:
-CROWN-IBP, only the final specification is back-substituted).
+Intermediate (pre-ReLU) bounds come either from the same relaxation (``intermediate="same"``)
+or from IBP (``intermediate="ibp"``: CROWN-IBP, only the final specification is
+back-substituted).
+
+Sparse intermediate bounds (``sparse=True``, the engine's default and auto_LiRPA's): a neuron
+that IBP already proves stable (l >= 0 or u <= 0) is relaxed exactly whatever its bounds are, so
+only the IBP-unstable neurons of a layer are back-substituted -- packed per sample into as many
+rows as the most unstable sample needs -- and the others keep their IBP bounds. The result equals
+the dense computation (``sparse=False``: every neuron back-substituted with the relaxation's own
+bounds, as the paradox authors' code does) whenever every IBP-stable neuron is also stable under
+the relaxation's bounds. That always holds for hBox (its bounds lie inside IBP's) and held for
+every neuron of randomly initialised networks in our trials, but not always on trained ones:
+CROWN's and DeepZ's bound of a single neuron can be looser than IBP's (e.g. CROWN's lower line
+``x`` over ``[-1, 2]`` against IBP's 0), and then the sparse bounds are *tighter* than the dense
+ones -- never looser, always sound (tests/test_bound_engine.py has such a case). Training with
+CROWN/DeepZ therefore defaults to dense (the reference's loss), see
+:class:`lit_cert.methods.RelaxationTraining`. The argument needs a sound relaxation, so only the
+registered ones use sparsity; a custom rule such as seed 001's expected-bound masks (not sound)
+always runs dense.
+
+Other savings of the walk, all exact: lower and upper bounds share one walk when every ReLU's two
+lines have equal slopes (DeepZ, hBox: the coefficients do not depend on the side); a BatchNorm is
+walked together with the Linear/Conv2d before it (the small weight is scaled, not the large A);
+rows shared by the batch (before the first ReLU) keep batch dimension 1; and the zero margin row
+of the true class is not walked (:func:`lit_cert.bounds.spec.skip_zero_rows`).
 """
 
 from __future__ import annotations
@@ -28,6 +50,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lit_cert.bounds.box import flat_layers, interval_bounds
+from lit_cert.bounds.spec import skip_zero_rows
 from lit_cert.bounds.trace import IntervalTrace
 from lit_cert.layers import Normalize, bn_affine_params
 
@@ -59,6 +82,14 @@ def _hbox(l, u, lower_slope):
     """hBox (symbolic intervals): the constants 0 <= relu <= u."""
     zero = torch.zeros_like(l)
     return zero, zero, zero, u.clamp(min=0)
+
+
+# structural facts the backward walk exploits (exactly; unknown rules take the general path):
+# every rule here has a zero lower offset, and DeepZ's two lines share their slope
+for _rule in (_crown, _deepz, _hbox):
+    _rule.zero_lower_offset = True
+for _rule in (_deepz, _hbox):  # the lower and upper lines have the same slope
+    _rule.equal_slopes = True
 
 
 #: the sound single-neuron ReLU relaxations of the back-substitution engine, by name
@@ -93,37 +124,89 @@ def relu_relaxation(l: torch.Tensor, u: torch.Tensor, kind: str | UnstableRule, 
 
 
 def _dot(a: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-    """Batched inner product of A (B, M, *shape) with v (B, *shape) -> (B, M)."""
-    return (a * v.unsqueeze(1)).flatten(2).sum(-1)
+    """Batched inner product of A (B, M, *shape) with v (B, *shape) -> (B, M), as one batched
+    matrix-vector product (no A-sized intermediate). A batch-independent A (batch 1) is one
+    matrix product with all of v."""
+    if a.shape[0] == 1 and v.shape[0] != 1:
+        return (a[0].flatten(1) @ v.reshape(v.shape[0], -1).T).T
+    return torch.bmm(a.flatten(2), v.reshape(v.shape[0], -1, 1)).squeeze(-1)
 
 
-def _back_linear(layer: nn.Linear, a, c, in_shape):
-    if layer.bias is not None:
-        c = c + a @ layer.bias
-    return a @ layer.weight, c
+def relu_backward(a: torch.Tensor, c: torch.Tensor, rule, lo_s, lo_b, up_s, up_b):
+    """One ReLU of the backward walk for a *lower* bound: coefficients >= 0 take the lower line,
+    negative ones the upper line. Written to create as few A-sized tensors as possible (they
+    dominate the cost of CROWN/DeepZ/hBox, see benchmarks/RESULTS.md): one slope select and one
+    product, offsets as batched mat-vec products; DeepZ's equal slopes need no select at all."""
+    if getattr(rule, "equal_slopes", False):
+        new_a = a * up_s.unsqueeze(1)
+    else:
+        new_a = a * torch.where(a >= 0, lo_s.unsqueeze(1), up_s.unsqueeze(1))
+    c = c + _dot(a.clamp(max=0), up_b)
+    if not getattr(rule, "zero_lower_offset", False):
+        c = c + _dot(a.clamp(min=0), lo_b)
+    return new_a, c
 
 
-def _back_conv(layer: nn.Conv2d, a, c, in_shape):
+def relu_backward_both(a: torch.Tensor, c_lo: torch.Tensor, c_up: torch.Tensor, rule, lo_s, lo_b, up_s, up_b):
+    """One ReLU for the lower *and* upper bound of ``a · h`` at once, for a rule whose two lines
+    have equal slopes (DeepZ, hBox): the new coefficients are the same for both sides, only the
+    offsets differ (the upper bound takes the upper line where ``a >= 0``)."""
+    new_a = a * up_s.unsqueeze(1)
+    neg = a.clamp(max=0)
+    up_neg = _dot(neg, up_b)
+    up_pos = _dot(a, up_b) - up_neg
+    c_lo, c_up = c_lo + up_neg, c_up + up_pos
+    if not getattr(rule, "zero_lower_offset", False):
+        lo_neg = _dot(neg, lo_b)
+        c_lo, c_up = c_lo + (_dot(a, lo_b) - lo_neg), c_up + lo_neg
+    return new_a, c_lo, c_up
+
+
+def _back_linear(layer: nn.Linear, a, c, in_shape, weight=None, bias=None):
+    weight = layer.weight if weight is None else weight
+    bias = layer.bias if bias is None else bias
+    if bias is not None:
+        c = c + a @ bias
+    return a @ weight, c
+
+
+def _back_conv(layer: nn.Conv2d, a, c, in_shape, weight=None, bias=None):
+    weight = layer.weight if weight is None else weight
+    bias = layer.bias if bias is None else bias
     b, m = a.shape[:2]
-    if layer.bias is not None:
-        c = c + (a.sum(dim=(-2, -1)) * layer.bias).sum(-1)
+    if bias is not None:
+        c = c + a.sum(dim=(-2, -1)) @ bias
     out_h, out_w = a.shape[-2:]
     k_h, k_w = layer.kernel_size
     (s_h, s_w), (p_h, p_w), (d_h, d_w) = layer.stride, layer.padding, layer.dilation
     op_h = in_shape[-2] - ((out_h - 1) * s_h - 2 * p_h + d_h * (k_h - 1) + 1)
     op_w = in_shape[-1] - ((out_w - 1) * s_w - 2 * p_w + d_w * (k_w - 1) + 1)
     flat = a.reshape(b * m, *a.shape[2:])
-    back = F.conv_transpose2d(
-        flat, layer.weight, None, layer.stride, layer.padding, (op_h, op_w), layer.groups, layer.dilation
-    )
+    back = F.conv_transpose2d(flat, weight, None, layer.stride, layer.padding, (op_h, op_w), layer.groups, layer.dilation)
     return back.reshape(b, m, *back.shape[1:]), c
 
 
 def _back_bn(layer, a, c, in_shape):
     scale, shift = bn_affine_params(layer)
     shape = (1, 1, -1) + (1,) * (a.dim() - 3)
-    c = c + (a * shift.view(shape)).flatten(2).sum(-1)
+    c = c + _channel_sums(a) @ shift
     return a * scale.view(shape), c
+
+
+def _channel_sums(a: torch.Tensor) -> torch.Tensor:
+    """(B, M, C): the coefficients of A summed over the spatial positions of each channel (the
+    reduction comes first, so no A-sized product is built for a per-channel offset)."""
+    return a.sum(dim=tuple(range(3, a.dim()))) if a.dim() > 3 else a
+
+
+def fused_affine_bn(layer: nn.Module, bn: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
+    """Weight and bias of ``bn(layer(x))`` for a Linear/Conv2d ``layer`` followed by BatchNorm:
+    walking back through both at once scales the (small) weight instead of the (large)
+    coefficient tensor A, and adds the BatchNorm shift with the bias."""
+    scale, shift = bn_affine_params(bn)
+    weight = layer.weight * scale.view(-1, *([1] * (layer.weight.dim() - 1)))
+    bias = shift if layer.bias is None else layer.bias * scale + shift
+    return weight, bias
 
 
 def _back_normalize(layer: Normalize, a, c, in_shape):
@@ -177,6 +260,9 @@ class LinearBounds:
         trace: an :class:`IntervalTrace` of an IBP walk of the same box through the same layers
             that already holds the pre-activation bounds (``intermediate="ibp"`` reuses them
             instead of walking again).
+        sparse: back-substitute only the IBP-unstable neurons for intermediate bounds (module
+            docstring); ``False`` computes every neuron with the relaxation's own bounds.
+            Ignored (dense) for a custom ``relaxation`` rule, whose soundness is not known.
     """
 
     def __init__(
@@ -188,6 +274,7 @@ class LinearBounds:
         intermediate: Literal["same", "ibp"] = "same",
         lower_slopes: dict[int, torch.Tensor] | None = None,
         trace: IntervalTrace | None = None,
+        sparse: bool = True,
     ):
         if isinstance(relaxation, str) and relaxation not in RELU_RELAXATIONS:
             raise ValueError(f"unknown relaxation {relaxation!r}; choose from {RELAXATIONS}")
@@ -197,7 +284,9 @@ class LinearBounds:
         self.lb, self.ub = lb, ub
         self.relaxation, self.intermediate = relaxation, intermediate
         self.lower_slopes = lower_slopes or {}
+        self.sparse = sparse and isinstance(relaxation, str)  # sound relaxations only (module docstring)
         self.pre_bounds: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}  # ReLU index -> (l, u)
+        self._reference: dict[int, tuple[torch.Tensor, torch.Tensor]] | None = None  # IBP bounds for sparsity
         self.shapes = self._shapes()
         if intermediate == "ibp":
             self._ibp_pre_bounds(trace)
@@ -228,52 +317,139 @@ class LinearBounds:
             if sum(not isinstance(m, _DIAGONAL) for m in prefix) <= 1 and not any(isinstance(m, nn.ReLU) for m in prefix):
                 # at most one non-diagonal affine map before the first ReLU: IBP is exact there
                 l, u = interval_bounds(prefix, self.lb, self.ub)
+            elif self.sparse:
+                l, u = self.sparse_neuron_bounds(idx, *self.reference_bounds(idx))
             else:
                 l, u = self.neuron_bounds(idx)
             self.pre_bounds[idx] = (l, u)
         return self.pre_bounds[idx]
 
+    def reference_bounds(self, idx: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """IBP bounds of the input of ReLU ``idx`` (one walk, no gradient: they only decide which
+        neurons are stable, whose relaxation is exact whatever their bounds)."""
+        if self._reference is None:
+            trace = IntervalTrace()
+            with torch.no_grad():
+                interval_bounds(self.layers, self.lb, self.ub, trace=trace)
+            relu_idx = [i for i, m in enumerate(self.layers) if isinstance(m, nn.ReLU)]
+            self._reference = dict(zip(relu_idx, trace.relu_inputs))
+        return self._reference[idx]
+
+    def sparse_neuron_bounds(self, idx: int, ref_l: torch.Tensor, ref_u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Bounds of the input of layer ``idx``: back-substituted for the neurons unstable under
+        ``ref_l, ref_u`` (packed, per sample, into ``k`` = the largest unstable count rows), the
+        reference bounds for the others."""
+        shape = self.shapes[idx]
+        b, n = shape[0], ref_l[0].numel()
+        unstable = ((ref_l < 0) & (ref_u > 0)).reshape(b, n)
+        counts = unstable.sum(1)
+        k = int(counts.max()) if b else 0
+        if k == 0:
+            return ref_l, ref_u
+        if k == n:
+            return self.neuron_bounds(idx)
+        order = torch.argsort(unstable.to(torch.int8), dim=1, descending=True, stable=True)[:, :k]  # unstable first
+        valid = torch.arange(k, device=order.device).unsqueeze(0) < counts.unsqueeze(1)
+        rows = torch.zeros(b, k, n, dtype=self.lb.dtype, device=self.lb.device)
+        rows.scatter_(2, order.unsqueeze(2), valid.unsqueeze(2).to(rows.dtype))
+        rows = rows.view(b, k, *shape[1:])
+        low, up = self.bounds(idx, rows)
+        flat_l, flat_u = ref_l.reshape(b, n), ref_u.reshape(b, n)
+        new_l = torch.where(valid, low, flat_l.gather(1, order))
+        new_u = torch.where(valid, up, flat_u.gather(1, order))
+        return flat_l.scatter(1, order, new_l).view(shape), flat_u.scatter(1, order, new_u).view(shape)
+
     def neuron_bounds(self, idx: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Bounds of every neuron of the input of layer ``idx`` (``len(layers)``: the output),
-        shaped like it: one back-substitution row per neuron and side."""
+        shaped like it: one back-substitution row per neuron. The rows start batch-independent
+        (batch dimension 1) and only become per-sample at the first ReLU."""
         shape = self.shapes[idx]
         n = int(torch.tensor(shape[1:]).prod())
         eye = torch.eye(n, dtype=self.lb.dtype, device=self.lb.device).view(1, n, *shape[1:])
-        a = eye.expand(shape[0], *eye.shape[1:])
-        low = self.lower(idx, torch.cat([a, -a], dim=1))
-        return low[:, :n].view(shape), -low[:, n:].view(shape)
+        low, up = self.bounds(idx, eye)
+        return low.view(shape), up.view(shape)
 
-    def lower(self, end: int, a: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
-        """Lower bound over the input box of ``a · h_end + c``; ``h_end`` = input of layer ``end``.
+    def _rule(self, idx: int):
+        """The relaxation rule at ReLU ``idx`` (CROWN's general form under optimised slopes)."""
+        if idx in self.lower_slopes:  # optimised lower slopes: the lines are no longer parallel
+            return _crown
+        return RELU_RELAXATIONS[self.relaxation] if isinstance(self.relaxation, str) else self.relaxation
 
-        ``a`` has shape (B, M, *shape of h_end); returns (B, M)."""
-        c = torch.zeros(a.shape[:2], dtype=a.dtype, device=a.device) if c is None else c
-        for idx in range(end - 1, -1, -1):
+    def _affine_step(self, idx: int, a: torch.Tensor, c):
+        """Walk back through layer ``idx`` (an affine one); a BatchNorm right after a Linear or
+        Conv2d is walked together with it (:func:`fused_affine_bn`). Returns the index of the
+        layer before the ones walked, the new coefficients and the offset added."""
+        layer = self.layers[idx]
+        if isinstance(layer, nn.modules.batchnorm._BatchNorm) and idx > 0 and type(self.layers[idx - 1]) in (nn.Linear, nn.Conv2d):
+            prev = self.layers[idx - 1]
+            weight, bias = fused_affine_bn(prev, layer)
+            a, c = backward_rule(prev)(prev, a, c, self.shapes[idx - 1], weight, bias)
+            return idx - 2, a, c
+        a, c = backward_rule(layer)(layer, a, c, self.shapes[idx])
+        return idx - 1, a, c
+
+    def _walk(self, end: int, a: torch.Tensor, both: bool):
+        """Back-substitute ``a · h_end`` to the input: (A, lower offset, upper offset or None)."""
+        zero = torch.zeros(a.shape[:2], dtype=a.dtype, device=a.device)
+        c_lo, c_up = zero, (zero if both else None)
+        idx = end - 1
+        while idx >= 0:
             layer = self.layers[idx]
             if isinstance(layer, nn.ReLU):
                 l, u = self.relu_input_bounds(idx)
-                slopes = self.lower_slopes.get(idx)
-                lo_s, lo_b, up_s, up_b = relu_relaxation(l, u, self.relaxation, slopes)
-                pos, neg = a.clamp(min=0), a.clamp(max=0)
-                c = c + _dot(pos, lo_b) + _dot(neg, up_b)
-                a = pos * lo_s.unsqueeze(1) + neg * up_s.unsqueeze(1)
+                lo_s, lo_b, up_s, up_b = relu_relaxation(l, u, self.relaxation, self.lower_slopes.get(idx))
+                if both:
+                    a, c_lo, c_up = relu_backward_both(a, c_lo, c_up, self._rule(idx), lo_s, lo_b, up_s, up_b)
+                else:
+                    a, c_lo = relu_backward(a, c_lo, self._rule(idx), lo_s, lo_b, up_s, up_b)
+                idx -= 1
             else:
-                a, c = backward_rule(layer)(layer, a, c, self.shapes[idx])
-        pos, neg = a.clamp(min=0), a.clamp(max=0)
-        return c + _dot(pos, self.lb) + _dot(neg, self.ub)
+                idx, a, delta = self._affine_step(idx, a, zero.new_zeros(()))
+                c_lo = c_lo + delta
+                c_up = None if c_up is None else c_up + delta
+        return a, c_lo, c_up
+
+    def _one_walk_for_both(self, end: int) -> bool:
+        """Whether lower and upper bounds can share one walk: every ReLU on the way uses a rule
+        with equal slopes, so the coefficients never depend on the side."""
+        return all(
+            getattr(self._rule(i), "equal_slopes", False) for i in range(end) if isinstance(self.layers[i], nn.ReLU)
+        )
+
+    def bounds(self, end: int, a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Lower and upper bounds (B, M) over the input box of ``a · h_end`` (shapes as in
+        :meth:`lower`): one walk of ``a`` for equal-slope rules, else ``a`` and ``-a``."""
+        m = a.shape[1]
+        if not self._one_walk_for_both(end):
+            low = self.lower(end, torch.cat([a, -a], dim=1))
+            return low[:, :m], -low[:, m:]
+        a, c_lo, c_up = self._walk(end, a, both=True)
+        centre, radius = self._box()
+        mid, spread = _dot(a, centre), _dot(a.abs(), radius)
+        batch = (self.lb.shape[0], m)
+        return (c_lo + mid - spread).expand(batch), (c_up + mid + spread).expand(batch)
+
+    def _box(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return (self.ub + self.lb) / 2, (self.ub - self.lb) / 2
+
+    def lower(self, end: int, a: torch.Tensor) -> torch.Tensor:
+        """Lower bound over the input box of ``a · h_end``; ``h_end`` = input of layer ``end``.
+
+        ``a`` has shape (B, M, *shape of h_end) or, for rows shared by every sample,
+        (1, M, *shape); returns (B, M)."""
+        a, c, _ = self._walk(end, a, both=False)
+        centre, radius = self._box()  # min over the box of a x: a . centre - |a| . radius
+        return (c + _dot(a, centre) - _dot(a.abs(), radius)).expand(self.lb.shape[0], a.shape[1])
 
     def output_bounds(self, spec: torch.Tensor | None = None, need_upper: bool = True):
         """Bounds of ``spec @ f(x)`` (or of ``f(x)`` itself when ``spec`` is None)."""
         out_shape = self.shapes[-1]
         if spec is None:
             k = out_shape[1]
-            spec = torch.eye(k, dtype=self.lb.dtype, device=self.lb.device).expand(out_shape[0], k, k)
-        m = spec.shape[1]
-        a = torch.cat([spec, -spec], dim=1) if need_upper else spec
-        low = self.lower(len(self.layers), a)
+            spec = torch.eye(k, dtype=self.lb.dtype, device=self.lb.device).unsqueeze(0)  # shared by the batch
         if need_upper:
-            return low[:, :m], -low[:, m:]
-        return low, None
+            return self.bounds(len(self.layers), spec)
+        return skip_zero_rows(lambda rows: self.lower(len(self.layers), rows), spec), None
 
 
 def _is_bn_training(layer: nn.Module) -> bool:
@@ -289,6 +465,7 @@ def linear_bounds(
     intermediate: Literal["same", "ibp"] = "same",
     need_upper: bool = True,
     trace: IntervalTrace | None = None,
+    sparse: bool = True,
 ):
     """(lower, upper) bounds of ``spec @ net(x)`` over the box (upper is None if not needed)."""
-    return LinearBounds(net, lb, ub, relaxation, intermediate, trace=trace).output_bounds(spec, need_upper)
+    return LinearBounds(net, lb, ub, relaxation, intermediate, trace=trace, sparse=sparse).output_bounds(spec, need_upper)

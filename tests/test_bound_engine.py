@@ -1,0 +1,195 @@
+"""The back-substitution engine's optimisations leave bounds and training signals unchanged (#13).
+
+The engine (lit_cert.bounds.backsub) back-substitutes only IBP-unstable neurons (sparse
+intermediate bounds), walks lower and upper bounds together for equal-slope relaxations, walks a
+BatchNorm together with the layer before it and skips the zero margin row. The reference here is
+tests/reference_backsub.py: dense matrices, every neuron bounded with the relaxation's own bounds,
+one sample at a time -- the algorithm before the optimisations, written independently.
+"""
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from lit_cert.bounds import linf_box, margin_spec
+from lit_cert.bounds.backsub import LinearBounds, linear_bounds
+from lit_cert.bounds.expected import expected_bounds
+from lit_cert.bounds.spec import skip_zero_rows
+from lit_cert.data import FashionMNIST, SyntheticImages
+from lit_cert.layers import BatchNorm2d
+from lit_cert.methods import CROWNIBP, IBP, RelaxationTraining
+from lit_cert.models import CONV, FC
+
+from .exact import randomise_batchnorm
+from .reference_backsub import dense_bounds, dense_segments, interval_pre_bounds
+from .test_relaxations import conv_net
+
+RELAX = ["crown", "deepz", "hbox"]
+
+
+def trained_fc() -> nn.Sequential:
+    """A small FC trained for a few IBP steps: many stable neurons, different counts per sample."""
+    torch.manual_seed(0)
+    dm = SyntheticImages(in_shape=(1, 6, 6), train_size=64, val_size=8, test_size=8, batch_size=64)
+    dm.setup()
+    x, y = dm.train_set.images.float() / 255, dm.train_set.labels
+    m = IBP(network=FC(hidden=(24, 16, 12)), data_info=dm.info, eps_train=0.05, eps_test=0.05).train()
+    m.eps, m.kappa = 0.05, 0.0
+    opt = torch.optim.Adam(m.parameters(), lr=0.01)
+    for _ in range(60):
+        opt.zero_grad()
+        m.training_loss(x, y)[0].backward()
+        opt.step()
+    return m.net.eval()
+
+
+NETS = {
+    "conv+bn": (lambda: randomise_batchnorm(conv_net()).eval(), (2, 7, 7)),
+    "paradox-CONV": (lambda: CONV().build(FashionMNIST.info).eval(), (1, 28, 28)),
+    "trained-FC": (trained_fc, (1, 6, 6)),
+}
+
+
+def stable_implies_stable(net, lb, ub, pres):
+    """Whether every IBP-stable neuron is also stable under the reference's relaxation bounds
+    (the condition under which sparse and dense bounds coincide, module docstring of backsub)."""
+    segments = dense_segments(net, tuple(lb.shape[1:]))
+    for i, pre in enumerate(pres):
+        ibp = interval_pre_bounds(segments, lb[i].flatten(), ub[i].flatten())
+        for (il, iu), (dl, du) in zip(ibp, pre):
+            if bool(((il >= 0) & (dl < 0)).any() or ((iu <= 0) & (du > 0)).any()):
+                return False
+    return True
+
+
+@pytest.mark.parametrize("net_name", sorted(NETS))
+@pytest.mark.parametrize("relaxation", RELAX)
+def test_bounds_equal_the_dense_reference(net_name, relaxation):
+    factory, shape = NETS[net_name]
+    net = factory().double()
+    k = net(torch.zeros(1, *shape, dtype=torch.float64)).shape[1]
+    torch.manual_seed(1)
+    x = torch.rand(3, *shape, dtype=torch.float64)
+    y = torch.randint(0, k, (3,))
+    spec = margin_spec(y, k, torch.float64)
+    eye = torch.eye(k, dtype=torch.float64).expand(3, k, k)
+    partly_stable = differ = 0
+    for eps in (0.003, 0.03, 0.2):
+        lb, ub = linf_box(x, eps)
+        with torch.no_grad():
+            (ref, ref_lo, ref_up), pres = dense_bounds(net, lb, ub, [spec, eye, -eye], relaxation)
+            ref_up = -ref_up
+            for sparse in (False, True):
+                got = linear_bounds(net, lb, ub, spec, relaxation, sparse=sparse, need_upper=False)[0]
+                lo, up = linear_bounds(net, lb, ub, None, relaxation, sparse=sparse)
+                if sparse and not stable_implies_stable(net, lb, ub, pres):
+                    # an IBP-stable neuron that the relaxation's own bounds call unstable: sparse
+                    # relaxes it exactly, so its bounds may only be tighter (and are still sound)
+                    assert relaxation != "hbox"  # hBox bounds lie inside IBP's: never happens
+                    assert torch.all(got >= ref - 1e-6) and torch.all(lo >= ref_lo - 1e-6) and torch.all(up <= ref_up + 1e-6)
+                    differ += 1
+                    continue
+                assert torch.allclose(got, ref, rtol=1e-9, atol=1e-6), (eps, sparse, (got - ref).abs().max())
+                assert torch.allclose(lo, ref_lo, rtol=1e-9, atol=1e-6) and torch.allclose(up, ref_up, rtol=1e-9, atol=1e-6)
+        unstable = [((l < 0) & (u > 0)).double().mean().item() for pre in pres for l, u in pre]
+        partly_stable += any(0 < f < 1 for f in unstable)
+    assert partly_stable  # the packing of a few unstable rows per sample was exercised
+    assert differ <= 1  # equality is the rule: only the largest eps may meet the exception
+
+
+def test_crown_ibp_and_expected_bounds_equal_the_reference():
+    net = randomise_batchnorm(conv_net()).eval().double()
+    torch.manual_seed(2)
+    x = torch.rand(4, 2, 7, 7, dtype=torch.float64)
+    spec = margin_spec(torch.randint(0, 4, (4,)), 4, torch.float64)
+    lb, ub = linf_box(x, 0.05)
+    with torch.no_grad():
+        got = linear_bounds(net, lb, ub, spec, "crown", "ibp", need_upper=False)[0]
+        ref = dense_bounds(net, lb, ub, spec, "crown", intermediate="ibp")[0]
+        assert torch.allclose(got, ref, rtol=1e-9, atol=1e-6)
+        fc = nn.Sequential(nn.Flatten(), nn.Linear(98, 12), nn.ReLU(), nn.Linear(12, 9), nn.ReLU(), nn.Linear(9, 4)).double()
+        lo, up = expected_bounds(fc, lb, ub, masks="propagated")
+        eye = torch.eye(4, dtype=torch.float64).expand(4, 4, 4)
+        assert torch.allclose(lo, dense_bounds(fc, lb, ub, eye, "expected")[0], atol=1e-9)
+        assert torch.allclose(up, -dense_bounds(fc, lb, ub, -eye, "expected")[0], atol=1e-9)
+
+
+def test_skipping_zero_rows():
+    spec = margin_spec(torch.tensor([2, 0, 1]), 4)
+    calls = []
+
+    def fn(rows):
+        calls.append(rows.shape)
+        return rows.sum(-1) * 10 + rows[..., 0]
+
+    out = skip_zero_rows(fn, spec)
+    assert calls == [(3, 3, 4)]
+    assert torch.equal(out, fn(spec))
+    uneven = spec.clone()
+    uneven[0, 1] = 0  # two zero rows in sample 0, one elsewhere: no skipping
+    assert torch.equal(skip_zero_rows(fn, uneven), fn(uneven)) and calls[-1] == (3, 4, 4)
+
+
+def _reference_loss(method, x, y):
+    """CE of the negated margin lower bounds from the dense reference (kappa = 0)."""
+    spec = margin_spec(y, method.num_classes, x.dtype)
+    lb, ub = linf_box(x, method.eps)
+    if isinstance(method, CROWNIBP):
+        low = dense_bounds(method.net, lb, ub, spec, "crown", intermediate="ibp")[0]
+    else:
+        low = dense_bounds(method.net, lb, ub, spec, method.relaxation)[0]
+    return F.cross_entropy(-low, y)
+
+
+@pytest.mark.parametrize("case", ["crown-CONV", "deepz-CONV", "hbox-CONV", "crown-FC", "crown-sparse-FC", "crown-ibp-FC"])
+def test_training_step_loss_and_gradients_unchanged(case):
+    """One training step of the optimised engine = the dense reference's loss and gradients."""
+    torch.manual_seed(3)
+    dm = SyntheticImages(in_shape=(1, 28, 28) if "CONV" in case else (1, 8, 8), train_size=16, val_size=8,
+                         test_size=8, batch_size=16)
+    dm.setup()
+    x, y = dm.train_set.images[:6].double() / 255, dm.train_set.labels[:6]
+    net = CONV() if "CONV" in case else FC(hidden=(20, 16, 12))
+    if case.startswith("crown-ibp"):
+        m = CROWNIBP(network=net, data_info=dm.info, eps_train=0.05, eps_test=0.05)
+    else:
+        m = RelaxationTraining(network=net, data_info=dm.info, eps_train=0.05, eps_test=0.05, relaxation=case.split("-")[0],
+                               sparse_intermediate=True if "sparse" in case else None)
+        assert m.sparse == (case.startswith("hbox") or "sparse" in case)  # dense by default but for hBox
+    m = m.double().train()
+    m.eps, m.kappa, m.beta = 0.05, 0.0, 1.0
+    params = list(m.parameters())
+    loss = m.training_loss(x, y)[0]
+    ref = _reference_loss(m, x, y)
+    assert loss.item() == pytest.approx(ref.item(), rel=1e-5)
+    g = torch.autograd.grad(loss, params)
+    g_ref = torch.autograd.grad(ref, params)
+    num = sum(((a - b) ** 2).sum() for a, b in zip(g, g_ref))
+    assert (num / sum((b ** 2).sum() for b in g_ref)).sqrt().item() <= 1e-5
+    assert all(b.abs().sum() > 0 for b in g_ref)  # every parameter receives a signal
+
+
+def test_batchnorm_walked_with_its_layer_in_training_mode():
+    """Training-mode BatchNorm (batch statistics recorded by the clean pass) walked together with
+    the convolution before it gives the bounds of the layer-by-layer walk."""
+    from lit_cert.bounds.backsub import backward_rule
+
+    torch.manual_seed(5)
+    net = conv_net()
+    net[5] = BatchNorm2d(5)  # lit_cert's recording BatchNorm everywhere: bounds in training mode
+    net = randomise_batchnorm(net).double().train()
+    x = torch.rand(5, 2, 7, 7, dtype=torch.float64)
+    net(x)
+    lb, ub = linf_box(x, 0.05)
+    spec = margin_spec(torch.randint(0, 4, (5,)), 4, torch.float64)
+    engine = LinearBounds(net, lb, ub, "crown", "ibp")
+    fused = engine.output_bounds(spec, need_upper=False)[0]
+
+    class Unfused(LinearBounds):
+        def _affine_step(self, idx, a, c):
+            a, c = backward_rule(self.layers[idx])(self.layers[idx], a, c, self.shapes[idx])
+            return idx - 1, a, c
+
+    plain = Unfused(net, lb, ub, "crown", "ibp").output_bounds(spec, need_upper=False)[0]
+    assert torch.allclose(fused, plain, rtol=1e-10, atol=1e-9)
