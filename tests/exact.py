@@ -34,8 +34,13 @@ def preactivation_bounds(layers, lb, ub):
     return bounds
 
 
-def min_linear_objective(net: nn.Sequential, lb: np.ndarray, ub: np.ndarray, c: np.ndarray, relax: bool = False) -> float:
-    """min over x in [lb, ub] of ``c @ net(x)`` exactly (MILP) or under the triangle LP relaxation."""
+def min_linear_objective(net: nn.Sequential, lb: np.ndarray, ub: np.ndarray, c: np.ndarray, relax: bool = False,
+                         splits: dict | None = None) -> float | None:
+    """min over x in [lb, ub] of ``c @ net(x)`` exactly (MILP) or under the triangle LP relaxation.
+
+    ``splits`` {(hidden layer k, neuron j): +1 or -1} restricts x to the subdomain where that
+    neuron's pre-activation is >= 0 (+1) or <= 0 (-1); None is returned if it is empty."""
+    splits = splits or {}
     layers = affine_layers(net)
     pre = preactivation_bounds(layers, lb, ub)
     n0 = len(lb)
@@ -48,7 +53,7 @@ def min_linear_objective(net: nn.Sequential, lb: np.ndarray, ub: np.ndarray, c: 
     rows, rlo, rhi = [], [], []
     prev_idx = np.arange(n0)
     offset = n0
-    for (w, b), (zl, zu), n in zip(layers[:-1], pre, sizes):
+    for hidden, ((w, b), (zl, zu), n) in enumerate(zip(layers[:-1], pre, sizes)):
         a_idx = np.arange(offset, offset + n)
         d_idx = np.arange(offset + n, offset + 2 * n)
         offset += 2 * n
@@ -59,6 +64,9 @@ def min_linear_objective(net: nn.Sequential, lb: np.ndarray, ub: np.ndarray, c: 
         for j in range(n):
             wz = np.zeros(nvar)
             wz[prev_idx] = w[j]
+            sign = splits.get((hidden, j))
+            if sign is not None:  # the split's half-space on the pre-activation: sign * (w x + b) >= 0
+                rows.append(sign * wz); rlo.append(-sign * b[j]); rhi.append(np.inf)
             # a >= z  <=>  a - w x >= b
             row = -wz.copy(); row[a_idx[j]] += 1
             rows.append(row); rlo.append(b[j]); rhi.append(np.inf)
@@ -84,6 +92,8 @@ def min_linear_objective(net: nn.Sequential, lb: np.ndarray, ub: np.ndarray, c: 
         integrality=integrality,
         bounds=Bounds(lo, hi),
     )
+    if res.status == 2:  # infeasible: the subdomain is empty
+        return None
     assert res.success, res.message
     return float(res.fun + c @ b_last)
 

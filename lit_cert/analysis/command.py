@@ -134,11 +134,12 @@ def landscape(args) -> list[dict]:
         from lit_cert.certify.data import load_run, split_dataset
 
         model, dm = load_run(args.ckpt, args.config)
-        net = model.net.eval()
+        device = resolve_device(args.device)
+        net = model.net.eval().to(device)
         dataset = split_dataset(dm, args.split)
         if not 0 <= args.index < len(dataset):
             raise ConfigError(f"--index {args.index} is outside the {args.split} split ({len(dataset)} samples)")
-        x = dataset[args.index][0].unsqueeze(0)
+        x = dataset[args.index][0].unsqueeze(0).to(device)
         lb, ub = linf_box(x, model.eps_test if args.eps is None else args.eps)
     else:  # the paradox paper's three-layer example, see lit_cert.analysis.landscape
         from lit_cert.analysis.examples import paradox_example
@@ -306,6 +307,7 @@ def build_parser() -> CommandParser:
     b.add_argument("--w", type=float, default=0.5, help="w of the built-in example (no --ckpt)")
     b.add_argument("--delta", type=positive_float, default=0.7)
     b.add_argument("--steps", type=positive_int, default=401)
+    add_device_argument(b)
     c = sub.add_parser("expected-bounds", help="coverage Gamma and IBP/expected width ratio (seed 001 Fig. 1a, 2)")
     c.add_argument("--n", type=positive_int, nargs="+", default=[2, 5, 10, 15, 20], help="input sizes (the paper's Fig. 1a range)")
     c.add_argument("--k", type=positive_int, nargs="+", default=[10, 100, 1000], help="hidden units")

@@ -43,7 +43,7 @@ class StepPolicy:
     milestones: tuple[int, ...]  # iterations at which the step is multiplied by ``decay``
     decay: float
     scale: Literal["radius", "batch_radius", "width"]
-    start: Literal["around_x", "uniform"]
+    start: Literal["around_x", "uniform", "at_x"]  # at_x: exactly the given point (a seeded search)
 
     def step_at(self, iteration: int) -> float:
         return self.step_size * self.decay ** sum(iteration >= m for m in self.milestones)
@@ -108,7 +108,9 @@ def pgd_maximize(
     best_val = torch.full(lb.shape[:1], float("-inf"), dtype=lb.dtype, device=lb.device)
     view = (-1,) + (1,) * (lb.dim() - 1)
     for _ in range(max(restarts, 1)):
-        if pol.start == "around_x":
+        if pol.start == "at_x":
+            z = torch.min(torch.max(anchor, lb), ub)
+        elif pol.start == "around_x":
             z = torch.min(torch.max(anchor + (torch.rand_like(lb) - 0.5) * width, lb), ub)
         else:
             z = lb + width * torch.rand_like(lb)

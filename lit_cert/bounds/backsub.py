@@ -263,6 +263,23 @@ class LinearBounds:
         sparse: back-substitute only the IBP-unstable neurons for intermediate bounds (module
             docstring); ``False`` computes every neuron with the relaxation's own bounds.
             Ignored (dense) for a custom ``relaxation`` rule, whose soundness is not known.
+        splits: branch-and-bound split constraints {ReLU layer index: int8 tensor shaped like
+            that ReLU's input, +1 = neuron fixed active (z >= 0), -1 = inactive (z <= 0), 0 =
+            free}. The bounds are then valid on the *subdomain* where the constraints hold: a
+            split neuron's input bounds are clamped to its piece (so its relaxation is exact) and
+            every deeper intermediate bound is computed with it. Empty subdomains show as
+            ``l > u`` somewhere (:meth:`infeasible`).
+        prior_bounds: known sound bounds {ReLU index: (l, u)} on a superset of the domain (a
+            parent domain's): every computed bound is intersected with them.
+        reuse_prior_upto: ReLU indices ``<=`` this take ``prior_bounds`` as they are (they
+            cannot change: the new splits lie at or after it), only clamped by ``splits``.
+
+    Split multipliers (beta-CROWN, Wang et al. 2021): ``split_multipliers`` {ReLU index: beta
+    >= 0 shaped like the ReLU input} add ``-sum beta * split * z`` to the *output* bound's
+    objective. On the subdomain every ``split * z >= 0``, so for any beta >= 0 this only lowers
+    the objective there (weak duality): the bound stays valid on the subdomain, and optimising
+    beta brings the split constraints themselves into the bound -- without it the bound uses a
+    split only through its neuron's exact relaxation and ignores the half-space it cuts.
     """
 
     def __init__(
@@ -275,6 +292,9 @@ class LinearBounds:
         lower_slopes: dict[int, torch.Tensor] | None = None,
         trace: IntervalTrace | None = None,
         sparse: bool = True,
+        splits: dict[int, torch.Tensor] | None = None,
+        prior_bounds: dict[int, tuple[torch.Tensor, torch.Tensor]] | None = None,
+        reuse_prior_upto: int = -1,
     ):
         if isinstance(relaxation, str) and relaxation not in RELU_RELAXATIONS:
             raise ValueError(f"unknown relaxation {relaxation!r}; choose from {RELAXATIONS}")
@@ -287,9 +307,15 @@ class LinearBounds:
         self.sparse = sparse and isinstance(relaxation, str)  # sound relaxations only (module docstring)
         self.pre_bounds: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}  # ReLU index -> (l, u)
         self._reference: dict[int, tuple[torch.Tensor, torch.Tensor]] | None = None  # IBP bounds for sparsity
+        self.splits = splits or {}
+        self.prior_bounds = prior_bounds or {}
+        self.reuse_prior_upto = reuse_prior_upto
+        self.coefficients: dict[int, torch.Tensor] = {}  # filled by output_bounds(record=True)
+        self.split_multipliers: dict[int, torch.Tensor] = {}  # beta (class docstring); output walks only
         self.shapes = self._shapes()
         if intermediate == "ibp":
             self._ibp_pre_bounds(trace)
+            self.pre_bounds = {i: self._constrain(i, *b) for i, b in self.pre_bounds.items()}
 
     def _shapes(self) -> list[tuple[int, ...]]:
         """Input shape of every layer (batch dimension included), from one cheap forward pass."""
@@ -311,18 +337,39 @@ class LinearBounds:
         for i, bounds in zip(relu_idx, trace.relu_inputs):
             self.pre_bounds[i] = bounds
 
+    def _constrain(self, idx: int, l: torch.Tensor, u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Intersect with the prior bounds, then clamp split neurons to their piece."""
+        if idx in self.prior_bounds:
+            pl, pu = self.prior_bounds[idx]
+            l, u = torch.maximum(l, pl), torch.minimum(u, pu)
+        split = self.splits.get(idx)
+        if split is not None:
+            l = torch.where(split > 0, l.clamp(min=0), l)
+            u = torch.where(split < 0, u.clamp(max=0), u)
+        return l, u
+
+    def infeasible(self) -> torch.Tensor:
+        """(B,) True where some computed intermediate bound has ``l > u``: the subdomain is empty
+        (its split constraints contradict each other or the input box)."""
+        out = torch.zeros(self.lb.shape[0], dtype=torch.bool, device=self.lb.device)
+        for l, u in self.pre_bounds.values():
+            out |= (l > u).flatten(1).any(1)
+        return out
+
     def relu_input_bounds(self, idx: int) -> tuple[torch.Tensor, torch.Tensor]:
         if idx not in self.pre_bounds:
-            prefix = self.layers[:idx]
-            if sum(not isinstance(m, _DIAGONAL) for m in prefix) <= 1 and not any(isinstance(m, nn.ReLU) for m in prefix):
-                # at most one non-diagonal affine map before the first ReLU: IBP is exact there
-                l, u = interval_bounds(prefix, self.lb, self.ub)
-            elif self.sparse:
-                l, u = self.sparse_neuron_bounds(idx, *self.reference_bounds(idx))
-            else:
-                l, u = self.neuron_bounds(idx)
-            self.pre_bounds[idx] = (l, u)
+            self.pre_bounds[idx] = self._constrain(idx, *self._compute_input_bounds(idx))
         return self.pre_bounds[idx]
+
+    def _compute_input_bounds(self, idx: int) -> tuple[torch.Tensor, torch.Tensor]:
+        if idx <= self.reuse_prior_upto and idx in self.prior_bounds:
+            return self.prior_bounds[idx]
+        prefix = self.layers[:idx]
+        if sum(not isinstance(m, _DIAGONAL) for m in prefix) <= 1 and not any(isinstance(m, nn.ReLU) for m in prefix):
+            return interval_bounds(prefix, self.lb, self.ub)  # one affine map before: IBP is exact
+        if self.sparse:
+            return self.sparse_neuron_bounds(idx, *self.reference_bounds(idx))
+        return self.neuron_bounds(idx)
 
     def reference_bounds(self, idx: int) -> tuple[torch.Tensor, torch.Tensor]:
         """IBP bounds of the input of ReLU ``idx`` (one walk, no gradient: they only decide which
@@ -388,8 +435,9 @@ class LinearBounds:
         a, c = backward_rule(layer)(layer, a, c, self.shapes[idx])
         return idx - 1, a, c
 
-    def _walk(self, end: int, a: torch.Tensor, both: bool):
-        """Back-substitute ``a · h_end`` to the input: (A, lower offset, upper offset or None)."""
+    def _walk(self, end: int, a: torch.Tensor, both: bool, record: bool = False):
+        """Back-substitute ``a · h_end`` to the input: (A, lower offset, upper offset or None).
+        ``record`` keeps the coefficients met at every ReLU output in :attr:`coefficients`."""
         zero = torch.zeros(a.shape[:2], dtype=a.dtype, device=a.device)
         c_lo, c_up = zero, (zero if both else None)
         idx = end - 1
@@ -397,11 +445,15 @@ class LinearBounds:
             layer = self.layers[idx]
             if isinstance(layer, nn.ReLU):
                 l, u = self.relu_input_bounds(idx)
+                if record:
+                    self.coefficients[idx] = a.detach()
                 lo_s, lo_b, up_s, up_b = relu_relaxation(l, u, self.relaxation, self.lower_slopes.get(idx))
                 if both:
                     a, c_lo, c_up = relu_backward_both(a, c_lo, c_up, self._rule(idx), lo_s, lo_b, up_s, up_b)
                 else:
                     a, c_lo = relu_backward(a, c_lo, self._rule(idx), lo_s, lo_b, up_s, up_b)
+                    if end == len(self.layers) and idx in self.split_multipliers:
+                        a = a - (self.split_multipliers[idx] * self.splits[idx]).unsqueeze(1)
                 idx -= 1
             else:
                 idx, a, delta = self._affine_step(idx, a, zero.new_zeros(()))
@@ -432,23 +484,31 @@ class LinearBounds:
     def _box(self) -> tuple[torch.Tensor, torch.Tensor]:
         return (self.ub + self.lb) / 2, (self.ub - self.lb) / 2
 
-    def lower(self, end: int, a: torch.Tensor) -> torch.Tensor:
+    def lower(self, end: int, a: torch.Tensor, record: bool = False) -> torch.Tensor:
         """Lower bound over the input box of ``a · h_end``; ``h_end`` = input of layer ``end``.
 
         ``a`` has shape (B, M, *shape of h_end) or, for rows shared by every sample,
-        (1, M, *shape); returns (B, M)."""
-        a, c, _ = self._walk(end, a, both=False)
+        (1, M, *shape); returns (B, M). ``record`` keeps the coefficients at every ReLU output
+        (:attr:`coefficients`, by ReLU index) and at the input (``coefficients[-1]``): the
+        minimiser of the bound over the box is ``lb`` where the input coefficient is >= 0, else
+        ``ub``."""
+        a, c, _ = self._walk(end, a, both=False, record=record)
+        if record:
+            self.coefficients[-1] = a.detach()
         centre, radius = self._box()  # min over the box of a x: a . centre - |a| . radius
         return (c + _dot(a, centre) - _dot(a.abs(), radius)).expand(self.lb.shape[0], a.shape[1])
 
-    def output_bounds(self, spec: torch.Tensor | None = None, need_upper: bool = True):
-        """Bounds of ``spec @ f(x)`` (or of ``f(x)`` itself when ``spec`` is None)."""
+    def output_bounds(self, spec: torch.Tensor | None = None, need_upper: bool = True, record: bool = False):
+        """Bounds of ``spec @ f(x)`` (or of ``f(x)`` itself when ``spec`` is None); ``record``:
+        see :meth:`lower` (lower bounds only, every row kept)."""
         out_shape = self.shapes[-1]
         if spec is None:
             k = out_shape[1]
             spec = torch.eye(k, dtype=self.lb.dtype, device=self.lb.device).unsqueeze(0)  # shared by the batch
         if need_upper:
             return self.bounds(len(self.layers), spec)
+        if record:
+            return self.lower(len(self.layers), spec, record=True), None
         return skip_zero_rows(lambda rows: self.lower(len(self.layers), rows), spec), None
 
 

@@ -38,6 +38,13 @@ def parse_args(argv):
     p.add_argument("--out", default=None, help="output folder (default: <run dir>/certify/<split>_eps<eps>)")
     p.add_argument("--stages", default=",".join(STAGES), help=f"comma-separated subset of {','.join(STAGES)}")
     p.add_argument("--timeout", type=positive_float, default=30.0, help="MILP time limit per sample (seconds)")
+    p.add_argument("--bab_timeout", type=positive_float, default=30.0, help="branch-and-bound time limit per sample (seconds)")
+    p.add_argument("--bab_max_domains", type=positive_int, default=100_000, help="branch-and-bound domains per sample")
+    p.add_argument("--bab_batch", type=positive_int, default=64, help="domains split per branch-and-bound step")
+    p.add_argument("--bab_steps", type=nonnegative_int, default=10,
+                   help="alpha/beta optimisation steps per branch-and-bound bound (0: plain CROWN)")
+    p.add_argument("--bab_intermediate", choices=["root", "recompute"], default="root",
+                   help="intermediate bounds of a domain: its parent's (root) or recomputed under its splits")
     p.add_argument("--milp_max_neurons", type=nonnegative_int, default=5000)
     p.add_argument("--pgd_steps", type=positive_int, default=50)
     p.add_argument("--pgd_restarts", type=positive_int, default=3)
@@ -76,7 +83,9 @@ def certify(args) -> dict:
     dataset = split_dataset(dm, args.split)
     n = len(dataset) if args.limit is None else min(args.limit, len(dataset))
     cfg = CascadeConfig(eps=eps, stages=args.stage_list, pgd_steps=args.pgd_steps, pgd_restarts=args.pgd_restarts,
-                        alpha_steps=args.alpha_steps, milp_timeout=args.timeout, milp_max_neurons=args.milp_max_neurons)
+                        alpha_steps=args.alpha_steps, milp_timeout=args.timeout, milp_max_neurons=args.milp_max_neurons,
+                        bab_timeout=args.bab_timeout, bab_max_domains=args.bab_max_domains, bab_batch=args.bab_batch,
+                        bab_steps=args.bab_steps, bab_intermediate=args.bab_intermediate)
     out = ensure_writable_dir(Path(args.out or Path(args.ckpt).resolve().parent.parent / "certify" / f"{args.split}_eps{eps:g}"),
                               "certification output folder")
     (out / "shards").mkdir(exist_ok=True)

@@ -1,0 +1,372 @@
+"""Complete verification by branch and bound on ReLU splits, batched on the model's device.
+
+For one sample and one margin row ``c`` (prove ``min_x c @ f(x) > 0`` over the input box), the
+input box is the root *domain*. A domain is the box together with split constraints: some
+unstable ReLUs fixed to their active (``z >= 0``) or inactive (``z <= 0``) piece. Each step
+
+1. takes the ``batch`` open domains with the lowest lower bounds,
+2. splits each on one unstable, not yet split ReLU chosen by BaBSR's intercept score (Bunel et
+   al., JMLR 2020): the bound's coefficient ``A`` at that ReLU's output times the offset of the
+   upper relaxation line, ``max(-A, 0) * (-l u / (u - l))`` -- what the bound gains if that
+   neuron's relaxation became exact -- with ``|A| (u - l)`` to break ties,
+3. bounds all children at once (one batch) with CROWN plus ``alpha_steps`` Adam steps on the
+   lower slopes and on the multipliers of the split constraints (beta-CROWN, Wang et al. 2021),
+   warm-started from the parent's, *under the split constraints*: a split neuron's input
+   bounds are clamped to its piece, which makes its relaxation exact, and the multipliers bring
+   the half-spaces ``z >= 0`` / ``z <= 0`` into the bound
+   (:class:`~lit_cert.bounds.backsub.LinearBounds` ``splits``, ``split_multipliers``).
+   Intermediate bounds are the parent's (``intermediate="root"``, the default: one
+   back-substituted row per domain) or recomputed under the splits for the layers after the
+   split (``"recompute"``), always intersected with the parent's.
+4. prunes children whose bound is > 0 or whose constraints are contradictory (``l > u``
+   somewhere: the domain is empty), and looks for a counterexample: the minimiser of each
+   child's linear bound over the box, and every ``pgd_every`` steps a PGD run started from the
+   candidates of the worst children. Any input of the box with ``c @ f(x) <= 0`` falsifies.
+
+Soundness. Every bound is valid on its domain: on the subset of the box where a split holds,
+the split neuron *is* linear (identity or zero), and the other neurons' relaxations hold for
+every input of the box, hence of the subset; minimising the bound over the whole box (a
+superset) only lowers it. Children inherit ``max(own, parent's)`` bound (both valid on the
+child). The domains of the two children of a split cover the parent (``z >= 0`` or ``z <= 0``),
+so when no open domain is left, every input of the box has been proven. A domain in which
+every ReLU is stable or split is linear: its exact minimum is one LP (HiGHS) over the box with
+every neuron's sign pattern as linear constraints -- it proves, prunes (infeasible) or falsifies.
+Counterexamples are re-evaluated with the plain network before they are reported.
+
+Limits: a time limit and a domain limit per sample; a sample that hits one stays ``unknown``
+with the reason. The record has the domains bounded, the maximum split depth and the time.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from lit_cert.attacks.pgd import StepPolicy, pgd_maximize
+from lit_cert.bounds.alpha_crown import optimised_lower_bounds
+from lit_cert.bounds.backsub import LinearBounds
+from lit_cert.bounds.box import flat_layers
+
+
+#: PGD started exactly at a candidate point, steps of a quarter of the eps radius, halved twice
+_SEEDED = StepPolicy(step_size=0.25, milestones=(10, 15), decay=0.5, scale="radius", start="at_x")
+
+
+@dataclass
+class BaBConfig:
+    """Branch-and-bound settings (per sample)."""
+
+    timeout: float = 30.0  # seconds for all margins of one sample
+    max_domains: int = 100_000  # domains bounded per sample
+    batch: int = 64  # domains split per step (2x this many bounded at once)
+    alpha_steps: int = 10  # alpha/beta-CROWN steps per bound (0: CROWN, split constraints only through exact neurons)
+    beta: bool = True  # optimise split multipliers (beta-CROWN) along with the slopes
+    lr: float = 0.1  # Adam step for slopes and multipliers
+    #: "root": every domain keeps its parent's intermediate bounds (from the root's CROWN), clamped
+    #: at its split neurons, and only the output bound is recomputed -- one back-substituted row
+    #: per domain, the default of alpha-beta-CROWN; "recompute": intermediate bounds deeper than
+    #: the split are recomputed under the splits (tighter, but every unstable neuron of those
+    #: layers is back-substituted for every domain)
+    intermediate: str = "root"
+    pgd_every: int = 5  # PGD from the worst children's candidates every this many steps
+    pgd_steps: int = 20
+
+
+@dataclass
+class BaBResult:
+    status: str  # "certified", "falsified" or "unknown"
+    margin: float | None = None  # proven lower bound of the smallest margin, or the falsifying margin
+    counterexample: torch.Tensor | None = None  # (1, *in_shape) for "falsified"
+    domains: int = 0
+    max_depth: int = 0
+    seconds: float = 0.0
+    reason: str | None = None
+
+    def details(self) -> dict:
+        return {"domains": self.domains, "max_depth": self.max_depth, "seconds": round(self.seconds, 4)}
+
+
+@dataclass
+class _Domains:
+    """Open domains of one margin row, as batched tensors (D leading)."""
+
+    splits: dict[int, torch.Tensor]  # ReLU index -> int8 (D, *shape)
+    bounds: dict[int, tuple[torch.Tensor, torch.Tensor]]  # ReLU index -> (l, u) (D, *shape)
+    value: torch.Tensor  # (D,) lower bound of the margin on the domain
+    depth: torch.Tensor  # (D,) number of splits
+    choice: torch.Tensor  # (D, 2): (position in relu_idx, flat neuron) to split next; -1 = none left
+    alpha: dict[int, torch.Tensor]  # optimised lower slopes (warm start for the children)
+    beta: dict[int, torch.Tensor]  # optimised split multipliers (idem)
+
+    def __len__(self) -> int:
+        return int(self.value.shape[0])
+
+    def take(self, sel: torch.Tensor) -> "_Domains":
+        return _Domains({i: s[sel] for i, s in self.splits.items()},
+                        {i: (l[sel], u[sel]) for i, (l, u) in self.bounds.items()},
+                        self.value[sel], self.depth[sel], self.choice[sel],
+                        {i: a[sel] for i, a in self.alpha.items()}, {i: b[sel] for i, b in self.beta.items()})
+
+    @staticmethod
+    def cat(parts: list["_Domains"]) -> "_Domains":
+        parts = [p for p in parts if len(p)]
+        first = parts[0]
+
+        def join(get):  # a key missing in a part (no split there yet) is zeros of the split's shape
+            keys = set().union(*(set(get(p)) for p in parts))
+            return {i: torch.cat([get(p)[i] if i in get(p) else p.splits[i].new_zeros(p.splits[i].shape, dtype=p.value.dtype)
+                                  for p in parts]) for i in keys}
+
+        return _Domains(join(lambda p: p.splits),
+                        {i: (torch.cat([p.bounds[i][0] for p in parts]), torch.cat([p.bounds[i][1] for p in parts]))
+                         for i in first.bounds},
+                        torch.cat([p.value for p in parts]), torch.cat([p.depth for p in parts]),
+                        torch.cat([p.choice for p in parts]), join(lambda p: p.alpha), join(lambda p: p.beta))
+
+
+@dataclass
+class _RowOutcome:
+    status: str
+    margin: float | None = None
+    counterexample: torch.Tensor | None = None
+    reason: str | None = None
+    stats: dict = field(default_factory=lambda: {"domains": 0, "max_depth": 0})
+
+
+class BranchAndBound:
+    """Branch and bound for one network (module docstring).
+
+    Args:
+        net: the network (eval mode; on the device the domains are bounded on).
+        config: :class:`BaBConfig`.
+        dense_blocks: optional callable returning the network's dense affine blocks
+            (:func:`lit_cert.certify.milp.dense_affine_blocks`) for the exact LP of fully split
+            domains, or None when the network is too large for them; without them such a
+            domain leaves the sample unknown.
+    """
+
+    def __init__(self, net: nn.Module, config: BaBConfig | None = None,
+                 dense_blocks: Callable[[], list[tuple[np.ndarray, np.ndarray]]] | None = None):
+        self.net = net
+        self.layers = flat_layers(net)
+        self.relu_idx = [i for i, m in enumerate(self.layers) if isinstance(m, nn.ReLU)]
+        self.config = config or BaBConfig()
+        self.dense_blocks = dense_blocks
+
+    # ------------------------------------------------------------------ public
+    def verify(self, lb: torch.Tensor, ub: torch.Tensor, rows: torch.Tensor) -> BaBResult:
+        """Prove every row of ``rows`` (M, K) positive over the box ``[lb, ub]`` (1, *in_shape)."""
+        start = time.perf_counter()
+        deadline = start + self.config.timeout
+        budget = [self.config.max_domains]
+        with torch.inference_mode(False), torch.no_grad():
+            root = self._bound(lb, ub, rows.unsqueeze(1), None, None, -1)[0][:, 0]
+        order = torch.argsort(root).tolist()  # most violated first: falsification is quickest there
+        proven, domains, depth, reason = [], 0, 0, None
+        for r in order:
+            if root[r] > 0:
+                proven.append(float(root[r]))
+                continue
+            out = self._row(lb, ub, rows[r], deadline, budget)
+            domains += out.stats["domains"]
+            depth = max(depth, out.stats["max_depth"])
+            if out.status == "falsified":
+                return BaBResult("falsified", out.margin, out.counterexample, domains, depth, time.perf_counter() - start)
+            if out.status == "unknown":
+                reason = out.reason
+                break
+            proven.append(out.margin)
+        seconds = time.perf_counter() - start
+        if reason is not None:
+            return BaBResult("unknown", None, None, domains, depth, seconds, reason)
+        return BaBResult("certified", min(proven) if proven else None, None, domains, depth, seconds)
+
+    # ------------------------------------------------------------------ bounding
+    def _bound(self, lb, ub, spec, splits, prior, reuse_upto, start=None):
+        """Bounds (D, 1) of ``spec`` (D, 1, K) on each domain, and the engine that made them."""
+        d = spec.shape[0]
+        blb, bub = lb.expand(d, *lb.shape[1:]), ub.expand(d, *ub.shape[1:])
+        engine = LinearBounds(self.layers, blb, bub, "crown", "same", splits=splits, prior_bounds=prior,
+                              reuse_prior_upto=reuse_upto)
+        value = optimised_lower_bounds(engine, spec, self.config.alpha_steps, lr=self.config.lr, record=True,
+                                       beta=self.config.beta, start=start)
+        return value, engine
+
+    def _candidates(self, engine: LinearBounds) -> torch.Tensor:
+        """The minimiser over the box of each domain's linear bound (D, *in_shape)."""
+        a = engine.coefficients[-1][:, 0].expand_as(engine.lb)
+        return torch.where(a >= 0, engine.lb, engine.ub)
+
+    def _margin(self, x: torch.Tensor, row: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return self.net(x) @ row
+
+    def _choose(self, engine: LinearBounds, splits: dict[int, torch.Tensor]) -> torch.Tensor:
+        """(D, 2): the ReLU (position in ``relu_idx``) and flat neuron to split next, -1 if every
+        neuron is stable or split (BaBSR intercept score, module docstring)."""
+        best_score, best = None, None
+        for pos, idx in enumerate(self.relu_idx):
+            l, u = engine.pre_bounds[idx]
+            a = engine.coefficients[idx][:, 0]  # coefficients at the ReLU output (D, *shape)
+            unstable = (l < 0) & (u > 0)
+            if idx in splits:
+                unstable &= splits[idx] == 0
+            width = (u - l).clamp(min=1e-12)
+            intercept = (-a).clamp(min=0) * (-l * u / width).clamp(min=0)
+            score = torch.where(unstable, intercept + 1e-4 * a.abs() * width + 1e-12, torch.full_like(l, -1.0))
+            flat = score.flatten(1)
+            val, arg = flat.max(1)
+            cand = torch.stack([torch.full_like(arg, pos), arg], 1)
+            if best is None:
+                best_score, best = val, cand
+            else:
+                better = val > best_score
+                best_score = torch.where(better, val, best_score)
+                best = torch.where(better.unsqueeze(1), cand, best)
+        return torch.where((best_score > 0).unsqueeze(1), best, torch.full_like(best, -1))
+
+    # ------------------------------------------------------------------ one row
+    def _row(self, lb, ub, row, deadline, budget) -> _RowOutcome:
+        cfg = self.config
+        stats = {"domains": 1, "max_depth": 0}
+        dev = lb.device
+        spec1 = row.view(1, 1, -1)
+        t_root = time.perf_counter()
+        with torch.inference_mode(False), torch.no_grad():
+            value, engine = self._bound(lb, ub, spec1, None, None, -1)
+        per_domain = (time.perf_counter() - t_root) / 4  # a guess until the first step is timed
+        splits = {i: torch.zeros_like(engine.pre_bounds[i][0], dtype=torch.int8) for i in self.relu_idx}
+        pool = _Domains(splits, dict(engine.pre_bounds), value[:, 0], torch.zeros(1, dtype=torch.long, device=dev),
+                        self._choose(engine, splits), dict(engine.lower_slopes), {})
+        lowest = float("inf")  # smallest bound of the pruned domains (the proven margin)
+        step = 0
+        while len(pool):
+            if time.perf_counter() > deadline:
+                return _RowOutcome("unknown", reason=f"BaB time limit ({cfg.timeout:g}s)", stats=stats)
+            if budget[0] <= 0:
+                return _RowOutcome("unknown", reason=f"BaB domain limit ({cfg.max_domains})", stats=stats)
+            # fully split domains: exact LP
+            done = pool.choice[:, 0] < 0
+            if bool(done.any()):
+                for j in torch.nonzero(done).flatten().tolist():
+                    out = self._exact_leaf(lb, ub, row, pool.take(torch.tensor([j], device=dev)))
+                    if out.status == "falsified":
+                        out.stats = stats
+                        return out
+                    if out.status == "unknown":
+                        out.stats = stats
+                        return out
+                    if out.margin is not None:
+                        lowest = min(lowest, out.margin)
+                pool = pool.take(torch.nonzero(~done).flatten())
+                if not len(pool):
+                    break
+            # as many domains as fit the time left at the last step's rate, at most ``batch``
+            fit = int((deadline - time.perf_counter()) / max(per_domain, 1e-9) / 2)
+            k = max(1, min(cfg.batch, len(pool), max(budget[0] // 2, 1), fit))
+            order = torch.argsort(pool.value)
+            parents, pool = pool.take(order[:k]), pool.take(order[k:])
+            children = self._split(parents)
+            reuse = int(min(self.relu_idx[p] for p in parents.choice[:, 0].tolist()))
+            if cfg.intermediate == "root":
+                reuse = len(self.layers)
+            t_step = time.perf_counter()
+            with torch.inference_mode(False), torch.no_grad():
+                value, engine = self._bound(lb, ub, spec1.expand(2 * k, 1, -1), children.splits, children.bounds, reuse,
+                                            {"alpha": children.alpha, "beta": children.beta})
+            per_domain = (time.perf_counter() - t_step) / (2 * k)
+            budget[0] -= 2 * k
+            stats["domains"] += 2 * k
+            stats["max_depth"] = max(stats["max_depth"], int(children.depth.max()))
+            value = torch.maximum(value[:, 0], children.value)
+            value = torch.where(engine.infeasible(), torch.full_like(value, float("inf")), value)
+            # counterexamples: the bounds' minimisers, and now and then PGD from the worst of them
+            cand = self._candidates(engine)
+            margins = self._margin(cand, row)
+            if bool((margins <= 0).any()):
+                j = int(torch.argmin(margins))
+                return _RowOutcome("falsified", float(margins[j]), cand[j : j + 1].detach(), stats=stats)
+            step += 1
+            if cfg.pgd_every and step % cfg.pgd_every == 0:
+                worst = torch.argsort(value)[: min(8, len(value))]
+                found = self._pgd(lb, ub, row, cand[worst])
+                if found is not None:
+                    return _RowOutcome("falsified", found[0], found[1], stats=stats)
+            children = _Domains(children.splits, {i: engine.pre_bounds[i] for i in self.relu_idx}, value,
+                                children.depth, self._choose(engine, children.splits), dict(engine.lower_slopes),
+                                dict(engine.split_multipliers))
+            proven = value > 0
+            finite = proven & torch.isfinite(value)
+            if bool(finite.any()):
+                lowest = min(lowest, float(value[finite].min()))
+            open_ = torch.nonzero(~proven).flatten()
+            pool = _Domains.cat([pool, children.take(open_)]) if len(open_) else pool
+        return _RowOutcome("certified", lowest if np.isfinite(lowest) else None, stats=stats)
+
+    def _split(self, parents: _Domains) -> _Domains:
+        """Two children per parent: its chosen neuron fixed active (first half) and inactive."""
+        k = len(parents)
+        dup = parents.take(torch.cat([torch.arange(k, device=parents.value.device)] * 2))
+        sign = torch.cat([torch.ones(k, dtype=torch.int8), -torch.ones(k, dtype=torch.int8)]).to(parents.value.device)
+        splits = {i: s.clone() for i, s in dup.splits.items()}
+        for pos in set(parents.choice[:, 0].tolist()):
+            idx = self.relu_idx[pos]
+            rows = torch.nonzero(dup.choice[:, 0] == pos).flatten()
+            flat = splits[idx].view(2 * k, -1)
+            flat[rows, dup.choice[rows, 1]] = sign[rows]
+        return _Domains(splits, dup.bounds, dup.value, dup.depth + 1, dup.choice, dup.alpha, dup.beta)
+
+    def _pgd(self, lb, ub, row, starts: torch.Tensor):
+        """PGD on ``-row @ f(x)`` from each start point; (margin, point) if one is <= 0."""
+        n = starts.shape[0]
+        blb, bub = lb.expand(n, *lb.shape[1:]), ub.expand(n, *ub.shape[1:])
+        with torch.inference_mode(False):
+            x = pgd_maximize(lambda z: -(self.net(z) @ row), blb, bub, steps=self.config.pgd_steps, policy=_SEEDED, x=starts)
+        m = self._margin(x, row)
+        j = int(torch.argmin(m))
+        return (float(m[j]), x[j : j + 1].detach()) if m[j] <= 0 else None
+
+    # ------------------------------------------------------------------ exact leaves
+    def _exact_leaf(self, lb, ub, row, leaf: _Domains) -> _RowOutcome:
+        """A domain where every ReLU is stable or split is linear: one LP decides it."""
+        blocks = None if self.dense_blocks is None else self.dense_blocks()
+        if blocks is None:
+            return _RowOutcome("unknown", reason="fully split domain and no LP for this network")
+        from scipy.optimize import linprog
+
+        lo, hi = lb.flatten().double().cpu().numpy(), ub.flatten().double().cpu().numpy()
+        n0 = lo.size
+        w_eff, b_eff = np.eye(n0), np.zeros(n0)
+        a_ub, b_ub = [], []
+        for (w, b), idx in zip(blocks[:-1], self.relu_idx):
+            l, u = (t[0].flatten().double().cpu().numpy() for t in leaf.bounds[idx])
+            split = leaf.splits[idx][0].flatten().cpu().numpy()
+            zw, zb = w @ w_eff, w @ b_eff + b
+            active = (l >= 0) | (split > 0)
+            # active: z >= 0  <=>  -zw x <= zb ; inactive: z <= 0  <=>  zw x <= -zb
+            a_ub.append(np.where(active[:, None], -zw, zw))
+            b_ub.append(np.where(active, zb, -zb))
+            w_eff, b_eff = zw * active[:, None], zb * active
+        w_last, b_last = blocks[-1]
+        c = row.double().cpu().numpy()
+        obj = c @ w_last @ w_eff
+        const = float(c @ (w_last @ b_eff + b_last))
+        res = linprog(obj, A_ub=np.concatenate(a_ub), b_ub=np.concatenate(b_ub), bounds=list(zip(lo, hi)), method="highs")
+        if res.status == 2:  # infeasible: the domain is empty
+            return _RowOutcome("certified", None)
+        if res.status != 0:
+            return _RowOutcome("unknown", reason=f"LP of a fully split domain failed ({res.message})")
+        value = float(res.fun) + const
+        if value > 0:
+            return _RowOutcome("certified", value)
+        x = torch.from_numpy(res.x).to(lb.dtype).to(lb.device).view_as(lb)
+        x = torch.min(torch.max(x, lb), ub)
+        m = float(self._margin(x, row)[0])
+        if m <= 0:
+            return _RowOutcome("falsified", m, x)
+        return _RowOutcome("unknown", reason=f"LP counterexample not confirmed in the network's precision (margin {m:.2e})")

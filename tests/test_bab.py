@@ -1,0 +1,173 @@
+"""Branch and bound (lit_cert.certify.bab): sound under splits, complete on tiny networks.
+
+Every bound computed under split constraints is checked against the exact minimum over the
+subdomain (MILP with the split half-spaces, tests/exact.py); every verdict against the exact
+minimum over the box; every counterexample re-evaluated with the plain network.
+"""
+
+import numpy as np
+import pytest
+import torch
+
+from lit_cert.bounds import linf_box, margin_spec
+from lit_cert.bounds.alpha_crown import optimised_lower_bounds
+from lit_cert.bounds.backsub import LinearBounds
+from lit_cert.certify.bab import BaBConfig, BranchAndBound
+from lit_cert.certify.cascade import Cascade, CascadeConfig
+from lit_cert.certify.milp import dense_affine_blocks
+
+from .exact import min_linear_objective, tiny_relu_net
+
+
+def other_rows(y: int, k: int) -> torch.Tensor:
+    spec = margin_spec(torch.tensor([y]), k, torch.float64)[0]
+    return torch.cat([spec[:y], spec[y + 1 :]])
+
+
+def problem(seed: int, sizes=(3, 12, 10, 8, 3), eps=0.15):
+    net = tiny_relu_net(sizes, seed=seed)
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(1, sizes[0], dtype=torch.float64, generator=g)
+    y = int(net(x).argmax())
+    return net, x - eps, x + eps, other_rows(y, sizes[-1])
+
+
+def exact_min(net, lb, ub, rows, splits=None):
+    values = [min_linear_objective(net, lb[0].numpy(), ub[0].numpy(), r.numpy(), splits=splits) for r in rows]
+    return None if any(v is None for v in values) else min(values)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_bounds_under_splits_are_sound_for_the_subdomain(seed):
+    net, lb, ub, rows = problem(seed, sizes=(3, 10, 8, 3), eps=0.3)
+    relu_idx = [1, 3]
+    root = LinearBounds(net, lb, ub, "crown", "same")
+    root.output_bounds(rows[None], need_upper=False)
+    g = torch.Generator().manual_seed(seed)
+    checked = 0
+    for trial in range(12):
+        splits, exact_splits = {}, {}
+        for k, idx in enumerate(relu_idx):
+            l, u = root.pre_bounds[idx]
+            unstable = torch.nonzero(((l < 0) & (u > 0))[0]).flatten()
+            s = torch.zeros_like(l, dtype=torch.int8)
+            for j in unstable[torch.randperm(len(unstable), generator=g)[: 1 + trial % 2]].tolist():
+                sign = 1 if torch.rand(1, generator=g).item() < 0.5 else -1
+                s[0, j] = sign
+                exact_splits[(k, j)] = sign
+            splits[idx] = s
+        truth = [min_linear_objective(net, lb[0].numpy(), ub[0].numpy(), r.numpy(), splits=exact_splits) for r in rows]
+        if truth[0] is None:
+            continue  # empty subdomain: any bound is vacuously sound
+        for prior in (None, dict(root.pre_bounds)):  # with the parent's bounds intersected and reused
+            engine = LinearBounds(net, lb, ub, "crown", "same", splits=splits, prior_bounds=prior,
+                                  reuse_prior_upto=relu_idx[0] if prior else -1)
+            crown = engine.output_bounds(rows[None], need_upper=False)[0][0]
+            best = optimised_lower_bounds(engine, rows[None], steps=15, beta=True)[0]
+            assert set(engine.split_multipliers) == {i for i in relu_idx if bool((splits[i] != 0).any())}
+            # any multipliers >= 0 and slopes in [0, 1] are sound too, not only optimised ones
+            engine.lower_slopes = {i: torch.rand(l.shape, generator=g, dtype=l.dtype) for i, (l, _) in engine.pre_bounds.items()}
+            engine.split_multipliers = {i: 3 * torch.rand(s.shape, generator=g, dtype=torch.float64) for i, s in splits.items()}
+            random = engine.output_bounds(rows[None], need_upper=False)[0][0]
+            for m, exact in enumerate(truth):
+                assert crown[m] <= exact + 1e-7 and best[m] <= exact + 1e-7 and random[m] <= exact + 1e-7
+            assert not bool(engine.infeasible().any())
+            checked += 1
+    assert checked >= 4
+
+
+def test_contradicting_splits_are_detected_as_empty():
+    net, lb, ub, rows = problem(0, sizes=(3, 10, 8, 3), eps=0.3)
+    root = LinearBounds(net, lb, ub, "crown", "same")
+    root.output_bounds(rows[None], need_upper=False)
+    l, u = root.pre_bounds[1]
+    dead = int(torch.nonzero(u[0] <= 0).flatten()[0]) if bool((u <= 0).any()) else None
+    if dead is None:
+        pytest.skip("no dead neuron in this draw")
+    s = torch.zeros_like(l, dtype=torch.int8)
+    s[0, dead] = 1  # a neuron that cannot be active, forced active
+    engine = LinearBounds(net, lb, ub, "crown", "same", splits={1: s})
+    engine.output_bounds(rows[None], need_upper=False)
+    assert bool(engine.infeasible()[0])
+    assert min_linear_objective(net, lb[0].numpy(), ub[0].numpy(), rows[0].numpy(), splits={(0, dead): 1}) is None
+
+
+def check_verdict(net, lb, ub, rows, result):
+    exact = exact_min(net, lb, ub, rows)
+    if result.status == "certified":
+        assert exact > 0
+        assert result.margin is None or result.margin <= exact + 1e-7  # a proven lower bound
+    elif result.status == "falsified":
+        cex = result.counterexample
+        assert torch.all(cex >= lb) and torch.all(cex <= ub)
+        assert (net(cex) @ rows.T).min().item() <= 0  # re-evaluated with the plain network
+        assert exact <= 0
+    return exact
+
+
+@pytest.mark.parametrize("intermediate", ["root", "recompute"])
+@pytest.mark.parametrize("seed", range(12))
+def test_verdicts_agree_with_the_exact_minimum(seed, intermediate):
+    net, lb, ub, rows = problem(seed)
+    bab = BranchAndBound(net, BaBConfig(timeout=60, batch=16, intermediate=intermediate),
+                         dense_blocks=lambda: dense_affine_blocks(net, (3,)))
+    result = bab.verify(lb, ub, rows)
+    assert result.status in ("certified", "falsified"), result.reason  # tiny networks: always decided
+    check_verdict(net, lb, ub, rows, result)
+    assert result.details()["domains"] == result.domains >= 0 and result.max_depth >= 0
+
+
+def test_weak_bounds_end_in_exact_lp_leaves(monkeypatch):
+    """Plain CROWN without multipliers splits down to fully split domains; their LP decides."""
+    calls = []
+    original = BranchAndBound._exact_leaf
+
+    def counting(self, *args):
+        out = original(self, *args)
+        calls.append(out.status)
+        return out
+
+    monkeypatch.setattr(BranchAndBound, "_exact_leaf", counting)
+    for seed, eps in [(10, 0.4), (13, 0.4), (7, 0.1), (19, 0.1)]:  # draws that reach fully split domains
+        net, lb, ub, rows = problem(seed, sizes=(2, 4, 3), eps=eps)
+        bab = BranchAndBound(net, BaBConfig(timeout=60, batch=4, alpha_steps=0, beta=False, pgd_every=0),
+                             dense_blocks=lambda: dense_affine_blocks(net, (2,)))
+        result = bab.verify(lb, ub, rows)
+        assert result.status in ("certified", "falsified")
+        check_verdict(net, lb, ub, rows, result)
+    assert {"certified", "falsified"} <= set(calls)  # the LP proved some leaves and falsified others
+
+
+def test_limits_leave_the_sample_unknown_with_the_reason():
+    hard = None
+    for seed in range(30):  # a sample that needs many domains
+        net, lb, ub, rows = problem(seed)
+        r = BranchAndBound(net, BaBConfig(timeout=60, batch=4), dense_blocks=lambda: dense_affine_blocks(net, (3,))).verify(lb, ub, rows)
+        if r.status == "certified" and r.domains >= 12:
+            hard = (net, lb, ub, rows)
+            break
+    assert hard is not None
+    net, lb, ub, rows = hard
+    r = BranchAndBound(net, BaBConfig(max_domains=4, batch=2)).verify(lb, ub, rows)
+    assert r.status == "unknown" and "domain limit" in r.reason and r.domains <= 4 + 4
+    r = BranchAndBound(net, BaBConfig(timeout=1e-6)).verify(lb, ub, rows)
+    assert r.status == "unknown" and "time limit" in r.reason
+
+
+def test_cascade_stage_records_and_agrees_with_milp():
+    torch.manual_seed(0)
+    net = tiny_relu_net((4, 16, 12, 3), seed=7).float()
+    x = torch.rand(12, 4)
+    y = net(x).argmax(1)
+    y[:2] = (y[:2] + 1) % 3  # two misclassified samples stay out of BaB
+    eps = 0.12
+    bab = Cascade(net, CascadeConfig(eps=eps, stages=("bab",), bab_batch=8)).run(x, y, list(range(12)))
+    milp = Cascade(net, CascadeConfig(eps=eps, stages=("milp",))).run(x, y, list(range(12)))
+    assert [v.status for v in bab[:2]] == ["misclassified"] * 2
+    for a, b in zip(bab[2:], milp[2:]):
+        assert a.status in ("certified", "falsified") and a.stage == "bab"
+        assert a.status == b.status
+        assert set(a.details["bab"]) == {"domains", "max_depth", "seconds"}
+    assert len({v.status for v in bab[2:]}) == 2  # both verdicts occur in this draw
+    lb, ub = linf_box(x, eps)
+    assert np.isfinite([v.margin for v in bab[2:]]).all()
