@@ -42,6 +42,8 @@ def relax(l: torch.Tensor, u: torch.Tensor, kind: str):
     zero = torch.zeros_like(l)
     if kind == "crown":
         lo_s, lo_b, up_s, up_b = (u >= -l).to(l.dtype), zero, chord, -chord * l
+    elif kind == "crown-0":
+        lo_s, lo_b, up_s, up_b = zero, zero, chord, -chord * l
     elif kind == "deepz":
         lo_s, lo_b, up_s, up_b = chord, zero, chord, -chord * l
     elif kind == "hbox":

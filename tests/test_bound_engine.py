@@ -25,7 +25,7 @@ from .exact import randomise_batchnorm
 from .reference_backsub import dense_bounds, dense_segments, interval_pre_bounds
 from .test_relaxations import conv_net
 
-RELAX = ["crown", "deepz", "hbox"]
+RELAX = ["crown", "crown-0", "deepz", "hbox"]
 
 
 def trained_fc() -> nn.Sequential:

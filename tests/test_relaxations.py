@@ -12,7 +12,7 @@ from lit_cert.layers import BatchNorm1d, BatchNorm2d, Normalize, frozen_batch_st
 
 from .exact import min_linear_objective, randomise_batchnorm, tiny_relu_net
 
-RELAX = ["crown", "deepz", "hbox"]
+RELAX = ["crown", "crown-0", "deepz", "hbox"]
 
 
 def conv_net(classes=4):
@@ -133,17 +133,21 @@ def lower_bound(w: float, relaxation: str) -> float:
 
 
 def test_paradox_continuity_example():
-    """CROWN's bound jumps at w = 0, hBox's at w = 1; DeepZ and IBP are continuous."""
+    """CROWN's bound jumps at w = 0, hBox's at w = 1; DeepZ and IBP are continuous. CROWN-0 (seed
+    002 K.4: the lower line fixed at 0) removes CROWN's jump at w = 0, but jumps at w = 1 like
+    hBox: as the neuron turns stably active its lower line switches from 0 to x."""
     d = 1e-6
-    jump = {r: {w0: abs(lower_bound(w0 + d, r) - lower_bound(w0 - d, r)) for w0 in (0.0, 1.0)} for r in ["ibp", "crown", "deepz", "hbox"]}
+    jump = {r: {w0: abs(lower_bound(w0 + d, r) - lower_bound(w0 - d, r)) for w0 in (0.0, 1.0)}
+            for r in ["ibp", "crown", "crown-0", "deepz", "hbox"]}
     assert jump["crown"][0.0] == pytest.approx(1.0, abs=1e-4) and jump["crown"][1.0] < 1e-4
     assert jump["hbox"][1.0] == pytest.approx(2.0, abs=1e-4) and jump["hbox"][0.0] < 1e-4
+    assert jump["crown-0"][0.0] < 1e-4 and jump["crown-0"][1.0] == pytest.approx(2.0, abs=1e-4)
     for r in ("ibp", "deepz"):
         assert max(jump[r].values()) < 1e-4, r
     # the true minimum min_x relu(x + w - 1) - x is continuous and every bound is below it
     for w in np.linspace(-1.5, 2.5, 41):
         true = min(max(x + w - 1, 0.0) - x for x in np.linspace(0, 2, 2001))
-        for r in ["ibp", "crown", "deepz", "hbox"]:
+        for r in ["ibp", "crown", "crown-0", "deepz", "hbox"]:
             assert lower_bound(float(w), r) <= true + 1e-7, (r, w)
 
 

@@ -20,7 +20,7 @@ from lit_cert.bounds.registry import compute_bounds
 
 #: the bound methods compared (names of lit_cert.bounds.registry.BOUND_METHODS): the paradox
 #: paper's Fig. 4 relaxations with their own intermediate bounds
-RELAXATIONS = ("ibp", "crown", "deepz", "hbox")
+RELAXATIONS = ("ibp", "crown", "crown-0", "deepz", "hbox")
 
 
 def output_lower_bound(net: nn.Module, lb: torch.Tensor, ub: torch.Tensor, output: int, relaxation: str) -> torch.Tensor:

@@ -10,6 +10,7 @@ lower bound, coefficients >= 0 take ``lo`` and negative ones take ``up``.
 The relaxations of unstable ReLUs (l < 0 < u; stable ones are exact in all of them):
 
 * ``crown`` (= DeepPoly): upper = chord ``u/(u-l) (x - l)``, lower = ``x`` if ``u >= -l`` else 0.
+* ``crown-0``: the same chord, lower line always 0 (seed 002 App. K.4).
 * ``deepz``: both parallel with slope ``u/(u-l)``: lower ``λx``, upper ``λx - λl`` (equivalent to
   DeepZ's zonotope transformer for these networks).
 * ``hbox``: the box ``[0, u]`` (constant functions), exact for stable neurons.
@@ -78,6 +79,15 @@ def _deepz(l, u, lower_slope):
     return chord, torch.zeros_like(l), chord, -chord * l
 
 
+def _crown0(l, u, lower_slope):
+    """CROWN-0 (seed 002, App. K.4): CROWN with the lower line fixed to 0 -- no adaptive switch
+    (CROWN's jump at u = -l is gone) but much looser; like hBox it still jumps where a neuron
+    turns stably active (tests/test_relaxations.py, the paradox example at w = 1)."""
+    chord = _chord(l, u)
+    zero = torch.zeros_like(l)
+    return (zero if lower_slope is None else lower_slope), zero, chord, -chord * l
+
+
 def _hbox(l, u, lower_slope):
     """hBox (symbolic intervals): the constants 0 <= relu <= u."""
     zero = torch.zeros_like(l)
@@ -86,16 +96,16 @@ def _hbox(l, u, lower_slope):
 
 # structural facts the backward walk exploits (exactly; unknown rules take the general path):
 # every rule here has a zero lower offset, and DeepZ's two lines share their slope
-for _rule in (_crown, _deepz, _hbox):
+for _rule in (_crown, _crown0, _deepz, _hbox):
     _rule.zero_lower_offset = True
 for _rule in (_deepz, _hbox):  # the lower and upper lines have the same slope
     _rule.equal_slopes = True
 
 
 #: the sound single-neuron ReLU relaxations of the back-substitution engine, by name
-RELU_RELAXATIONS: dict[str, UnstableRule] = {"crown": _crown, "deepz": _deepz, "hbox": _hbox}
+RELU_RELAXATIONS: dict[str, UnstableRule] = {"crown": _crown, "crown-0": _crown0, "deepz": _deepz, "hbox": _hbox}
 RELAXATIONS = tuple(RELU_RELAXATIONS)
-Relaxation = Literal["crown", "deepz", "hbox"]
+Relaxation = Literal["crown", "crown-0", "deepz", "hbox"]
 
 
 def relu_relaxation(l: torch.Tensor, u: torch.Tensor, kind: str | UnstableRule, lower_slope: torch.Tensor | None = None):

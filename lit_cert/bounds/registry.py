@@ -62,6 +62,7 @@ BOUND_METHODS: dict[str, BoundMethod] = {
         BoundMethod("crown-ibp", _linear("crown", "ibp"),
                     "CROWN for the margins, IBP intermediate bounds (CROWN-IBP (R))", "margin rows"),
         BoundMethod("crown", _linear("crown", "same"), "CROWN / DeepPoly with CROWN intermediate bounds", "every neuron"),
+        BoundMethod("crown-0", _linear("crown-0", "same"), "CROWN with the lower ReLU line fixed to 0 (seed 002 K.4)", "every neuron"),
         BoundMethod("deepz", _linear("deepz", "same"), "DeepZ (parallel ReLU bounds), own intermediate bounds", "every neuron"),
         BoundMethod("hbox", _linear("hbox", "same"), "hybrid box / symbolic intervals, own intermediate bounds", "every neuron"),
         BoundMethod("alpha-crown", _alpha_crown, "CROWN with optimised lower slopes (20 Adam steps)", "every neuron"),

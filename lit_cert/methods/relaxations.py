@@ -14,7 +14,7 @@ from lit_cert.methods.base import CertifiedMethod
 
 
 class RelaxationTraining(CertifiedMethod):
-    """Robust CE on margin lower bounds of the chosen relaxation (``crown``, ``deepz``, ``hbox``).
+    """Robust CE on margin lower bounds of the chosen relaxation (``crown``, ``crown-0``, ``deepz``, ``hbox``).
 
     Args:
         relaxation: the ReLU relaxation, also used for every intermediate bound.
@@ -27,7 +27,7 @@ class RelaxationTraining(CertifiedMethod):
             benchmarks/RESULTS.md), never the default.
     """
 
-    def __init__(self, *args, relaxation: Literal["crown", "deepz", "hbox"] = "crown",
+    def __init__(self, *args, relaxation: Literal["crown", "crown-0", "deepz", "hbox"] = "crown",
                  sparse_intermediate: Optional[bool] = None, **kwargs):
         super().__init__(*args, **kwargs)
         check(relaxation in RELAXATIONS, f"relaxation must be one of {RELAXATIONS}, got {relaxation!r}")
