@@ -12,6 +12,7 @@ import scipy.io
 import torch
 
 from lit_cert.data import CIFAR10, MNIST, SVHN, DataNotFoundError, FashionMNIST, SyntheticImages, random_crop_flip
+from lit_cert.errors import ConfigError
 from lit_cert.data.mnist import read_idx
 
 
@@ -171,3 +172,23 @@ def test_synthetic_is_deterministic_and_learnable_shape():
     b.setup()
     assert torch.equal(a.train_set.images, b.train_set.images)
     assert a.info.in_shape == (1, 12, 12) and a.info.num_classes == 4
+
+
+def test_downsample_and_train_size(tmp_path):
+    data = make_idx_dataset(tmp_path / "raw")
+    dm = FashionMNIST(data_dir=str(tmp_path / "raw"), batch_size=8, val_size=10, download=False, downsample=4, train_size=20)
+    dm.setup()
+    assert dm.info.in_shape == (1, 4, 4) and (len(dm.train_set), len(dm.val_set), len(dm.test_set)) == (20, 10, 20)
+    x, _ = dm.test_set[0]
+    block = torch.from_numpy(data["t10k"][0][0]).float()[:7, :7].mean()  # 7x7 average pooling, as uint8
+    assert x.shape == (1, 4, 4) and x[0, 0, 0].item() == pytest.approx(torch.round(block).item() / 255)
+    full = FashionMNIST(data_dir=str(tmp_path / "raw"), val_size=10, download=False)
+    full.setup()
+    assert torch.equal(dm.val_set.labels, full.val_set.labels)  # the same validation split
+    assert set(dm.train_set.labels.tolist()) <= set(full.train_set.labels.tolist())
+    for bad in ({"downsample": 5}, {"train_size": 0}):
+        with pytest.raises(ConfigError):
+            FashionMNIST(data_dir=str(tmp_path / "raw"), download=False, **bad)
+    with pytest.raises(ConfigError, match="train_size"):
+        big = FashionMNIST(data_dir=str(tmp_path / "raw"), val_size=10, download=False, train_size=51)
+        big.setup()

@@ -35,7 +35,8 @@ class BoundMethod:
     fn: MarginBound
     description: str
     #: "ibp-like" (a few forward passes), "margin rows" (back-substitutes only the K margins),
-    #: "every neuron" (back-substitutes every hidden neuron: small networks only)
+    #: "every neuron" (back-substitutes every hidden neuron: small networks only), "LP per
+    #: neuron" (two linear programs per unstable neuron and sample: tiny networks only)
     cost: str
 
     def __call__(self, net, lb, ub, spec, trace=None) -> torch.Tensor:
@@ -46,6 +47,15 @@ def _linear(relaxation: str, intermediate: str) -> MarginBound:
     def bound(net, lb, ub, spec, trace=None):
         engine = LinearBounds(net, lb, ub, relaxation, intermediate, trace=trace)
         return engine.output_bounds(spec, need_upper=False)[0]
+
+    return bound
+
+
+def _lp(relaxation: str) -> MarginBound:
+    def bound(net, lb, ub, spec, trace=None):
+        from lit_cert.bounds.lp import lp_margin_bounds
+
+        return lp_margin_bounds(net, lb, ub, spec, relaxation)
 
     return bound
 
@@ -66,6 +76,8 @@ BOUND_METHODS: dict[str, BoundMethod] = {
         BoundMethod("deepz", _linear("deepz", "same"), "DeepZ (parallel ReLU bounds), own intermediate bounds", "every neuron"),
         BoundMethod("hbox", _linear("hbox", "same"), "hybrid box / symbolic intervals, own intermediate bounds", "every neuron"),
         BoundMethod("alpha-crown", _alpha_crown, "CROWN with optimised lower slopes (20 Adam steps)", "every neuron"),
+        BoundMethod("triangle", _lp("triangle"), "Triangle LP relaxation (seed 002 Sec. 5.2), LP per unstable neuron", "LP per neuron"),
+        BoundMethod("parallelogram", _lp("parallelogram"), "Parallelogram LP relaxation (seed 002 Sec. 5.2)", "LP per neuron"),
     )
 }
 

@@ -84,6 +84,11 @@ class ImageDataModule(L.LightningDataModule):
         flip: random horizontal flips.
         normalize: ``true`` (default): the network's first layer normalises with the dataset's
             mean/std; ``false``: mean 0, std 1 (CTBench's MNIST networks see raw [0, 1] pixels).
+        downsample: average-pool the images to ``downsample`` x ``downsample`` pixels (e.g. 4:
+            16 inputs, small enough for the LP relaxations; seed 002 App. K.3 used 16 PCA
+            features instead, which are not [0, 1] pixels). Pixel values, and so eps, keep
+            their meaning.
+        train_size: train on a random subset of this many samples (after the validation split).
     """
 
     info: DataInfo
@@ -108,6 +113,8 @@ class ImageDataModule(L.LightningDataModule):
         flip: bool = False,
         padding_mode: str = "zeros",
         normalize: bool = True,
+        downsample: Optional[int] = None,
+        train_size: Optional[int] = None,
     ):
         super().__init__()
         if batch_size < 1 or (eval_batch_size is not None and eval_batch_size < 1):
@@ -123,6 +130,18 @@ class ImageDataModule(L.LightningDataModule):
         if not normalize:  # an instance-level DataInfo: raw pixels into the network
             c = len(self.info.mean)
             self.info = dataclasses.replace(self.info, mean=(0.0,) * c, std=(1.0,) * c)
+        # the stored images' shape (before ``downsample``); subclasses that set ``info`` later keep theirs
+        self._base_shape = tuple(self.info.in_shape) if hasattr(self, "info") else None
+        if downsample is not None:
+            if self._base_shape is None:
+                raise ConfigError(f"data.downsample is not available for {type(self).__name__}")
+            h, w = self._base_shape[1:]
+            if downsample < 1 or h % downsample or w % downsample:
+                raise ConfigError(f"data.downsample must divide the image size {h}x{w}, got {downsample}")
+            self.info = dataclasses.replace(self.info, in_shape=(self._base_shape[0], downsample, downsample))
+        if train_size is not None and train_size < 1:
+            raise ConfigError(f"data.train_size must be >= 1, got {train_size}")
+        self.downsample, self.train_size = downsample, train_size
         self.data_dir = data_dir
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size or batch_size
@@ -219,8 +238,8 @@ class ImageDataModule(L.LightningDataModule):
     def check_arrays(self, x: torch.Tensor, y: torch.Tensor, split: str) -> None:
         """Images of this dataset's shape and labels in ``[0, num_classes)``, or a DataError."""
         info = self.info
-        if x.dim() != 4 or tuple(x.shape[1:]) != tuple(info.in_shape):
-            raise DataError(f"{self.display_name} {split} images have shape {tuple(x.shape[1:])}, expected {tuple(info.in_shape)}")
+        if x.dim() != 4 or tuple(x.shape[1:]) != tuple(self.base_shape):
+            raise DataError(f"{self.display_name} {split} images have shape {tuple(x.shape[1:])}, expected {tuple(self.base_shape)}")
         if len(x) != len(y) or len(y) == 0:
             raise DataError(f"{self.display_name} {split} split has {len(x)} images and {len(y)} labels")
         lo, hi = int(y.min()), int(y.max())
@@ -240,9 +259,26 @@ class ImageDataModule(L.LightningDataModule):
             raise ConfigError(f"data.val_size={self.val_size} leaves no training data ({n} training samples)")
         perm = torch.randperm(n, generator=torch.Generator().manual_seed(self.split_seed))
         val_idx, train_idx = perm[:n_val], perm[n_val:]
+        if self.train_size is not None:  # a random subset of the rest (same seed: reproducible)
+            if self.train_size > len(train_idx):
+                raise ConfigError(f"data.train_size={self.train_size} exceeds the {len(train_idx)} training samples left after validation")
+            train_idx = train_idx[: self.train_size]
+        if self.downsample is not None:
+            x_tr, x_te = self._pool(x_tr), self._pool(x_te)
         self.train_set = ImageTensorDataset(x_tr[train_idx], y_tr[train_idx])
         self.val_set = ImageTensorDataset(x_tr[val_idx], y_tr[val_idx])
         self.test_set = ImageTensorDataset(x_te, y_te)
+
+    @property
+    def base_shape(self) -> tuple[int, ...]:
+        return self._base_shape or tuple(self.info.in_shape)
+
+    def _pool(self, x: torch.Tensor) -> torch.Tensor:
+        """Average-pool uint8 images to ``downsample`` x ``downsample`` (rounded back to uint8):
+        small inputs for LP-based relaxations, pixel semantics (and eps) unchanged."""
+        k = self.base_shape[1] // self.downsample
+        pooled = torch.nn.functional.avg_pool2d(x.float(), k)
+        return pooled.round().clamp(0, 255).to(torch.uint8)
 
     def _world_size(self) -> int:
         trainer = getattr(self, "trainer", None)

@@ -6,7 +6,7 @@ from lit_cert.methods.expected import ExpectedTightBounds
 from lit_cert.methods.ibp import IBP
 from lit_cert.methods.mtl_ibp import MTLIBP
 from lit_cert.methods.pgd import PGDTraining
-from lit_cert.methods.relaxations import RelaxationTraining
+from lit_cert.methods.relaxations import LPRelaxationTraining, RelaxationTraining
 from lit_cert.methods.sabr import SABR
 from lit_cert.methods.standard import Standard
 from lit_cert.methods.taps import STAPS, TAPS
@@ -21,6 +21,7 @@ __all__ = [
     "IBP",
     "CROWNIBP",
     "RelaxationTraining",
+    "LPRelaxationTraining",
     "SABR",
     "TAPS",
     "STAPS",
