@@ -20,7 +20,7 @@ from lit_cert.bounds import IntervalTrace, interval_bounds, linf_box
 from lit_cert.cli import main
 from lit_cert.data import SyntheticImages
 from lit_cert.layers import BatchNorm1d, BatchNorm2d
-from lit_cert.methods import (CROWNIBP, IBP, MTLIBP, SABR, STAPS, TAPS, ExpectedTightBounds, PGDTraining, RelaxationTraining,
+from lit_cert.methods import (COLT, CROWNIBP, IBP, MTLIBP, SABR, STAPS, TAPS, ExpectedTightBounds, PGDTraining, RelaxationTraining,
                               Standard)
 from lit_cert.methods.regularizers import shi_regularizers
 from lit_cert.models import CNN3, FC
@@ -119,6 +119,7 @@ METHODS = {
     "RelaxationTraining": (RelaxationTraining, {"relaxation": "deepz"}, True),
     "ExpectedTightBounds": (ExpectedTightBounds, {"masks": "ibp"}, True),
     "Standard": (Standard, {}, True),
+    "COLT": (COLT, {"n_rand_proj": 8}, False),
 }
 
 

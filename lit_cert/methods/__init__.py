@@ -1,6 +1,7 @@
 """Certified-training methods as LightningModules (one small subclass per method)."""
 
 from lit_cert.methods.base import CERTIFIERS, CertifiedMethod, RobustLoss, load_method
+from lit_cert.methods.colt import COLT
 from lit_cert.methods.crown_ibp import CROWNIBP
 from lit_cert.methods.expected import ExpectedTightBounds
 from lit_cert.methods.ibp import IBP
@@ -27,4 +28,5 @@ __all__ = [
     "STAPS",
     "MTLIBP",
     "ExpectedTightBounds",
+    "COLT",
 ]

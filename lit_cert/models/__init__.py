@@ -13,6 +13,7 @@ from lit_cert.models.architectures import (
     Architecture,
     ConvNet,
     GowalLarge,
+    ConvMed,
     GowalMedium,
     GowalSmall,
 )
@@ -27,6 +28,7 @@ __all__ = [
     "CNN3",
     "CNN7",
     "GowalSmall",
+    "ConvMed",
     "GowalMedium",
     "GowalLarge",
     "ibp_init",

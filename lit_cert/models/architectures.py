@@ -170,6 +170,15 @@ class CONVPlus(GowalSmall):
     """Paradox paper CONV+ (their ``CONVPLUS``), which is Gowal et al.'s small network."""
 
 
+class ConvMed(ConvNet):
+    """The 4-layer CNN of Balunovic & Vechev's COLT (their ``convmed_flat_2_4_250``; CTBench's
+    ``ConvMed``), which seed 000 Table 2 uses to compare PGD, COLT, SABR and IBP:
+    Conv(32, 5x5, s2, p2) -> Conv(128, 4x4, s2, p1) -> FC 250 -> classes."""
+
+    def __init__(self, width: float = 1.0, bn: bool = False, init: Literal["default", "ibp"] = "default"):
+        super().__init__(convs=[(32, 5, 2, 2), (128, 4, 2, 1)], fcs=[250], width=width, bn=bn, init=init)
+
+
 class GowalMedium(ConvNet):
     """Gowal et al. medium: Conv 32-32-64-64 (3x3 s1, 4x4 s2, 3x3 s1, 4x4 s2) -> FC 512-512."""
 
