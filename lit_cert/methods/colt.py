@@ -152,6 +152,13 @@ class COLT(CertifiedMethod):
         self.n_rand_proj, self.nat_factor, self.anneal = n_rand_proj, nat_factor, anneal
         self._stage_seen = None
 
+    @property
+    def checkpoint_monitor(self) -> str:
+        """Like PGD training: COLT's networks are certified by precise verifiers, their IBP-certified
+        accuracy (the validation certifier by default) says little, so the best checkpoint is
+        chosen empirically (``val/pgd_acc`` if ``pgd_eval_steps`` else ``val/nat_acc``)."""
+        return self.empirical_monitor
+
     # ------------------------------------------------------------------ schedule
     def stage_index(self, epoch: int) -> int:
         return min(epoch // self.stage_epochs, len(self.stages) - 1)

@@ -1,0 +1,105 @@
+"""Seed 002 App. K.3 (Table 14) at CPU scale: certify every relaxation's model on the test set.
+
+    python results/paradox_table14_fmnist.py --sweep SWEEP_DIR/table14 --out results/paradox_table14_fmnist
+
+``SWEEP_DIR/table14`` is the ``lit_cert sweep --out`` folder of
+``sweeps/paradox_table14_small_fmnist.yaml`` (run from the folder the sweep ran in). Each run's
+*last* checkpoint is evaluated on the first ``--limit`` test images: natural accuracy, certified accuracy with the
+relaxation it was trained with (the paper's "CR") and with the tightest single-neuron relaxation
+(Triangle), both sound, plus the local propagation tightness. Writes ``runs.csv`` and ``table.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import time
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader
+
+from lit_cert.analysis.command import save_csv
+from lit_cert.bounds import linf_box, margin_spec
+from lit_cert.bounds.registry import BOUND_METHODS
+from lit_cert.certify.data import load_run, split_dataset
+from lit_cert.metrics import CertifiedAccuracy, NaturalAccuracy, PropagationTightness
+
+# config stem -> (row name, the relaxation it trains with, seed 002 Table 14's Acc / CR in %)
+ROWS = {
+    "small_box": ("Box", "ibp", 72.27, 49.12),
+    "small_hbox": ("hBox", "hbox", 68.85, 50.29),
+    "small_crown_ibp_r": ("CROWN-IBP (R)", "crown-ibp", 76.37, 46.88),
+    "small_deepz": ("DeepZ", "deepz", 75.78, 50.49),
+    "small_crown": ("CROWN", "crown", 75.59, 44.14),
+    "small_triangle": ("Triangle", "triangle", 73.34, 52.44),
+    "small_parallelogram": ("Parallelogram", "parallelogram", 72.75, 52.25),
+}
+
+
+def evaluate(ckpt: Path, own: str, limit: int) -> dict:
+    model, dm = load_run(str(ckpt), None)
+    net = model.net.eval()
+    ds = split_dataset(dm, "test")
+    loader = DataLoader(torch.utils.data.Subset(ds, range(min(limit, len(ds)))), batch_size=250)
+    nat, tight = NaturalAccuracy(), PropagationTightness(model.eps_test, "margins")
+    cert = {name: CertifiedAccuracy() for name in dict.fromkeys([own, "crown", "triangle"])}
+    seconds = {name: 0.0 for name in cert}
+    with torch.no_grad():
+        for x, y in loader:
+            logits = net(x)
+            nat.update(logits, y)
+            tight.update(net, x, y)
+            lb, ub = linf_box(x, model.eps_test)
+            spec = margin_spec(y, logits.shape[1])
+            for name, metric in cert.items():
+                start = time.perf_counter()
+                metric.update(BOUND_METHODS[name](net, lb, ub, spec), y)
+                seconds[name] += time.perf_counter() - start
+    row = {"eps": model.eps_test, "test_samples": len(loader.dataset), "test_nat_acc": nat.compute().item(), "test_tightness": tight.compute().item()}
+    for name, metric in cert.items():
+        row[f"cert_{name}"] = metric.compute().item()
+        row[f"seconds_{name}"] = round(seconds[name], 1)
+    return row
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--sweep", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--limit", type=int, default=10000, help="first N test images")
+    args = p.parse_args()
+    out, sweep = Path(args.out), Path(args.sweep)
+    out.mkdir(parents=True, exist_ok=True)
+    cache_file = out / "cache.jsonl"  # finished evaluations by run id: a rerun only adds new runs
+    cache = {r["run"]: r for r in map(json.loads, cache_file.read_text().splitlines())} if cache_file.exists() else {}
+    rows = []
+    for line in (sweep / "results.jsonl").read_text().splitlines():
+        r = json.loads(line)
+        if r["status"] != "finished":
+            continue
+        stem = Path(r["params"]["config"]).stem
+        name, own, paper_acc, paper_cr = ROWS[stem]
+        run_dir = Path(re.search(r"run directory (\S+)", (sweep / "runs" / r["run_id"] / "log.txt").read_text()).group(1))
+        row = cache.get(run_dir.name)
+        if row is None:
+            row = {"relaxation": name, "trained_with": own, "run": run_dir.name, "train_seconds": r["seconds"],
+                   "paper_acc": paper_acc, "paper_cr": paper_cr, **evaluate(run_dir / "checkpoints" / "last.ckpt", own, args.limit)}
+            with cache_file.open("a") as f:
+                f.write(json.dumps(row) + "\n")
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    save_csv(out / "runs.csv", rows, header=list(dict.fromkeys(k for r in rows for k in r)))
+    lines = ["| relaxation | train time | test nat. | CR (own relaxation) | CR (Triangle) | CR (CROWN) | tightness | paper Acc / CR |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        own = r["cert_" + r["trained_with"]]
+        lines.append(f"| {r['relaxation']} | {r['train_seconds'] / 60:.1f} min | {100 * r['test_nat_acc']:.2f} | "
+                     f"{100 * own:.2f} | {100 * r['cert_triangle']:.2f} | {100 * r['cert_crown']:.2f} | "
+                     f"{r['test_tightness']:.3f} | {r['paper_acc']} / {r['paper_cr']} |")
+    (out / "table.md").write_text("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()
