@@ -11,6 +11,8 @@ fixed random batch; steps of all methods are interleaved and the median is repor
 * The paradox paper's CONV at Fashion-MNIST shape, batch 100, eps 0.1: the relaxations with
   their own intermediate bounds (CROWN, DeepZ, hBox; ``_sparse``: ``sparse_intermediate: true``,
   the opt-in for CROWN/DeepZ, see lit_cert.methods.RelaxationTraining), which do not scale to CNN7.
+* ``--blocks lp``: Triangle and Parallelogram (an LP per unstable neuron and margin) next to CROWN
+  and IBP on the paradox FC and CONV, batch 10.
 * The paradox FC (400-200-100-100) at Fashion-MNIST shape, batch 100: the same relaxations,
   expected tight bounds with the propagated masks of seed 001 Eq. 6 (``masks: propagated``) and
   IBP masks, and IBP.
@@ -35,7 +37,7 @@ from common import time_interleaved  # noqa: E402
 from lit_cert.checkpoints import read_checkpoint  # noqa: E402
 from lit_cert.data import CIFAR10, MNIST, FashionMNIST  # noqa: E402
 from lit_cert.methods import (  # noqa: E402
-    CROWNIBP, IBP, MTLIBP, SABR, STAPS, TAPS, ExpectedTightBounds, PGDTraining, RelaxationTraining, Standard,
+    CROWNIBP, IBP, MTLIBP, SABR, STAPS, TAPS, ExpectedTightBounds, LPRelaxationTraining, PGDTraining, RelaxationTraining, Standard,
 )
 from lit_cert.models import CNN7, CONV, FC  # noqa: E402
 
@@ -64,6 +66,12 @@ FC_METHODS = {
     **RELAXATION_METHODS,
     "expected_propagated": (ExpectedTightBounds, {"masks": "propagated"}, 0.0),
     "expected_ibp_masks": (ExpectedTightBounds, {"masks": "ibp"}, 0.0),
+    "ibp": (IBP, {}, 0.0),
+}
+LP_METHODS = {
+    "triangle": (LPRelaxationTraining, {"relaxation": "triangle"}, 0.0),
+    "parallelogram": (LPRelaxationTraining, {"relaxation": "parallelogram"}, 0.0),
+    "crown": (RelaxationTraining, {"relaxation": "crown"}, 0.0),
     "ibp": (IBP, {}, 0.0),
 }
 
@@ -130,7 +138,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--only", default="", help="comma-separated method names (default: all)")
-    parser.add_argument("--blocks", default="cnn7,cifar,conv,fc", help="which networks (default: all)")
+    parser.add_argument("--blocks", default="cnn7,cifar,conv,fc", help="which networks (default: all but lp)")
     parser.add_argument("--conv-ckpt", default=None, help="trained CONV checkpoint for the CONV block")
     parser.add_argument("--fc-ckpt", default=None, help="trained FC checkpoint for the FC block")
     parser.add_argument("--real-data", action="store_true", help="Fashion-MNIST images for the CONV/FC blocks")
@@ -158,6 +166,13 @@ def main() -> None:
             state = f"trained ({ckpt})" if weights is not None else "random init"
             report(f"{label}, {state}, batch 100 of {source}, eps 0.1",
                    bench(arch, fm, 100, 0.1, pick(methods), args.repeats, weights, data))
+    if "lp" in blocks:  # the LP relaxations: one LP per unstable neuron and margin, so a small batch
+        for arch, ckpt, label in ((FC, args.fc_ckpt, "FC 400-200-100-100"), (CONV, args.conv_ckpt, "CONV")):
+            weights = trained_weights(ckpt, fm)
+            state = f"trained ({ckpt})" if weights is not None else "random init"
+            small = None if data is None else (data[0][:10], data[1][:10])
+            report(f"{label}, {state}, batch 10 of {source}, eps 0.1",
+                   bench(arch, fm, 10, 0.1, pick(LP_METHODS), args.repeats, weights, small))
 
 
 if __name__ == "__main__":

@@ -124,6 +124,27 @@ def test_cascade_never_certifies_a_sample_with_a_counterexample():
     assert "unknown" not in statuses
 
 
+def test_crown_stages_in_memory_sized_chunks_give_the_same_verdicts():
+    """With a tiny memory budget CROWN / alpha-CROWN bound one sample at a time: same margins and
+    verdicts as one batch; the chunk size follows hidden neurons x widest activation."""
+    net = tiny_relu_net((4, 12, 10, 3), seed=3).float()
+    torch.manual_seed(0)
+    x = torch.rand(12, 4)
+    y = net(x).argmax(1)
+    stages = ("crown", "alpha-crown")
+    whole = Cascade(net, CascadeConfig(eps=0.05, stages=stages))
+    tiny = Cascade(net, CascadeConfig(eps=0.05, stages=stages, memory_gb=1e-9))
+    assert whole.samples_per_chunk((4,)) > 12 and tiny.samples_per_chunk((4,)) == 1
+    a, b = whole.run(x, y, list(range(12))), tiny.run(x, y, list(range(12)))
+    assert [(v.status, v.stage) for v in a] == [(v.status, v.stage) for v in b]
+    assert any(v.status == "certified" for v in a) and any(v.status == "unknown" for v in a)
+    for u, v in zip(a, b):
+        if u.margin is not None:
+            assert v.margin == pytest.approx(u.margin, abs=1e-5)
+    # 2 * 4 bytes * hidden (22) * widest (12): 2112 bytes per sample
+    assert Cascade(net, CascadeConfig(eps=0.05, memory_gb=2112 * 5 / 2**30)).samples_per_chunk((4,)) == 5
+
+
 # --------------------------------------------------------------------------- end to end
 def trained_run(workdir) -> Path:
     cfg = workdir / "cfg.yaml"

@@ -218,8 +218,11 @@ def test_stopping_a_sweep_stops_its_running_child(workdir, sig, code, name):
           - ${{args}}
         """))
     env = {**os.environ, "WANDB_MODE": "disabled"}
+    # a shell's background job (e.g. `nohup pytest &`) inherits SIGINT as ignored, and Python then keeps
+    # ignoring it: give the runner the default disposition a user's terminal would
     runner = subprocess.Popen([sys.executable, "-m", "lit_cert", "sweep", "sweep.yaml", "--out", "out"], cwd=workdir, env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                              preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         _wait_for(lambda: glob.glob(str(workdir / "runs" / "lit_cert" / "*" / "checkpoints" / "last.ckpt")) or runner.poll() is not None,
                   240, "the child's first epoch")

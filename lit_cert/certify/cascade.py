@@ -90,6 +90,7 @@ class CascadeConfig:
     bab_batch: int = 64
     bab_steps: int = 10
     bab_intermediate: str = "root"
+    memory_gb: float = 8.0
 
     def __post_init__(self):
         if not self.stages:
@@ -117,10 +118,14 @@ def _pgd_stage(cascade: "Cascade", todo: list[Verdict], x, y, lb, ub, spec) -> N
             v.decide("falsified", "pgd", m)
 
 
-def _bound_stage(name: str, bound: Callable[["Cascade", torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]):
+def _bound_stage(name: str, bound: Callable[["Cascade", torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor], chunked: bool = False):
+    """A bound stage; ``chunked`` stages back-substitute every hidden neuron, so their samples go
+    in chunks that fit the configured memory (:meth:`Cascade.samples_per_chunk`)."""
+
     def run(cascade: "Cascade", todo: list[Verdict], x, y, lb, ub, spec) -> None:
+        step = cascade.samples_per_chunk(x.shape[1:]) if chunked else len(todo)
         with torch.no_grad():
-            margins = bound(cascade, lb, ub, spec)
+            margins = torch.cat([bound(cascade, lb[i : i + step], ub[i : i + step], spec[i : i + step]) for i in range(0, len(todo), step)])
         for v, ok, m in zip(todo, is_certified(margins, y).tolist(), _min_other(margins, y).tolist()):
             if ok:
                 v.decide("certified", name, m)
@@ -128,12 +133,13 @@ def _bound_stage(name: str, bound: Callable[["Cascade", torch.Tensor, torch.Tens
     return run
 
 
-def _registry(name: str):
-    return _bound_stage(name, lambda c, lb, ub, spec: compute_bounds(c.net, lb, ub, spec, name))
+def _registry(name: str, chunked: bool = False):
+    return _bound_stage(name, lambda c, lb, ub, spec: compute_bounds(c.net, lb, ub, spec, name), chunked)
 
 
 def _alpha_stage():
-    return _bound_stage("alpha-crown", lambda c, lb, ub, spec: alpha_crown_margins(c.net, lb, ub, spec, steps=c.config.alpha_steps))
+    return _bound_stage("alpha-crown", lambda c, lb, ub, spec: alpha_crown_margins(c.net, lb, ub, spec, steps=c.config.alpha_steps),
+                        chunked=True)
 
 
 def _bab_stage(cascade: "Cascade", todo: list[Verdict], x, y, lb, ub, spec) -> None:
@@ -196,7 +202,7 @@ STAGES: dict[str, Stage] = {
         Stage("pgd", "attack", _pgd_stage, "PGD with the margin loss: a counterexample falsifies"),
         Stage("ibp", "bound", _registry("ibp"), "interval bound propagation"),
         Stage("crown-ibp", "bound", _registry("crown-ibp"), "CROWN with IBP intermediate bounds"),
-        Stage("crown", "bound", _registry("crown"), "CROWN / DeepPoly"),
+        Stage("crown", "bound", _registry("crown", chunked=True), "CROWN / DeepPoly"),
         Stage("alpha-crown", "bound", _alpha_stage(), "CROWN with optimised lower slopes"),
         Stage("bab", "complete", _bab_stage, "branch and bound on ReLU splits (beta-CROWN bounds), complete up to its limits"),
         Stage("milp", "complete", _milp_stage, "big-M MILP (HiGHS), complete up to its time limit"),
@@ -209,6 +215,7 @@ class Cascade:
     net: nn.Module
     config: CascadeConfig
     _blocks: list | None = field(default=None, init=False)
+    _chunk: int | None = field(default=None, init=False)
 
     def blocks(self, in_shape) -> list:
         if self._blocks is None:
@@ -217,6 +224,28 @@ class Cascade:
 
     def hidden_neurons(self, in_shape) -> int:
         return sum(w.shape[0] for w, _ in self.blocks(in_shape)[:-1])
+
+    def samples_per_chunk(self, in_shape) -> int:
+        """How many samples CROWN / alpha-CROWN bound at once within ``config.memory_gb``.
+
+        Full CROWN back-substitutes one row per hidden neuron; per sample the largest coefficient
+        block is about (hidden neurons) x (widest activation) floats, and the walk holds about two
+        such blocks. Estimated once from a forward pass of one zero input (so a COLT-sized CNN is
+        bounded ~13 samples at a time at 8 GB instead of running out of memory, while the paradox
+        CONV keeps batches of 100)."""
+        if self._chunk is None:
+            param = next(self.net.parameters(), None)
+            h = torch.zeros(1, *in_shape, device=param.device if param is not None else None)
+            hidden, widest = 0, h.numel()
+            with torch.no_grad():
+                for layer in flat_layers(self.net):
+                    if isinstance(layer, nn.ReLU):
+                        hidden += h.numel()
+                    h = layer(h)
+                    widest = max(widest, h.numel())
+            per_sample = 2 * 4 * max(hidden, 1) * widest
+            self._chunk = max(1, int(self.config.memory_gb * 2**30 // per_sample))
+        return self._chunk
 
     def pre_activation_bounds(self, lb, ub):
         """Sound pre-activation bounds for the big-M constants: CROWN intersected with IBP."""

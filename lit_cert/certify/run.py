@@ -50,6 +50,8 @@ def parse_args(argv):
     p.add_argument("--pgd_restarts", type=positive_int, default=3)
     p.add_argument("--alpha_steps", type=nonnegative_int, default=20)
     p.add_argument("--batch_size", type=positive_int, default=100)
+    p.add_argument("--memory_gb", type=positive_float, default=8.0,
+                   help="memory for the CROWN / alpha-CROWN stages: larger networks are bounded in smaller chunks of samples")
     p.add_argument("--shard_size", type=positive_int, default=100)
     p.add_argument("--data_dir", default=None)
     p.add_argument("--no_progress", action="store_true")
@@ -85,7 +87,7 @@ def certify(args) -> dict:
     cfg = CascadeConfig(eps=eps, stages=args.stage_list, pgd_steps=args.pgd_steps, pgd_restarts=args.pgd_restarts,
                         alpha_steps=args.alpha_steps, milp_timeout=args.timeout, milp_max_neurons=args.milp_max_neurons,
                         bab_timeout=args.bab_timeout, bab_max_domains=args.bab_max_domains, bab_batch=args.bab_batch,
-                        bab_steps=args.bab_steps, bab_intermediate=args.bab_intermediate)
+                        bab_steps=args.bab_steps, bab_intermediate=args.bab_intermediate, memory_gb=args.memory_gb)
     out = ensure_writable_dir(Path(args.out or Path(args.ckpt).resolve().parent.parent / "certify" / f"{args.split}_eps{eps:g}"),
                               "certification output folder")
     (out / "shards").mkdir(exist_ok=True)
