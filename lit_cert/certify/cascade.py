@@ -142,6 +142,18 @@ def _alpha_stage():
                         chunked=True)
 
 
+def _confirm_counterexample(cascade: "Cascade", v: Verdict, stage: str, cex: torch.Tensor, j: int, y, lb, ub, spec, unconfirmed: str) -> None:
+    """A complete stage's counterexample counts only if, clamped into the box, the network itself
+    misclassifies it (float32); otherwise the sample stays open with ``unconfirmed`` as reason."""
+    cex = torch.min(torch.max(cex, lb[j : j + 1]), ub[j : j + 1])
+    with torch.no_grad():
+        m = _min_other(torch.einsum("bmk,bk->bm", spec[j : j + 1], cascade.net(cex)), y[j : j + 1]).item()
+    if m <= 0:
+        v.decide("falsified", stage, m)
+    else:
+        v.reason = f"{unconfirmed} (margin {m:.2e})"
+
+
 def _bab_stage(cascade: "Cascade", todo: list[Verdict], x, y, lb, ub, spec) -> None:
     cfg = cascade.config
     bab = BranchAndBound(cascade.net, BaBConfig(timeout=cfg.bab_timeout, max_domains=cfg.bab_max_domains, batch=cfg.bab_batch,
@@ -155,13 +167,7 @@ def _bab_stage(cascade: "Cascade", todo: list[Verdict], x, y, lb, ub, spec) -> N
         if out.status == "certified":
             v.decide("certified", "bab", out.margin)
         elif out.status == "falsified":
-            cex = torch.min(torch.max(out.counterexample, lb[j : j + 1]), ub[j : j + 1])
-            with torch.no_grad():
-                m = _min_other(torch.einsum("bmk,bk->bm", spec[j : j + 1], cascade.net(cex)), y[j : j + 1]).item()
-            if m <= 0:
-                v.decide("falsified", "bab", m)
-            else:
-                v.reason = f"BaB counterexample not confirmed (margin {m:.2e})"
+            _confirm_counterexample(cascade, v, "bab", out.counterexample, j, y, lb, ub, spec, "BaB counterexample not confirmed")
         else:
             v.reason = out.reason
 
@@ -184,13 +190,7 @@ def _milp_stage(cascade: "Cascade", todo: list[Verdict], x, y, lb, ub, spec) -> 
             v.decide("certified", "milp", out.min_margin)
         elif out.status == "falsified":
             cex = torch.from_numpy(out.counterexample).to(x.dtype).to(x.device).view_as(x[j : j + 1])
-            cex = torch.min(torch.max(cex, lb[j : j + 1]), ub[j : j + 1])
-            with torch.no_grad():
-                m = _min_other(torch.einsum("bmk,bk->bm", spec[j : j + 1], cascade.net(cex)), y[j : j + 1]).item()
-            if m <= 0:
-                v.decide("falsified", "milp", m)
-            else:
-                v.reason = f"MILP counterexample not confirmed in float32 (margin {m:.2e})"
+            _confirm_counterexample(cascade, v, "milp", cex, j, y, lb, ub, spec, "MILP counterexample not confirmed in float32")
         else:
             v.reason = f"MILP time limit ({cfg.milp_timeout:g}s)"
 
