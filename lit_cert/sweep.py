@@ -16,6 +16,11 @@ Stopping the runner (Ctrl-C, or SIGTERM from a scheduler) stops the run in progr
 child runs in its own process group and gets SIGTERM (a lit_cert fit then saves ``last.ckpt``),
 then SIGKILL if it has not ended after a grace period. The runner prints one line and exits
 with 130 (Ctrl-C) or 143 (SIGTERM); the unfinished run is not recorded and runs again next time.
+
+``--shard K/N`` runs only the K-th of N interleaved slices of a grid or random sweep, so N runners
+(processes, machines) can share one sweep -- and one ``--out`` folder: the slices never run the same
+parameters, each appends whole lines to ``results.jsonl``, and the table written at the end covers
+every run recorded there so far.
 """
 
 from __future__ import annotations
@@ -210,6 +215,25 @@ def propose(cfg: dict, records: list[dict], count: int | None, seed: int) -> lis
     return None if nxt is None else [{k: getattr(v["value"], "item", lambda: v["value"])() for k, v in nxt.config.items()}]
 
 
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"K/N"`` -> (K, N) with 1 <= K <= N."""
+    try:
+        k, n = (int(v) for v in text.split("/"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--shard takes K/N (e.g. 1/2), got {text!r}") from None
+    if not 1 <= k <= n:
+        raise argparse.ArgumentTypeError(f"--shard K/N needs 1 <= K <= N, got {text!r}")
+    return k, n
+
+
+def shard_of(proposals: list[dict], shard: tuple[int, int] | None) -> list[dict]:
+    """The K-th of N interleaved slices (every N-th proposal from the K-th)."""
+    if shard is None:
+        return proposals
+    k, n = shard
+    return proposals[k - 1::n]
+
+
 def write_table(cfg: dict, records: list[dict], out: Path) -> None:
     names = list(cfg["parameters"])
     metric = cfg.get("metric", {}).get("name", "metric")
@@ -247,8 +271,12 @@ def main(argv: list[str]) -> list[dict]:
     p.add_argument("--out", default=None, help="output folder (default: sweep_runs/<sweep file name>)")
     p.add_argument("--timeout", type=positive_float, default=None, help="seconds per run before it is recorded as failed")
     p.add_argument("--seed", type=int, default=0, help="random-search seed")
+    p.add_argument("--shard", type=parse_shard, default=None, metavar="K/N",
+                   help="run only the K-th of N interleaved slices of a grid/random sweep (N runners can share --out)")
     args = p.parse_args(argv)
     cfg = load_sweep(args.sweep)
+    if args.shard is not None and cfg["method"] == "bayes":
+        raise ConfigError("--shard splits grid and random sweeps; a bayes sweep proposes one run at a time from all results")
     cfg.setdefault("name", Path(args.sweep).stem)
     from lit_cert.rundir import ensure_writable_dir
 
@@ -280,6 +308,7 @@ def _run_sweep(cfg: dict, args, out: Path) -> list[dict]:
         proposals = propose(cfg, records, args.count, args.seed)
         if proposals is None:
             break
+        proposals = shard_of(proposals, args.shard)
         fresh = [pp for pp in proposals if run_id(pp) not in finished]
         if not fresh:
             break
@@ -296,7 +325,8 @@ def _run_sweep(cfg: dict, args, out: Path) -> list[dict]:
             print(f"lit_cert sweep: {record['status']:<8} {params} -> {record['metric']}", file=sys.stderr)
         if cfg["method"] != "bayes" or (budget is not None and started >= budget):
             break
-    latest = {r["run_id"]: r for r in records}
+    # re-read: runners of other shards may have recorded runs in the same folder meanwhile
+    latest = {r["run_id"]: r for r in read_records(log_path)}
     write_table(cfg, list(latest.values()), out)
     n_ok = sum(r["status"] == "finished" for r in latest.values())
     print(f"lit_cert sweep: {n_ok} finished, {len(latest) - n_ok} failed -> {out / 'results.csv'}")

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from lit_cert.cli import main
-from lit_cert.sweep import build_command, grid_runs, load_sweep, propose
+from lit_cert.sweep import build_command, grid_runs, load_sweep, parse_shard, propose, shard_of
 
 ROOT = Path(__file__).resolve().parents[1]
 SWEEPS = sorted(glob.glob(str(ROOT / "sweeps" / "*.yaml")))
@@ -47,6 +47,28 @@ def test_grid_and_random_proposals():
     first, again = propose(cfg, [], 5, seed=3), propose(cfg, [], 5, seed=3)
     assert first == again and len(first) == 5
     assert all(0.1 <= p["lam"] <= 0.9 and p["w"] in (1, 2) for p in first)
+
+
+def test_shards_partition_a_grid():
+    runs = grid_runs({"a": {"values": [1, 2, 3]}, "b": {"values": ["x", "y"]}, "c": {"values": [0, 1]}})
+    for n in (1, 2, 5, 12, 13):
+        slices = [shard_of(runs, parse_shard(f"{k}/{n}")) for k in range(1, n + 1)]
+        flat = [json.dumps(r, sort_keys=True) for part in slices for r in part]
+        assert sorted(flat) == sorted(json.dumps(r, sort_keys=True) for r in runs)  # every run once
+        assert max(map(len, slices)) - min(map(len, slices)) <= 1  # balanced
+    assert shard_of(runs, None) == runs
+    for bad in ("0/2", "3/2", "1", "a/b"):
+        with pytest.raises(Exception, match="--shard"):
+            parse_shard(bad)
+
+
+def test_shard_is_refused_for_bayes_sweeps(workdir, capsys):
+    (workdir / "s.yaml").write_text("program: lit_cert\nmethod: bayes\nmetric: {name: val/cert_acc, goal: maximize}\n"
+                                    "parameters:\n  model.init_args.lr: {min: 0.001, max: 0.1}\n")
+    with pytest.raises(SystemExit) as ex:
+        main(["sweep", "s.yaml", "--shard", "1/2", "--out", "o"])
+    assert ex.value.code == 2
+    assert "--shard splits grid and random sweeps" in capsys.readouterr().err
 
 
 SYNTHETIC = """
@@ -87,7 +109,10 @@ def test_offline_runner_grid_with_a_failure_and_resume(workdir):
             """
         )
     )
-    records = main(["sweep", "sweep.yaml", "--out", "out", "--timeout", "300"])
+    # two shards sharing one folder (as two runners would): the second's table covers all three runs
+    first = main(["sweep", "sweep.yaml", "--out", "out", "--timeout", "300", "--shard", "1/2"])
+    assert sorted(r["params"]["model.init_args.eps_train"] for r in first) == [-1.0, 0.02]
+    records = main(["sweep", "sweep.yaml", "--out", "out", "--timeout", "300", "--shard", "2/2"])
     status = {r["params"]["model.init_args.eps_train"]: r for r in records}
     assert status[0.02]["status"] == status[0.05]["status"] == "finished"
     assert status[-1.0]["status"] == "failed" and status[-1.0]["returncode"] == 2
