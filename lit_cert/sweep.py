@@ -138,6 +138,15 @@ def read_records(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
+def finished_runs(out: str | Path) -> list[tuple[dict, Path]]:
+    """``(record, run directory)`` of every finished run in a sweep folder (the latest record of each
+    run id), for evaluation scripts. The run directory is the one the run's ``fit`` reported,
+    relative to the folder the sweep ran in unless the run made it absolute."""
+    latest = {r["run_id"]: r for r in read_records(Path(out) / "results.jsonl")}
+    return [(r, Path(r["metrics"]["run_dir"])) for r in latest.values()
+            if r["status"] == "finished" and "run_dir" in r.get("metrics", {})]
+
+
 def run_one(cfg: dict, params: dict, out: Path, timeout: float | None) -> dict:
     rid = run_id(params)
     run_dir = out / "runs" / rid

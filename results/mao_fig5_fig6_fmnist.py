@@ -5,7 +5,7 @@
 
 ``SWEEP_DIR/<name>`` is a ``lit_cert sweep --out`` folder of ``sweeps/mao_fig5_eps_fmnist_cnn3.yaml``
 or ``sweeps/mao_fig6_lambda_fmnist_cnn3.yaml``; run from the folder the sweep ran in (each run's log
-names its run directory). For every finished run the *last* checkpoint (no model selection) is
+records its run directory). For every finished run the *last* checkpoint (no model selection) is
 evaluated on the first ``--limit`` test images: natural accuracy, IBP-certified accuracy at its
 eps_test and the local propagation tightness (margins mode, at eps_test; seed 000 Def. 3.2 / Sec.
 4.1); with ``--certify N`` also the complete cascade (PGD, IBP, CROWN-IBP, CROWN, alpha-CROWN,
@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 from pathlib import Path
 
 import torch
@@ -26,6 +25,7 @@ from lit_cert.analysis.command import save_csv, save_plot
 from lit_cert.certify.cascade import Cascade, CascadeConfig
 from lit_cert.bounds import linf_box, margin_bounds_ibp, margin_spec
 from lit_cert.certify.data import load_run, split_dataset
+from lit_cert.sweep import finished_runs
 from lit_cert.metrics import CertifiedAccuracy, NaturalAccuracy, PropagationTightness
 
 
@@ -86,12 +86,7 @@ def main() -> None:
         cache = {r["run"]: r for r in map(json.loads, cache_file.read_text().splitlines())}
     rows = []
     for sweep in map(Path, args.sweeps):
-        for line in (sweep / "results.jsonl").read_text().splitlines():
-            r = json.loads(line)
-            if r["status"] != "finished":
-                continue
-            log = (sweep / "runs" / r["run_id"] / "log.txt").read_text()
-            run_dir = Path(re.search(r"run directory (\S+)", log).group(1))
+        for r, run_dir in finished_runs(sweep):
             params = r["params"]
             row = {"sweep": sweep.name, "method": Path(params["config"]).stem.split("_")[1].upper(),
                    "eps": params.get("model.init_args.eps_train"), "lam": params.get("model.init_args.lam"),

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from lit_cert.cli import main
-from lit_cert.sweep import build_command, grid_runs, load_sweep, parse_shard, propose, shard_of
+from lit_cert.sweep import build_command, finished_runs, grid_runs, load_sweep, parse_shard, propose, shard_of
 
 ROOT = Path(__file__).resolve().parents[1]
 SWEEPS = sorted(glob.glob(str(ROOT / "sweeps" / "*.yaml")))
@@ -125,6 +125,9 @@ def test_offline_runner_grid_with_a_failure_and_resume(workdir):
     # each run kept its own config file
     run_dirs = {r["metrics"]["run_dir"] for r in records if r["status"] == "finished"}
     assert len(run_dirs) == 2
+    done = finished_runs(workdir / "out")  # what evaluation scripts read: finished runs, their checkpoints
+    assert sorted(r["params"]["model.init_args.eps_train"] for r, _ in done) == [0.02, 0.05]
+    assert all((d / "checkpoints" / "last.ckpt").is_file() for _, d in done)
     # resume: finished runs are skipped, only the failed one is retried
     lines_before = len((workdir / "out" / "results.jsonl").read_text().splitlines())
     main(["sweep", "sweep.yaml", "--out", "out", "--timeout", "300"])
