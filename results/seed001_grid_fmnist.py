@@ -1,11 +1,11 @@
-"""Seed 001 Fig. 5 at CPU scale: accuracy vs PGD robustness of the expected-bound and nominal grids.
+"""Seed 001 Fig. 5 at CPU scale: accuracy vs PGD robustness of the expected-bound, nominal and IBP runs.
 
     python results/seed001_grid_fmnist.py --expected SWEEP_DIR/expected --nominal SWEEP_DIR/nominal \
-        --limit 1000 --out results/seed001_grid_fmnist
+        --ibp SWEEP_DIR/ibp --limit 1000 --out results/seed001_grid_fmnist
 
 ``SWEEP_DIR/<name>`` is a ``lit_cert sweep --out`` folder of ``sweeps/seed001_gowal_small_fmnist.yaml``
-(expected tight bounds) or ``sweeps/seed001_nominal_fmnist.yaml`` (the same network and loss with
-kappa = 0); run this from the folder the sweeps ran in (each run's record names its run directory).
+(expected tight bounds), ``sweeps/seed001_nominal_fmnist.yaml`` (the same network and loss with
+kappa = 0) or ``sweeps/seed001_ibp_fmnist.yaml`` (IBP, the paper's third group); run this from the folder the sweeps ran in (each run's record names its run directory).
 For every finished run the *last* checkpoint (no model selection) goes through ``python -m lit_cert
 analyze pgd-robustness`` on the first ``--limit`` test images: test accuracy and PGD robustness
 (the prediction does not change under a 50-step PGD attack) at the paper's MNIST test eps 0.1, 0.2,
@@ -26,11 +26,17 @@ import json
 import tempfile
 from pathlib import Path
 
+import yaml
+
 from lit_cert.analysis.command import main as analyze
 from lit_cert.analysis.command import save_csv
 from lit_cert.sweep import finished_runs
 
 EPS = (0.1, 0.2, 0.3, 0.4)
+
+
+def fmt(v) -> str:
+    return "-" if v is None else f"{v:g}"
 
 
 def evaluate(ckpt: Path, limit: int) -> dict:
@@ -44,10 +50,10 @@ def evaluate(ckpt: Path, limit: int) -> dict:
 def collect(sweep: Path, kind: str, cache: dict, cache_file: Path, limit: int) -> list[dict]:
     rows = []
     for r, run_dir in finished_runs(sweep):
-        p = r["params"]
-        row = {"training": kind, "lr": p["model.init_args.lr"], "T": p["model.init_args.temperature"],
-               "eps_train": p.get("model.init_args.eps_train", "-") if kind == "expected" else "-",
-               "epochs": p.get("trainer.max_epochs"), "run": run_dir.name, "train_minutes": round(r["seconds"] / 60, 1),
+        args = yaml.safe_load((run_dir / "config.yaml").read_text())["model"]["init_args"]  # what the run used
+        row = {"training": kind, "lr": args["lr"], "T": args.get("temperature"),
+               "eps_train": args["eps_train"] if kind != "nominal" else None,
+               "epochs": r["params"].get("trainer.max_epochs"), "run": run_dir.name, "train_minutes": round(r["seconds"] / 60, 1),
                "val_acc": r["metrics"].get("val/nat_acc"), "val_pgd_acc@0.1": r["metrics"].get("val/pgd_acc")}
         if run_dir.name in cache:
             row = {**cache[run_dir.name], **row}
@@ -77,6 +83,12 @@ def scatter(rows: list[dict], path: Path) -> None:
             if pts:
                 ax.scatter([100 * r["test_acc"] for r in pts], [100 * r["rob_mean"] for r in pts], marker=m, c=c,
                            label=f"expected, eps_train {e:g}, T {t:g}")
+    ibp = sorted((r for r in rows if r["training"] == "ibp"), key=lambda r: r["eps_train"])
+    if ibp:
+        ax.scatter([100 * r["test_acc"] for r in ibp], [100 * r["rob_mean"] for r in ibp], marker="x", c="tab:purple",
+                   label="IBP (Gowal et al.'s recipe)")
+        for r in ibp:
+            ax.annotate(f"{r['eps_train']:g}", (100 * r["test_acc"], 100 * r["rob_mean"]), fontsize=6)
     ax.set_xlabel("test accuracy (%)")
     ax.set_ylabel("PGD robustness, mean over eps 0.1-0.4 (%)")
     ax.set_title("Seed 001 Fig. 5 at CPU scale: Gowal small, Fashion-MNIST", fontsize=10)
@@ -91,6 +103,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--expected", required=True)
     p.add_argument("--nominal", required=True)
+    p.add_argument("--ibp", default=None, help="sweep folder of sweeps/seed001_ibp_fmnist.yaml (the paper's IBP group)")
     p.add_argument("--limit", type=int, default=1000)
     p.add_argument("--match", type=float, default=2.0, help="accuracy points within which a nominal run counts as 'similar'")
     p.add_argument("--min_acc", type=float, default=0.5, help="test accuracy below which a run counts as a failed training")
@@ -102,7 +115,10 @@ def main() -> None:
     cache = {r["run"]: r for r in map(json.loads, cache_file.read_text().splitlines())} if cache_file.exists() else {}
     rows = collect(Path(args.nominal), "nominal", cache, cache_file, args.limit)
     rows += collect(Path(args.expected), "expected", cache, cache_file, args.limit)
-    rows.sort(key=lambda r: (r["training"] != "nominal", str(r["eps_train"]), -r["lr"], -r["T"]))
+    if args.ibp:
+        rows += collect(Path(args.ibp), "ibp", cache, cache_file, args.limit)
+    order = {"nominal": 0, "expected": 1, "ibp": 2}
+    rows.sort(key=lambda r: (order[r["training"]], r["eps_train"] or 0, -r["lr"], -(r["T"] or 1)))
     for r in rows:
         r["failed"] = r["test_acc"] < args.min_acc
     save_csv(out / "runs.csv", rows, header=list(dict.fromkeys(k for r in rows for k in r)))
@@ -110,7 +126,7 @@ def main() -> None:
             "val acc | minutes | note |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in rows:
-        lines.append(f"| {r['training']} | {r['eps_train']} | {r['lr']:g} | {r['T']:g} | {100 * r['test_acc']:.1f} | "
+        lines.append(f"| {r['training']} | {fmt(r['eps_train'])} | {r['lr']:g} | {fmt(r['T'])} | {100 * r['test_acc']:.1f} | "
                      + " | ".join(f"{100 * r[f'rob@{e:g}']:.1f}" for e in EPS)
                      + f" | **{100 * r['rob_mean']:.1f}** | {100 * r['val_acc']:.1f} | {r['train_minutes']} | "
                      + (("failed training" + (" (one class everywhere: trivially robust)" if r["rob_mean"] == 1 else "")) if r["failed"] else "") + " |")
@@ -121,7 +137,7 @@ def main() -> None:
     nominal = [r for r in kept if r["training"] == "nominal"]
     for r in (r for r in kept if r["training"] == "expected"):
         near = [n for n in nominal if abs(100 * (n["test_acc"] - r["test_acc"])) <= args.match]
-        lines.append(f"| {r['eps_train']}, {r['lr']:g}, {r['T']:g} | {100 * r['test_acc']:.1f} | {100 * r['rob_mean']:.1f} | "
+        lines.append(f"| {r['eps_train']:g}, {r['lr']:g}, {r['T']:g} | {100 * r['test_acc']:.1f} | {100 * r['rob_mean']:.1f} | "
                      + (", ".join(f"{100 * n['test_acc']:.1f} / {100 * n['rob_mean']:.1f}" for n in near) or "none") + " |")
     (out / "tables.md").write_text("\n".join(lines) + "\n")
     scatter(kept, out / "scatter.png")
