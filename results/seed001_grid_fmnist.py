@@ -1,11 +1,12 @@
 """Seed 001 Fig. 5 at CPU scale: accuracy vs PGD robustness of the expected-bound, nominal and IBP runs.
 
-    python results/seed001_grid_fmnist.py --expected SWEEP_DIR/expected --nominal SWEEP_DIR/nominal \
-        --ibp SWEEP_DIR/ibp --limit 1000 --out results/seed001_grid_fmnist
+    python results/seed001_grid_fmnist.py --expected SWEEP_DIR/expected SWEEP_DIR/kappa \
+        --nominal SWEEP_DIR/nominal --ibp SWEEP_DIR/ibp --limit 1000 --out results/seed001_grid_fmnist
 
 ``SWEEP_DIR/<name>`` is a ``lit_cert sweep --out`` folder of ``sweeps/seed001_gowal_small_fmnist.yaml``
-(expected tight bounds), ``sweeps/seed001_nominal_fmnist.yaml`` (the same network and loss with
-kappa = 0) or ``sweeps/seed001_ibp_fmnist.yaml`` (IBP, the paper's third group); run this from the folder the sweeps ran in (each run's record names its run directory).
+(expected tight bounds; also ``sweeps/seed001_kappa_fmnist.yaml``), ``sweeps/seed001_nominal_fmnist.yaml``
+(the same network and loss with kappa = 0) or ``sweeps/seed001_ibp_fmnist.yaml`` (IBP, the paper's
+third group); run this from the folder the sweeps ran in (each run's record names its run directory).
 For every finished run the *last* checkpoint (no model selection) goes through ``python -m lit_cert
 analyze pgd-robustness`` on the first ``--limit`` test images: test accuracy and PGD robustness
 (the prediction does not change under a 50-step PGD attack) at the paper's MNIST test eps 0.1, 0.2,
@@ -51,7 +52,7 @@ def collect(sweep: Path, kind: str, cache: dict, cache_file: Path, limit: int) -
     rows = []
     for r, run_dir in finished_runs(sweep):
         args = yaml.safe_load((run_dir / "config.yaml").read_text())["model"]["init_args"]  # what the run used
-        row = {"training": kind, "lr": args["lr"], "T": args.get("temperature"),
+        row = {"training": kind, "lr": args["lr"], "T": args.get("temperature"), "kappa": args.get("robust_weight"),
                "eps_train": args["eps_train"] if kind != "nominal" else None,
                "epochs": r["params"].get("trainer.max_epochs"), "run": run_dir.name, "train_minutes": round(r["seconds"] / 60, 1),
                "val_acc": r["metrics"].get("val/nat_acc"), "val_pgd_acc@0.1": r["metrics"].get("val/pgd_acc")}
@@ -79,10 +80,16 @@ def scatter(rows: list[dict], path: Path) -> None:
     colours = dict(zip((0.1, 0.2, 0.3, 0.4), ("tab:blue", "tab:orange", "tab:green", "tab:red")))
     for e, c in colours.items():
         for t, m in ((1.0, "o"), (0.2, "^")):
-            pts = [r for r in rows if r["training"] == "expected" and r["eps_train"] == e and r["T"] == t]
+            pts = [r for r in rows if r["training"] == "expected" and r["eps_train"] == e and r["T"] == t and r["kappa"] == 1]
             if pts:
                 ax.scatter([100 * r["test_acc"] for r in pts], [100 * r["rob_mean"] for r in pts], marker=m, c=c,
                            label=f"expected, eps_train {e:g}, T {t:g}")
+    other = [r for r in rows if r["training"] == "expected" and r["kappa"] != 1]
+    if other:
+        ax.scatter([100 * r["test_acc"] for r in other], [100 * r["rob_mean"] for r in other], marker="D", c="tab:cyan",
+                   label="expected, kappa < 1 (labels: kappa)")
+        for r in other:
+            ax.annotate(f"{r['kappa']:g}", (100 * r["test_acc"], 100 * r["rob_mean"]), fontsize=6)
     ibp = sorted((r for r in rows if r["training"] == "ibp"), key=lambda r: r["eps_train"])
     if ibp:
         ax.scatter([100 * r["test_acc"] for r in ibp], [100 * r["rob_mean"] for r in ibp], marker="x", c="tab:purple",
@@ -101,7 +108,7 @@ def scatter(rows: list[dict], path: Path) -> None:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--expected", required=True)
+    p.add_argument("--expected", required=True, nargs="+", help="sweep folders of expected-bound runs (the grid, the kappa sweep)")
     p.add_argument("--nominal", required=True)
     p.add_argument("--ibp", default=None, help="sweep folder of sweeps/seed001_ibp_fmnist.yaml (the paper's IBP group)")
     p.add_argument("--limit", type=int, default=1000)
@@ -114,30 +121,31 @@ def main() -> None:
     cache_file = out / "cache.jsonl"
     cache = {r["run"]: r for r in map(json.loads, cache_file.read_text().splitlines())} if cache_file.exists() else {}
     rows = collect(Path(args.nominal), "nominal", cache, cache_file, args.limit)
-    rows += collect(Path(args.expected), "expected", cache, cache_file, args.limit)
+    for folder in args.expected:
+        rows += collect(Path(folder), "expected", cache, cache_file, args.limit)
     if args.ibp:
         rows += collect(Path(args.ibp), "ibp", cache, cache_file, args.limit)
     order = {"nominal": 0, "expected": 1, "ibp": 2}
-    rows.sort(key=lambda r: (order[r["training"]], r["eps_train"] or 0, -r["lr"], -(r["T"] or 1)))
+    rows.sort(key=lambda r: (order[r["training"]], r["eps_train"] or 0, -r["lr"], -(r["T"] or 1), -(r["kappa"] or 0)))
     for r in rows:
         r["failed"] = r["test_acc"] < args.min_acc
     save_csv(out / "runs.csv", rows, header=list(dict.fromkeys(k for r in rows for k in r)))
-    head = ("| training | eps_train | lr | T | test acc | PGD rob. @0.1 | @0.2 | @0.3 | @0.4 | **mean** | "
+    head = ("| training | eps_train | lr | T | kappa | test acc | PGD rob. @0.1 | @0.2 | @0.3 | @0.4 | **mean** | "
             "val acc | minutes | note |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in rows:
-        lines.append(f"| {r['training']} | {fmt(r['eps_train'])} | {r['lr']:g} | {fmt(r['T'])} | {100 * r['test_acc']:.1f} | "
+        lines.append(f"| {r['training']} | {fmt(r['eps_train'])} | {r['lr']:g} | {fmt(r['T'])} | {fmt(r['kappa'])} | {100 * r['test_acc']:.1f} | "
                      + " | ".join(f"{100 * r[f'rob@{e:g}']:.1f}" for e in EPS)
                      + f" | **{100 * r['rob_mean']:.1f}** | {100 * r['val_acc']:.1f} | {r['train_minutes']} | "
                      + (("failed training" + (" (one class everywhere: trivially robust)" if r["rob_mean"] == 1 else "")) if r["failed"] else "") + " |")
     kept = [r for r in rows if not r["failed"]]
     lines += ["", f"Each expected-bound run beside the nominal runs within {args.match:g} test-accuracy points of it:", "",
-              "| expected run (eps_train, lr, T) | test acc | mean rob. | nominal runs within reach: acc / mean rob. |",
+              "| expected run (eps_train, lr, T, kappa) | test acc | mean rob. | nominal runs within reach: acc / mean rob. |",
               "|---|---|---|---|"]
     nominal = [r for r in kept if r["training"] == "nominal"]
     for r in (r for r in kept if r["training"] == "expected"):
         near = [n for n in nominal if abs(100 * (n["test_acc"] - r["test_acc"])) <= args.match]
-        lines.append(f"| {r['eps_train']:g}, {r['lr']:g}, {r['T']:g} | {100 * r['test_acc']:.1f} | {100 * r['rob_mean']:.1f} | "
+        lines.append(f"| {r['eps_train']:g}, {r['lr']:g}, {r['T']:g}, {r['kappa']:g} | {100 * r['test_acc']:.1f} | {100 * r['rob_mean']:.1f} | "
                      + (", ".join(f"{100 * n['test_acc']:.1f} / {100 * n['rob_mean']:.1f}" for n in near) or "none") + " |")
     (out / "tables.md").write_text("\n".join(lines) + "\n")
     scatter(kept, out / "scatter.png")
