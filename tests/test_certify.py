@@ -135,6 +135,8 @@ def test_crown_stages_in_memory_sized_chunks_give_the_same_verdicts():
     whole = Cascade(net, CascadeConfig(eps=0.05, stages=stages))
     tiny = Cascade(net, CascadeConfig(eps=0.05, stages=stages, memory_gb=1e-9))
     assert whole.samples_per_chunk((4,)) > 12 and tiny.samples_per_chunk((4,)) == 1
+    # the neuron count from one forward pass equals the dense MILP blocks' (which big CNNs cannot afford)
+    assert whole.hidden_neurons((4,)) == sum(w.shape[0] for w, _ in whole.blocks((4,))[:-1]) == 22
     a, b = whole.run(x, y, list(range(12))), tiny.run(x, y, list(range(12)))
     assert [(v.status, v.stage) for v in a] == [(v.status, v.stage) for v in b]
     assert any(v.status == "certified" for v in a) and any(v.status == "unknown" for v in a)

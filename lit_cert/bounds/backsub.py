@@ -328,16 +328,8 @@ class LinearBounds:
             self.pre_bounds = {i: self._constrain(i, *b) for i, b in self.pre_bounds.items()}
 
     def _shapes(self) -> list[tuple[int, ...]]:
-        """Input shape of every layer (batch dimension included), from one cheap forward pass."""
-        shapes = []
-        with torch.no_grad():
-            z = self.lb[:1]
-            for layer in self.layers:
-                shapes.append((self.lb.shape[0], *z.shape[1:]))
-                if not _is_bn_training(layer):  # BatchNorm keeps the shape; never touch its statistics
-                    z = layer(z)
-            shapes.append((self.lb.shape[0], *z.shape[1:]))
-        return shapes
+        """Input shape of every layer (batch dimension included), then the output's."""
+        return [(self.lb.shape[0], *s) for s in layer_shapes(self.layers, self.lb[:1])]
 
     def _ibp_pre_bounds(self, trace: IntervalTrace | None) -> None:
         relu_idx = [i for i, m in enumerate(self.layers) if isinstance(m, nn.ReLU)]
@@ -524,6 +516,21 @@ class LinearBounds:
 
 def _is_bn_training(layer: nn.Module) -> bool:
     return isinstance(layer, nn.modules.batchnorm._BatchNorm) and layer.training
+
+
+def layer_shapes(layers: list[nn.Module], sample: torch.Tensor) -> list[tuple[int, ...]]:
+    """Per-sample shape of every layer's input, then of the last layer's output, from one forward
+    pass of ``sample`` (one input, batch dimension 1). BatchNorm in training mode is stepped over:
+    it keeps the shape, and its running statistics must not move."""
+    shapes = []
+    with torch.no_grad():
+        z = sample
+        for layer in layers:
+            shapes.append(tuple(z.shape[1:]))
+            if not _is_bn_training(layer):
+                z = layer(z)
+        shapes.append(tuple(z.shape[1:]))
+    return shapes
 
 
 def linear_bounds(

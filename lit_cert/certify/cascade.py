@@ -24,7 +24,7 @@ from torch import nn
 
 from lit_cert.attacks import pgd_attack
 from lit_cert.bounds.alpha_crown import alpha_crown_margins
-from lit_cert.bounds.backsub import LinearBounds
+from lit_cert.bounds.backsub import LinearBounds, layer_shapes
 from lit_cert.bounds.box import flat_layers, interval_bounds
 from lit_cert.bounds.region import linf_box
 from lit_cert.bounds.registry import compute_bounds
@@ -215,37 +215,37 @@ class Cascade:
     net: nn.Module
     config: CascadeConfig
     _blocks: list | None = field(default=None, init=False)
-    _chunk: int | None = field(default=None, init=False)
+    _sizes: tuple[int, int] | None = field(default=None, init=False)
 
     def blocks(self, in_shape) -> list:
         if self._blocks is None:
             self._blocks = dense_affine_blocks(self.net, tuple(in_shape))
         return self._blocks
 
+    def _activation_sizes(self, in_shape) -> tuple[int, int]:
+        """(hidden ReLU neurons, widest activation) per sample, from one forward pass of a zero
+        input -- cheap for any network, unlike the dense blocks of :meth:`blocks`."""
+        if self._sizes is None:
+            param = next(self.net.parameters(), None)
+            layers = flat_layers(self.net)
+            shapes = layer_shapes(layers, torch.zeros(1, *in_shape, device=param.device if param is not None else None))
+            sizes = [int(np.prod(s)) for s in shapes]
+            self._sizes = (sum(n for layer, n in zip(layers, sizes) if isinstance(layer, nn.ReLU)), max(sizes))
+        return self._sizes
+
     def hidden_neurons(self, in_shape) -> int:
-        return sum(w.shape[0] for w, _ in self.blocks(in_shape)[:-1])
+        return self._activation_sizes(in_shape)[0]
 
     def samples_per_chunk(self, in_shape) -> int:
         """How many samples CROWN / alpha-CROWN bound at once within ``config.memory_gb``.
 
         Full CROWN back-substitutes one row per hidden neuron; per sample the largest coefficient
         block is about (hidden neurons) x (widest activation) floats, and the walk holds about two
-        such blocks. Estimated once from a forward pass of one zero input (so a COLT-sized CNN is
-        bounded ~13 samples at a time at 8 GB instead of running out of memory, while the paradox
-        CONV keeps batches of 100)."""
-        if self._chunk is None:
-            param = next(self.net.parameters(), None)
-            h = torch.zeros(1, *in_shape, device=param.device if param is not None else None)
-            hidden, widest = 0, h.numel()
-            with torch.no_grad():
-                for layer in flat_layers(self.net):
-                    if isinstance(layer, nn.ReLU):
-                        hidden += h.numel()
-                    h = layer(h)
-                    widest = max(widest, h.numel())
-            per_sample = 2 * 4 * max(hidden, 1) * widest
-            self._chunk = max(1, int(self.config.memory_gb * 2**30 // per_sample))
-        return self._chunk
+        such blocks. So a COLT-sized CNN is bounded ~13 samples at a time at 8 GB instead of running
+        out of memory, while the paradox CONV keeps batches of 100."""
+        hidden, widest = self._activation_sizes(in_shape)
+        per_sample = 2 * 4 * max(hidden, 1) * widest
+        return max(1, int(self.config.memory_gb * 2**30 // per_sample))
 
     def pre_activation_bounds(self, lb, ub):
         """Sound pre-activation bounds for the big-M constants: CROWN intersected with IBP."""
