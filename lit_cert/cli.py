@@ -22,9 +22,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
-from pathlib import Path
 import sys
+from pathlib import Path
 from typing import Any, Optional
 
 import yaml
@@ -40,6 +42,7 @@ from lit_cert.checkpoints import check_state_fits, read_checkpoint
 from lit_cert.data import ImageDataModule
 from lit_cert.errors import ConfigError, UserError
 from lit_cert.methods import CertifiedMethod
+from lit_cert.parse_errors import summarize
 from lit_cert.rundir import ensure_writable_dir, new_run_id
 
 
@@ -114,8 +117,40 @@ class LitCertCLI(LightningCLI):
             "--test_after_fit", type=bool, default=False, help="After fit, test the best checkpoint (fit only)."
         )
 
+    def parse_arguments(self, parser: LightningArgumentParser, args) -> None:
+        """jsonargparse prints a usage block and a nested report for every value it rejects;
+        capture that and raise it as one ConfigError line (``--help``/``--print_config`` output
+        passes through unchanged)."""
+        captured = io.StringIO()
+        try:
+            with contextlib.redirect_stderr(captured):
+                super().parse_arguments(parser, args)
+        except SystemExit as stop:
+            text = captured.getvalue()
+            if stop.code in (0, None) or "error:" not in text:
+                sys.stderr.write(text)
+                raise
+            argv = sys.argv[1:] if args is None else [str(a) for a in args]
+            sub = next((a for a in argv if a in self._subcommand_parsers), None)
+            known = [o for a in self._subcommand_parsers[sub]._actions for o in a.option_strings] if sub else []
+            raise ConfigError(summarize(text[text.rindex("error:") + len("error:"):], argv, known,
+                                        [*self._subcommand_parsers, *EXTRA_COMMANDS])) from None
+        sys.stderr.write(captured.getvalue())
+        sub = self.config.get("subcommand")
+        config = self.config[sub] if sub else self.config
+        if sub in ("fit", "validate", "test"):
+            check_precision((config.get("trainer") or {}).get("precision"))
+        if sub == "fit":
+            check_trains_something(config.get("trainer") or {})
+        elif sub in ("test", "validate") and not config.get("ckpt_path"):
+            raise ConfigError(
+                f"{sub} needs --ckpt_path (a checkpoint of a trained run): without one it would report "
+                "the metrics of untrained weights")
+
     def before_instantiate_classes(self) -> None:
-        check_dropped_interpolations(self.config[self.subcommand] if self.subcommand else self.config)
+        config = self.config[self.subcommand] if self.subcommand else self.config
+        check_dropped_interpolations(config)
+        place_logger_dirs_under_root(config.get("trainer") or {})
 
     def _parse_ckpt_path(self) -> None:
         # LightningCLI reads the checkpoint's hyper-parameters before anything is built: check
@@ -156,6 +191,9 @@ class LitCertCLI(LightningCLI):
         self.early_checks("test")
 
     def before_fit(self) -> None:
+        for cb in self.trainer.callbacks:
+            if isinstance(cb, CertifiedSchedule):
+                cb.check_method(self.model)  # before the run directory is made
         self.early_checks("fit")
         # the default monitor suits certified training; Standard/PGD pick theirs (see
         # CertifiedMethod.checkpoint_monitor) unless the user chose another one explicitly
@@ -166,6 +204,11 @@ class LitCertCLI(LightningCLI):
             print(f"lit_cert: best checkpoint by {wanted} ({type(self.model).__name__})", file=sys.stderr)
 
     def after_fit(self) -> None:
+        if self.trainer.global_step == 0:  # neither trained nor resumed: nothing to report
+            raise ConfigError(
+                "fit ran no training step (is the training loader empty? "
+                f"{self.trainer.num_training_batches} training batches per epoch); no checkpoint was trained "
+                "and no test metrics are reported")
         ckpt = self.trainer.checkpoint_callback
         extra = {}
         if ckpt is not None and getattr(ckpt, "best_model_score", None) is not None:
@@ -270,6 +313,48 @@ def check_dropped_interpolations(cfg) -> None:
         )
 
 
+def check_trains_something(trainer_cfg) -> None:
+    """``fit`` that would run no training step -- ``max_epochs: 0``, ``max_steps: 0``,
+    ``limit_train_batches: 0`` -- is refused like every other size < 1, before anything is made:
+    it would exit 0, save no checkpoint and (with ``--test_after_fit``) report untrained weights."""
+    for key in ("max_epochs", "max_steps", "limit_train_batches"):
+        value = trainer_cfg.get(key)
+        if value is not None and not isinstance(value, bool) and value == 0:
+            raise ConfigError(f"trainer.{key}={value} would train nothing: give a value >= 1 "
+                              "(fractions of an epoch: limit_train_batches in (0, 1])")
+
+
+#: trainer precisions that store the *weights* in half precision: every bound (and so every
+#: certified accuracy) would be computed in it
+HALF_WEIGHT_PRECISIONS = ("16-true", "bf16-true", "transformer-engine", "transformer-engine-float16")
+
+
+def check_precision(precision) -> None:
+    """Mixed precision (``16-mixed``/``bf16-mixed``) keeps float32 weights and is fine: training
+    losses may use it, certified metrics run in float32 regardless (lit_cert.numerics). True half
+    precision is refused."""
+    if precision is not None and str(precision) in HALF_WEIGHT_PRECISIONS:
+        raise ConfigError(
+            f"trainer.precision={precision} keeps the weights in half precision, so no bound (and no certified "
+            "accuracy) could be computed in full precision: use 16-mixed or bf16-mixed (float32 weights, "
+            "half-precision training arithmetic) or 32-true")
+
+
+def place_logger_dirs_under_root(trainer_cfg) -> None:
+    """``trainer.default_root_dir`` holds the whole run: a logger configured with a *relative*
+    ``save_dir`` (the default logger's ``runs``) writes under it instead of the working directory.
+    Paths are made absolute, so a saved config reused later does not nest them twice."""
+    root = trainer_cfg.get("default_root_dir")
+    logger = trainer_cfg.get("logger")
+    if not root or logger in (None, False, True):
+        return
+    for entry in logger if isinstance(logger, list) else [logger]:
+        init_args = entry.get("init_args") if hasattr(entry, "get") else None
+        save_dir = init_args.get("save_dir") if init_args is not None and hasattr(init_args, "get") else None
+        if isinstance(save_dir, str) and not os.path.isabs(save_dir):
+            init_args["save_dir"] = os.path.join(os.path.abspath(root), save_dir)
+
+
 def _user_error(err: BaseException) -> BaseException | None:
     """Our UserError, possibly wrapped by jsonargparse while instantiating."""
     seen = set()
@@ -307,7 +392,8 @@ def main(args: Optional[list[str]] = None) -> Any:
                 subclass_mode_data=True,
                 save_config_callback=RunConfigSaver,
                 save_config_kwargs={"save_to_log_dir": False, "overwrite": True},
-                parser_kwargs={"parser_mode": "omegaconf+", "default_env": False},
+                # no abbreviated keys: --trainer.max_epoch is a typo with a "did you mean", not max_epochs
+                parser_kwargs={"parser_mode": "omegaconf+", "default_env": False, "allow_abbrev": False},
                 trainer_defaults={"logger": _default_logger()},
                 auto_configure_optimizers=False,
                 args=args,

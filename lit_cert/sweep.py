@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import difflib
 import hashlib
 import itertools
 import json
@@ -70,7 +71,29 @@ def load_sweep(path: str | Path) -> dict:
             raise ConfigError(f"{path}: a sweep needs '{key}'")
     if cfg["method"] not in ("grid", "random", "bayes"):
         raise ConfigError(f"{path}: method must be grid, random or bayes, got {cfg['method']!r}")
+    check_parameters(cfg["parameters"], str(path))
+    metric = cfg.get("metric")
+    if metric is not None and not (isinstance(metric, dict) and isinstance(metric.get("name"), str)):
+        raise ConfigError(f"{path}: metric must be a mapping with a name, e.g. {{name: val/cert_acc, goal: maximize}}, got {metric!r}")
     return cfg
+
+
+def check_parameters(parameters, where: str) -> None:
+    """Each swept parameter is a mapping W&B understands: ``values: [...]``, ``value: x`` or a
+    distribution with ``min``/``max``; anything else is one clear error, not a traceback later."""
+    if not isinstance(parameters, dict) or not parameters:
+        raise ConfigError(f"{where}: parameters must be a non-empty mapping of parameter names to specs, got {parameters!r}")
+    for name, spec in parameters.items():
+        example = "{values: [...]}, {value: x} or {min: a, max: b}"
+        if not isinstance(spec, dict):
+            raise ConfigError(f"{where}: parameter {name!r} must be a mapping such as {example}, got {spec!r}")
+        if "values" in spec:
+            if not isinstance(spec["values"], list) or not spec["values"]:
+                raise ConfigError(f"{where}: parameter {name!r}: values must be a non-empty list, got {spec['values']!r}")
+        elif "value" not in spec:
+            lo, hi = spec.get("min"), spec.get("max")
+            if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (lo, hi)) or lo > hi:
+                raise ConfigError(f"{where}: parameter {name!r} needs values, value, or numeric min <= max; got {spec!r}")
 
 
 def _fixed(spec: dict) -> list | None:
@@ -132,10 +155,59 @@ def build_command(cfg: dict, params: dict) -> list[str]:
     return out
 
 
-def read_records(path: Path) -> list[dict]:
+def read_records(path: Path, warn: bool = True) -> list[dict]:
+    """The records of ``results.jsonl``. A line that is not a complete JSON record -- what a kill
+    or a full disk leaves mid-append -- is skipped with a warning: that run counts as not
+    finished and runs again."""
     if not path.is_file():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    records = []
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+            if not isinstance(record, dict) or "run_id" not in record or "status" not in record:
+                raise ValueError("not a run record")
+        except ValueError:
+            if warn:
+                print(f"lit_cert sweep: warning: {path} line {number} is not a complete record (an interrupted "
+                      "write?); it is ignored and that run runs again", file=sys.stderr)
+            continue
+        records.append(record)
+    return records
+
+
+def append_record(path: Path, record: dict) -> None:
+    """Append one record as one line; a damaged last line (no newline) is closed off first, so
+    the new record never joins it."""
+    with open(path, "a+b") as f:
+        f.seek(0, os.SEEK_END)
+        if f.tell() > 0:
+            f.seek(-1, os.SEEK_END)
+            if f.read(1) != b"\n":
+                f.write(b"\n")
+        f.write((json.dumps(record) + "\n").encode())
+
+
+def metric_of(record: dict, name: str | None):
+    """The sweep metric of a record, read from everything the run logged (so fixing a misspelt
+    metric name in the sweep file needs no re-run)."""
+    return record.get("metrics", {}).get(name) if name else None
+
+
+def check_metric_logged(cfg: dict, records: list[dict]) -> None:
+    """Stop when finished runs did not log the sweep's metric (a misspelt name would otherwise
+    give "finished" runs with an empty metric column, no plot and no warning)."""
+    name = (cfg.get("metric") or {}).get("name")
+    done = [r for r in records if r["status"] == "finished"]
+    if not name or not done or any(name in r.get("metrics", {}) for r in done):
+        return
+    keys = sorted({k for r in done for k, v in r.get("metrics", {}).items() if isinstance(v, (int, float))})
+    match = difflib.get_close_matches(name, keys, n=1)
+    hint = f" Did you mean {match[0]}?" if match else ""
+    raise ConfigError(f"sweep metric {name!r} is not logged by the runs ({len(done)} finished); they log: "
+                      f"{', '.join(keys)}.{hint} Fix metric.name in the sweep file; finished runs are kept and not re-run")
 
 
 def finished_runs(out: str | Path) -> list[tuple[dict, Path]]:
@@ -176,7 +248,7 @@ def run_one(cfg: dict, params: dict, out: Path, timeout: float | None) -> dict:
         "status": "finished" if code == 0 and metrics else "failed",
         "returncode": code,
         "seconds": round(time.perf_counter() - start, 2),
-        "metric": metrics.get(metric) if metric else None,
+        "metric": metrics.get(metric) if metric else None,  # as logged under the name at run time
         "metrics": metrics,
     }
     if record["status"] == "failed":
@@ -215,7 +287,7 @@ def propose(cfg: dict, records: list[dict], count: int | None, seed: int) -> lis
         sweeps.SweepRun(
             name=r["run_id"], state=sweeps.RunState.finished if r["status"] == "finished" else sweeps.RunState.failed,
             config={k: {"value": v} for k, v in r["params"].items()},
-            summary_metrics={metric: r["metric"]} if r["metric"] is not None else {},
+            summary_metrics={metric: metric_of(r, metric)} if metric_of(r, metric) is not None else {},
         )
         for r in records
     ]
@@ -250,8 +322,8 @@ def write_table(cfg: dict, records: list[dict], out: Path) -> None:
         w = csv.writer(f)
         w.writerow(["run_id", *names, metric, "status", "returncode", "seconds"])
         for r in records:
-            w.writerow([r["run_id"], *[r["params"].get(n) for n in names], r["metric"], r["status"], r["returncode"], r["seconds"]])
-    done = [r for r in records if r["status"] == "finished" and r["metric"] is not None]
+            w.writerow([r["run_id"], *[r["params"].get(n) for n in names], metric_of(r, metric), r["status"], r["returncode"], r["seconds"]])
+    done = [r for r in records if r["status"] == "finished" and metric_of(r, metric) is not None]
     if not done:
         return
     import matplotlib
@@ -261,7 +333,7 @@ def write_table(cfg: dict, records: list[dict], out: Path) -> None:
 
     fig, axes = plt.subplots(1, len(names), figsize=(4.5 * len(names), 3.5), squeeze=False)
     for ax, name in zip(axes[0], names):
-        pts = sorted((r["params"][name], r["metric"]) for r in done if isinstance(r["params"].get(name), (int, float)))
+        pts = sorted((r["params"][name], metric_of(r, metric)) for r in done if isinstance(r["params"].get(name), (int, float)))
         if pts:
             ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-")
         ax.set_xlabel(name.split(".")[-1])
@@ -310,6 +382,7 @@ def _raise_interrupted(signum, frame):
 def _run_sweep(cfg: dict, args, out: Path) -> list[dict]:
     log_path = out / "results.jsonl"
     records = read_records(log_path)
+    check_metric_logged(cfg, records)
     finished = {r["run_id"] for r in records if r["status"] == "finished"}
     budget = args.count
     started = 0
@@ -327,15 +400,15 @@ def _run_sweep(cfg: dict, args, out: Path) -> list[dict]:
             record = run_one(cfg, params, out, args.timeout)
             started += 1
             records = [r for r in records if r["run_id"] != record["run_id"]] + [record]
-            with open(log_path, "a") as f:
-                f.write(json.dumps(record) + "\n")
+            append_record(log_path, record)
             if record["status"] == "finished":
                 finished.add(record["run_id"])
             print(f"lit_cert sweep: {record['status']:<8} {params} -> {record['metric']}", file=sys.stderr)
+            check_metric_logged(cfg, records)
         if cfg["method"] != "bayes" or (budget is not None and started >= budget):
             break
     # re-read: runners of other shards may have recorded runs in the same folder meanwhile
-    latest = {r["run_id"]: r for r in read_records(log_path)}
+    latest = {r["run_id"]: r for r in read_records(log_path, warn=False)}
     write_table(cfg, list(latest.values()), out)
     n_ok = sum(r["status"] == "finished" for r in latest.values())
     print(f"lit_cert sweep: {n_ok} finished, {len(latest) - n_ok} failed -> {out / 'results.csv'}")

@@ -193,3 +193,30 @@ def test_batchnorm_walked_with_its_layer_in_training_mode():
 
     plain = Unfused(net, lb, ub, "crown", "ibp").output_bounds(spec, need_upper=False)[0]
     assert torch.allclose(fused, plain, rtol=1e-10, atol=1e-9)
+
+
+def test_sparse_crown_bounds_differ_from_dense_in_both_directions_and_stay_sound():
+    """Sparse intermediate bounds are not 'never looser' for CROWN: relaxing an IBP-stable neuron
+    exactly changes later neurons' bounds, and CROWN's adaptive lower slope can flip with them.
+    On small random FC nets both directions occur; every bound holds at sampled points."""
+    torch.set_grad_enabled(False)
+    try:
+        seen = {"looser": 0, "tighter": 0}
+        for seed in range(30):
+            torch.manual_seed(seed)
+            net = nn.Sequential(nn.Flatten(), nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 8),
+                                nn.ReLU(), nn.Linear(8, 3)).double()
+            x = torch.rand(4, 1, 2, 2, dtype=torch.float64)
+            y = torch.randint(0, 3, (4,))
+            spec = margin_spec(y, 3, torch.float64)
+            lb, ub = linf_box(x, 0.4)
+            dense = linear_bounds(net, lb, ub, spec, "crown", sparse=False, need_upper=False)[0]
+            sparse = linear_bounds(net, lb, ub, spec, "crown", sparse=True, need_upper=False)[0]
+            seen["looser"] += int((sparse < dense - 1e-6).sum())
+            seen["tighter"] += int((sparse > dense + 1e-6).sum())
+            pts = lb.unsqueeze(1) + (ub - lb).unsqueeze(1) * torch.rand(4, 500, 1, 2, 2, dtype=torch.float64)
+            true = torch.einsum("bmk,bsk->bsm", spec, net(pts.flatten(0, 1)).view(4, 500, 3)).amin(1)
+            assert torch.all(sparse <= true + 1e-9) and torch.all(dense <= true + 1e-9)
+        assert seen["looser"] >= 1 and seen["tighter"] >= 1, seen
+    finally:
+        torch.set_grad_enabled(True)

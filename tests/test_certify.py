@@ -67,6 +67,42 @@ def test_milp_verdicts_match_brute_force():
     assert agree["certified"] >= 2 and agree["falsified"] >= 2  # both verdicts were exercised
 
 
+def test_milp_certifies_from_the_proven_bound_never_within_the_gap(monkeypatch):
+    """HiGHS stops at a relative gap of 1e-4: its reported optimum can be positive while the
+    true minimum lies in (dual bound, 0). A margin counts as certified only when the proven
+    (dual) bound is positive, and the certified margin is that bound."""
+    import lit_cert.certify.milp as milp_module
+
+    net = tiny_relu_net((2, 10, 8, 3), seed=0)
+    x = torch.tensor([[0.3, 0.6]], dtype=torch.float64)
+    label = int(net(x).argmax())
+    lb, ub = x - 0.05, x + 0.05
+    rows = np.delete(margin_spec(torch.tensor([label]), 3, torch.float64)[0].numpy(), label, axis=0)
+    args = (dense_affine_blocks(net, (2,)), lb[0].numpy(), ub[0].numpy(), pre_bounds_for(net, lb, ub), rows, 20)
+    honest = verify_milp(*args)
+    assert honest.status == "certified" and honest.min_margin > 0
+    real = milp_module.milp
+    consts = iter([float(r @ args[0][-1][1]) for r in rows])
+
+    def straddling(c, **kw):  # each row: found margin +1e-5, proven bound -1e-5 (a gap around 0)
+        res, const = real(c, **kw), next(consts)
+        res.fun, res.mip_dual_bound = -const + 1e-5, -const - 1e-5
+        return res
+
+    monkeypatch.setattr(milp_module, "milp", straddling)
+    out = verify_milp(*args)
+    assert out.status == "unknown" and "within the MIP gap" in out.reason
+
+    def looser(c, **kw):  # the true optimum with a looser, still positive proven bound
+        res = real(c, **kw)
+        res.mip_dual_bound = res.fun - 0.5 * honest.min_margin
+        return res
+
+    monkeypatch.setattr(milp_module, "milp", looser)
+    out = verify_milp(*args)
+    assert out.status == "certified" and out.min_margin == pytest.approx(0.5 * honest.min_margin, rel=1e-6)
+
+
 def test_dense_blocks_reproduce_the_network():
     from lit_cert.data import DataInfo
     from lit_cert.models import CONV
@@ -240,3 +276,36 @@ def test_export_onnx_and_vnnlib(workdir):
         label = int(dm.test_set[i][1])
         assert sorted(int(a) for a, b in disj) == [j for j in range(model.num_classes) if j != label]
         assert all(int(b) == label for _, b in disj)
+
+
+def test_near_zero_float32_certificates_are_rechecked_in_float64(monkeypatch):
+    """float32 engines round to nearest: a bound can sit a few ulps on the wrong side. A certificate
+    whose margin is near 0 is recomputed in float64 and kept only if it holds there. Here the
+    float32 engine is made to err by +2e-7 on a margin whose true minimum is -1e-7."""
+    import lit_cert.certify.cascade as cascade_module
+    from lit_cert.certify.cascade import summarize
+
+    net = nn.Sequential(nn.Flatten(), nn.Linear(2, 2))
+    with torch.no_grad():
+        net[1].weight.copy_(torch.tensor([[1.0, 0.0], [0.0, 0.0]]))
+        net[1].bias.zero_()
+    x = torch.tensor([[0.5, 0.5], [0.9, 0.5]])
+    eps = 0.25
+    # the margin of class 0 over class 1 is x0 - 0.25 - 1e-7: over sample 0's box (x0 >= 0.25) its
+    # minimum is -1e-7 (not robust); over sample 1's (x0 >= 0.65) it is ~0.4
+    with torch.no_grad():
+        net[1].bias.copy_(torch.tensor([-0.25 - 1e-7, 0.0]))
+    real = cascade_module.compute_bounds
+
+    def sloppy(net_, lb, ub, spec, method, trace=None):
+        out = real(net_, lb, ub, spec, method, trace)
+        return out + 2e-7 if lb.dtype == torch.float32 else out
+
+    monkeypatch.setattr(cascade_module, "compute_bounds", sloppy)
+    y = torch.tensor([0, 0])
+    res = Cascade(net, CascadeConfig(eps=eps, stages=("ibp",))).run(x, y, [0, 1])
+    assert res[0].status == "unknown" and res[0].details["float64_recheck"]["held"] is False
+    assert res[0].details["float64_recheck"]["float64_margin"] < 0 < res[0].details["float64_recheck"]["float32_margin"]
+    assert res[1].status == "certified" and "float64_recheck" not in res[1].details  # margin 0.4: far from 0
+    summary = summarize(res, ("ibp",))
+    assert summary["float64_rechecks"] == 1 and summary["float64_rechecks_failed"] == 1

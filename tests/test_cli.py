@@ -212,12 +212,15 @@ def test_sigterm_saves_last_checkpoint_and_resume_continues(workdir):
     assert torch.load(newest, weights_only=False)["global_step"] == state["global_step"] + 3
 
 
+NO_KAPPA = ["--schedule.kappa_start=0", "--schedule.kappa_end=0"]
+
+
 @pytest.mark.parametrize("method,extra,monitor", [
-    ("Standard", [], "val/nat_acc"),
+    ("Standard", NO_KAPPA, "val/nat_acc"),  # (they ignore the config's kappa ramp, so refuse it)
     ("PGDTraining", ["--model.pgd_eval_steps=3"], "val/pgd_acc"),
-    ("ExpectedTightBounds", [], "val/nat_acc"),
+    ("ExpectedTightBounds", NO_KAPPA, "val/nat_acc"),
     ("IBP", [], "val/cert_acc"),
-    ("Standard", ["--checkpoint.monitor=val/rob_loss", "--checkpoint.mode=min"], "val/rob_loss"),  # explicit wins
+    ("Standard", [*NO_KAPPA, "--checkpoint.monitor=val/rob_loss", "--checkpoint.mode=min"], "val/rob_loss"),  # explicit wins
 ])
 def test_best_checkpoint_monitor_follows_the_method(workdir, monkeypatch, method, extra, monitor):
     """Standard/PGD training never certifies anything: selecting by val/cert_acc would keep epoch 0."""
@@ -241,3 +244,41 @@ def test_class_switch_that_drops_an_interpolation_fails_clearly(workdir, capsys)
     err = capsys.readouterr().err
     assert "eps_test (${model.init_args.eps_train} in" in err and "--model.eps_test=VALUE" in err
     assert run_dirs(workdir) == []  # refused before anything was built
+
+
+def test_default_root_dir_holds_the_run_under_the_default_logger(workdir):
+    """--trainer.default_root_dir is where the run directory goes, logger or not (it used to be
+    ignored under the default W&B logger, whose save_dir 'runs' is relative to the cwd)."""
+    cfg = write_config(workdir)
+    main(["fit", "--config", cfg, "--trainer.max_epochs=1", "--trainer.default_root_dir=root"])
+    assert run_dirs(workdir) == [] and len(run_dirs(workdir / "root")) == 1
+    assert (Path(run_dirs(workdir / "root")[0]) / "checkpoints" / "last.ckpt").is_file()
+    main(["fit", "--config", cfg, "--trainer.max_epochs=1", "--trainer.default_root_dir=other", "--trainer.logger=false"])
+    assert len(run_dirs(workdir / "other")) == 1 and run_dirs(workdir) == []
+
+
+def test_no_test_metrics_for_weights_that_were_never_trained(workdir, capsys):
+    """An empty training loader (one sample, dropped for BatchNorm's sake) trains nothing: fit
+    stops with an error instead of testing the initial weights."""
+    cfg = write_config(workdir)
+    with pytest.raises(SystemExit) as ex:
+        main(["fit", "--config", cfg, "--data.init_args.train_size=1", "--test_after_fit=true"])
+    out = capsys.readouterr()
+    assert ex.value.code == 2 and "fit ran no training step" in out.err
+    assert "test natural accuracy" not in out.out + out.err
+
+
+def test_two_seeded_runs_give_identical_metrics(workdir, monkeypatch):
+    """The quick start's promise: on one machine and thread count a seeded run is deterministic
+    (the digits may differ across CPUs and thread counts, README)."""
+    cfg = write_config(workdir)
+    results = []
+    for i in range(2):
+        monkeypatch.setenv("LIT_CERT_RESULT_FILE", str(workdir / f"result{i}.json"))
+        main(["fit", "--config", cfg, "--test_after_fit", "true", "--data.init_args.crop_padding=1"])
+        import json
+
+        metrics = json.loads((workdir / f"result{i}.json").read_text())
+        results.append({k: v for k, v in metrics.items() if k.startswith(("test/", "val/", "train/"))})
+    assert results[0] and "test/cert_acc" in results[0] and "train/loss" in results[0]
+    assert results[0] == results[1]

@@ -12,13 +12,19 @@ import scipy.io
 import torch
 
 from lit_cert.data import CIFAR10, MNIST, SVHN, DataNotFoundError, FashionMNIST, SyntheticImages, random_crop_flip
-from lit_cert.errors import ConfigError
+from lit_cert.errors import ConfigError, DataError
 from lit_cert.data.mnist import read_idx
 
 
-def write_idx(path: Path, array: np.ndarray, gz: bool = True) -> None:
-    header = bytes([0, 0, 0x08, array.ndim]) + struct.pack(">" + "I" * array.ndim, *array.shape)
-    payload = header + array.astype(np.uint8).tobytes()
+IDX_TYPES = {np.dtype(np.uint8): 0x08, np.dtype(np.int8): 0x09, np.dtype(">i2"): 0x0B, np.dtype(">i4"): 0x0C,
+             np.dtype(">f4"): 0x0D, np.dtype(">f8"): 0x0E}
+
+
+def write_idx(path: Path, array: np.ndarray, gz: bool = True, dtype=np.uint8) -> None:
+    """An IDX file of element type ``dtype`` (unsigned bytes, as distributed, by default)."""
+    dtype = np.dtype(dtype).newbyteorder(">") if np.dtype(dtype).itemsize > 1 else np.dtype(dtype)
+    header = bytes([0, 0, IDX_TYPES[dtype], array.ndim]) + struct.pack(">" + "I" * array.ndim, *array.shape)
+    payload = header + array.astype(dtype).tobytes()
     if gz:
         with gzip.open(str(path) + ".gz", "wb") as f:
             f.write(payload)
@@ -138,8 +144,10 @@ DEBIAN_FMNIST = Path("/usr/share/datasets/fashion-mnist")
 
 
 @pytest.mark.skipif(not DEBIAN_FMNIST.is_dir() and not os.environ.get("CI"), reason="dataset-fashion-mnist not installed")
-def test_fashion_mnist_from_debian_package(tmp_path):
-    dm = FashionMNIST(data_dir=str(tmp_path / "empty"), download=False, val_size=5000)
+def test_fashion_mnist_from_debian_package(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)  # no ./data here, and no folder named: the system copy is used
+    monkeypatch.delenv("LIT_CERT_DATA", raising=False)
+    dm = FashionMNIST(download=False, val_size=5000)
     dm.prepare_data()
     assert dm.locate() == DEBIAN_FMNIST
     dm.setup()
@@ -148,6 +156,67 @@ def test_fashion_mnist_from_debian_package(tmp_path):
     assert sorted(dm.test_set.labels.unique().tolist()) == list(range(10))
     mean = dm.test_set.images.float().mean().item() / 255
     assert abs(mean - FashionMNIST.info.mean[0]) < 0.01
+    assert (f"lit_cert: data Fashion-MNIST from {DEBIAN_FMNIST}: 55000 training / 5000 validation / 10000 test images"
+            in capsys.readouterr().err)
+
+
+@pytest.mark.parametrize("idx_type", [np.float32, np.float64])
+def test_float_idx_pixels_are_read_as_floats_not_blanked(tmp_path, idx_type):
+    """Float IDX images in [0, 1] (types 0x0D/0x0E) keep their values; a cast to bytes would make
+    every pixel 0 and train on blank images."""
+    data = make_idx_dataset(tmp_path, n_train=30, n_test=10)
+    for prefix in ("train", "t10k"):
+        (tmp_path / f"{prefix}-images-idx3-ubyte.gz").unlink()
+        write_idx(tmp_path / f"{prefix}-images-idx3-ubyte", data[prefix][0] / 255.0, dtype=idx_type)
+    dm = MNIST(data_dir=str(tmp_path), val_size=5, download=False, downsample=4)
+    dm.setup()
+    x, _ = dm.test_set[0]
+    expected = torch.nn.functional.avg_pool2d(torch.from_numpy(data["t10k"][0][:1] / 255.0).float()[None], 7)[0]
+    assert x.dtype == torch.float32 and x.max() > 0.2
+    assert torch.allclose(x, expected, atol=1e-6)
+    full = MNIST(data_dir=str(tmp_path), val_size=5, download=False)
+    full.setup()
+    assert torch.allclose(full.test_set[3][0][0], torch.from_numpy(data["t10k"][0][3]).float() / 255, atol=1e-6)
+
+
+@pytest.mark.parametrize("values, message", [
+    (lambda x: x.astype(np.float32), r"float pixels range over \[0, 255\], expected \[0, 1\]"),
+    (lambda x: np.where(x > 128, np.nan, x / 255.0), "NaN or infinite"),
+    (lambda x: x.astype(np.int16) * 3, r"integer pixels range over \[0, 765\]"),
+])
+def test_pixels_outside_their_range_are_refused(tmp_path, values, message):
+    data = make_idx_dataset(tmp_path, n_train=30, n_test=10)
+    raw = values(data["train"][0])
+    (tmp_path / "train-images-idx3-ubyte.gz").unlink()
+    write_idx(tmp_path / "train-images-idx3-ubyte", raw, dtype=raw.dtype if raw.dtype != np.float64 else np.float32)
+    with pytest.raises(DataError, match=message):
+        MNIST(data_dir=str(tmp_path), val_size=5, download=False).setup()
+
+
+def test_a_named_folder_is_used_or_refused_never_replaced(tmp_path, monkeypatch):
+    """data_dir (or $LIT_CERT_DATA) that lacks the files stops with what is missing -- never the
+    system copy instead: a typo, an empty folder, or only some of the files."""
+    make_idx_dataset(tmp_path / "system")
+    monkeypatch.setattr(FashionMNIST, "system_dirs", (str(tmp_path / "system"),))
+    monkeypatch.delenv("LIT_CERT_DATA", raising=False)
+    (tmp_path / "empty").mkdir()
+    partial = tmp_path / "partial"
+    make_idx_dataset(partial)
+    for name in ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"):
+        (partial / name).unlink()
+    for folder, message in ((tmp_path / "typo", "no such folder"), (tmp_path / "empty", "missing"),
+                            (partial, "holds only part of the dataset")):
+        dm = FashionMNIST(data_dir=str(folder), download=False)
+        with pytest.raises(DataNotFoundError, match=message) as err:
+            dm.prepare_data()
+        assert str(folder) in str(err.value) and str(tmp_path / "system") not in str(err.value)
+        assert "t10k-images-idx3-ubyte" in str(err.value)
+    monkeypatch.setenv("LIT_CERT_DATA", str(tmp_path / "empty"))
+    with pytest.raises(DataNotFoundError, match=r"\$LIT_CERT_DATA folder"):
+        FashionMNIST(download=False).prepare_data()
+    monkeypatch.delenv("LIT_CERT_DATA")
+    monkeypatch.chdir(tmp_path / "empty")  # nothing named: ./data, then the system copy
+    assert FashionMNIST(download=False).locate() == tmp_path / "system"
 
 
 def test_random_crop_flip_is_a_shift_and_mirror():

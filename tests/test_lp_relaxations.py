@@ -152,3 +152,32 @@ def test_training_and_certifying_with_an_lp_relaxation():
     tri = compute_bounds(m.net.eval(), lb, ub, spec, "triangle")
     crown = compute_bounds(m.net, lb, ub, spec, "crown")
     assert torch.all(tri >= crown - 1e-4)
+
+
+def test_lp_training_with_batchnorm_bounds_the_clean_batch_network():
+    """In training mode the LP probes the layers with unit vectors: they must not replace the
+    clean batch's BatchNorm statistics nor update the running ones (they used to, so the LP
+    bounded a different network)."""
+    from lit_cert.layers import frozen_batch_stats, recording_batchnorms
+    from lit_cert.models import FC
+
+    dm = SyntheticImages(in_shape=(1, 4, 4), train_size=32, val_size=8, test_size=8, batch_size=16)
+    dm.setup()
+    x, y = dm.train_set.images[:8].float() / 255, dm.train_set.labels[:8]
+    m = LPRelaxationTraining(network=FC(hidden=(10, 8), bn=True), data_info=dm.info, eps_train=0.05, eps_test=0.05,
+                             relaxation="triangle").train()
+    m.eps, m.kappa = 0.05, 0.0
+    bns = recording_batchnorms(m.net)
+    with torch.no_grad():
+        m.net(x)  # the clean pass: what the bounds must describe
+    clean = [(bn.batch_mean.clone(), bn.running_mean.clone()) for bn in bns]
+    lb, ub = linf_box(x, 0.05)
+    spec = margin_spec(y, dm.info.num_classes)
+    low = m.propagate(lb, ub, spec, None).detach()
+    for bn, (mean, running) in zip(bns, clean):
+        assert torch.equal(bn.batch_mean, mean) and torch.equal(bn.running_mean, running)
+    with torch.no_grad(), frozen_batch_stats(m.net):  # sampled points of the clean-batch network
+        pts = lb.unsqueeze(1) + (ub - lb).unsqueeze(1) * torch.rand(8, 300, *lb.shape[1:])
+        true = torch.einsum("bmk,bsk->bsm", spec, m.net(pts.flatten(0, 1)).view(8, 300, -1)).amin(1)
+    assert torch.all(low <= true + 1e-5)
+    assert torch.allclose(low, compute_bounds(m.net, lb, ub, spec, "triangle").detach(), atol=1e-5)

@@ -240,3 +240,43 @@ def test_stopping_a_sweep_stops_its_running_child(workdir, sig, code, name):
     records = [json.loads(line) for line in (workdir / "out" / "results.jsonl").read_text().splitlines()] \
         if (workdir / "out" / "results.jsonl").is_file() else []
     assert not any(r["status"] == "finished" for r in records)  # the stopped run is not recorded as done
+
+
+# --------------------------------------------------------------------------- every accepted option acts
+SHARED_OPTIONS = {"elision": False, "relu_shrinkage": 0.5, "bn_statistics": "detached"}
+
+
+def _loss_and_gradients(cls, extra, option, bn):
+    dm = SyntheticImages(train_size=32, val_size=16, test_size=16, batch_size=32)
+    dm.setup()
+    x, y = dm.train_set.images[:16].float() / 255, dm.train_set.labels[:16]
+    net = FC(hidden=[16, 16], bn=bn) if cls in (RelaxationTraining, ExpectedTightBounds) else CNN3(width=0.5, bn=bn)
+    torch.manual_seed(0)
+    m = cls(network=net, data_info=dm.info, eps_train=0.1, eps_test=0.1, **extra, **option)
+    m.train()
+    m.eps, m.kappa, m.ramp_progress, m.beta = 0.1, 0.0, 1.0, 0.5
+    torch.manual_seed(1)
+    loss = m.training_loss(x, y)[0]
+    grads = torch.autograd.grad(loss, [p for p in m.parameters() if p.requires_grad], allow_unused=True)
+    return loss.detach(), [g if g is not None else torch.zeros(()) for g in grads]
+
+
+@pytest.mark.parametrize("option", sorted(SHARED_OPTIONS))
+@pytest.mark.parametrize("name", sorted(METHODS))
+def test_every_accepted_option_changes_the_training_signal(name, option):
+    """A method that accepts an option must act on it: with it the loss or the gradient differs
+    from the default's on the same weights and batch; a method for which the option means
+    nothing refuses it (CROWN-IBP used to accept relu_shrinkage and elision: false and ignore both)."""
+    from lit_cert.errors import ConfigError
+
+    cls, extra, _ = METHODS[name]
+    value = {option: SHARED_OPTIONS[option]}
+    try:
+        changed = _loss_and_gradients(cls, extra, value, bn=option == "bn_statistics")
+    except (ConfigError, TypeError) as err:  # refused: fine, if it says why
+        assert option in str(err)
+        return
+    base = _loss_and_gradients(cls, extra, {}, bn=option == "bn_statistics")
+    differs = not torch.allclose(changed[0], base[0], rtol=1e-6, atol=1e-8) or any(
+        not torch.allclose(a, b, rtol=1e-5, atol=1e-8) for a, b in zip(changed[1], base[1]))
+    assert differs, f"{name} accepts {option}={SHARED_OPTIONS[option]!r} but its training signal is unchanged"

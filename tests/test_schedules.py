@@ -77,6 +77,41 @@ def test_invalid_schedules_are_rejected():
         CertifiedSchedule(warmup_epochs=-1)
 
 
+@pytest.mark.parametrize("cls, settings, message", [
+    ("COLT", {"kappa_start": 1.0, "kappa_end": 0.5}, "COLT does not use kappa"),
+    ("ExpectedTightBounds", {"kappa_start": 0.5}, "ExpectedTightBounds does not use kappa"),
+    ("Standard", {"kappa_start": 1.0}, "Standard does not use kappa"),
+    ("IBP", {"beta_start": 1.0, "beta_end": 1.0}, "IBP does not use beta"),
+])
+def test_schedule_refuses_values_the_method_ignores(cls, settings, message):
+    from lit_cert import methods
+    from lit_cert.errors import ConfigError
+
+    dm = SyntheticImages(train_size=32, val_size=16, test_size=16)
+    model = getattr(methods, cls)(network=CNN3(width=0.5), data_info=dm.info, eps_train=0.1, eps_test=0.1)
+    with pytest.raises(ConfigError, match=message):
+        CertifiedSchedule(**settings).check_method(model)
+    CertifiedSchedule().check_method(model)  # the defaults are always fine
+    if cls != "IBP":
+        CertifiedSchedule(beta_start=1.0, beta_end=1.0).check_method(methods.CROWNIBP(
+            network=CNN3(width=0.5), data_info=dm.info, eps_train=0.1, eps_test=0.1))
+
+
+def test_colt_logs_its_stage_mix_not_kappa():
+    """COLT's mixing of the current and previous stage's loss is not the schedule's natural-loss
+    weight; it used to be logged as train/kappa."""
+    from lit_cert.methods import COLT
+    from lit_cert.models import FC
+
+    dm = SyntheticImages(train_size=32, val_size=16, test_size=16)
+    dm.setup()
+    x, y = dm.train_set.images[:8].float() / 255, dm.train_set.labels[:8]
+    m = COLT(network=FC(hidden=[8, 8]), data_info=dm.info, eps_train=0.05, eps_test=0.05, n_rand_proj=4)
+    m.train()
+    logs = m.training_loss(x, y)[1]
+    assert "stage_mix" in logs and "kappa" not in logs
+
+
 class Recorder(L.Callback):
     """Records (global step, eps, kappa) as used by each training step."""
 

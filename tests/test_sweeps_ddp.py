@@ -198,3 +198,69 @@ def test_bayes_proposals_come_from_the_wandb_engine():
         assert len(proposal) == 1 and set(proposal[0]) == {lam, width}
         assert 0.1 <= proposal[0][lam] <= 0.9 and proposal[0][width] in (0.5, 1.0, 2.0)
         assert type(proposal[0][lam]) is float  # plain Python, not numpy
+
+
+FAKE_RUN = """
+import json, os, sys
+value = float(sys.argv[1].split("=", 1)[1])
+json.dump({"val/cert_acc": value / 10, "val/nat_acc": 0.9, "run_dir": "."}, open(os.environ["LIT_CERT_RESULT_FILE"], "w"))
+"""
+
+
+def _fake_sweep(workdir, metric="val/cert_acc", values=(1, 2, 3)):
+    """A sweep whose 'runs' are a two-line script writing a result file: the runner's logic without fits."""
+    (workdir / "fake.py").write_text(FAKE_RUN)
+    (workdir / "s.yaml").write_text(textwrap.dedent(f"""
+        method: grid
+        metric: {{name: {metric}, goal: maximize}}
+        parameters:
+          a: {{values: {list(values)}}}
+        command:
+          - ${{interpreter}}
+          - fake.py
+          - ${{args}}
+        """))
+    return str(workdir / "s.yaml")
+
+
+def test_a_misspelt_sweep_metric_stops_with_the_logged_keys(workdir, capsys):
+    sweep = _fake_sweep(workdir, metric="val/cert_accc")
+    with pytest.raises(SystemExit) as ex:
+        main(["sweep", sweep, "--out", "out"])
+    err = capsys.readouterr().err
+    line = [x for x in err.splitlines() if x.startswith("lit_cert: error:")]
+    assert ex.value.code == 2 and len(line) == 1
+    assert "'val/cert_accc' is not logged" in line[0] and "val/nat_acc" in line[0] and "Did you mean val/cert_acc?" in line[0]
+    assert len((workdir / "out" / "results.jsonl").read_text().splitlines()) == 1  # stopped after the first run
+    # fixed name: the finished run is kept (not re-run) and the metric is read from what it logged
+    records = main(["sweep", _fake_sweep(workdir), "--out", "out"])
+    table = (workdir / "out" / "results.csv").read_text().splitlines()
+    assert len(records) == 3 and all(r["status"] == "finished" for r in records)
+    assert [row.split(",")[2] for row in table[1:]] == ["0.1", "0.2", "0.3"]
+    assert len((workdir / "out" / "results.jsonl").read_text().splitlines()) == 3
+
+
+def test_a_truncated_last_record_is_rerun_not_a_traceback(workdir, capsys):
+    sweep = _fake_sweep(workdir, values=(1, 2))
+    main(["sweep", sweep, "--out", "out"])
+    log = workdir / "out" / "results.jsonl"
+    lines = log.read_text().splitlines()
+    log.write_text(lines[0] + "\n" + lines[1][: len(lines[1]) // 2])  # a kill mid-append
+    records = main(["sweep", sweep, "--out", "out"])
+    assert "line 2 is not a complete record" in capsys.readouterr().err
+    assert sorted(r["params"]["a"] for r in records if r["status"] == "finished") == [1, 2]
+    assert [json.loads(x)["params"]["a"] for x in log.read_text().splitlines()[2:]] == [2]  # the damaged run reran
+
+
+@pytest.mark.parametrize("parameters, message", [
+    ("{a: 3}", "parameter 'a' must be a mapping"),
+    ("{a: {values: []}}", "values must be a non-empty list"),
+    ("{a: {min: 3, max: 1}}", "needs values, value, or numeric min <= max"),
+    ("[a, b]", "parameters must be a non-empty mapping"),
+])
+def test_malformed_sweep_parameters_are_one_line(workdir, capsys, parameters, message):
+    (workdir / "s.yaml").write_text(f"method: grid\nparameters: {parameters}\n")
+    with pytest.raises(SystemExit) as ex:
+        main(["sweep", "s.yaml", "--out", "out"])
+    err = capsys.readouterr().err
+    assert ex.value.code == 2 and "Traceback" not in err and message in err

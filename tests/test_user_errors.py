@@ -78,14 +78,54 @@ FIT_CASES = {
     "eps-test-above-1": (["--model.eps_test=1.5"], "eps_test must be a finite radius"),
     "lr-zero": (["--model.lr=0"], "lr must be > 0"),
     "unknown-certifier": (["--model.certifier=magic"], "unknown certifier"),
+    # what the config parser (jsonargparse) rejects: one line with the cause, not a usage dump
+    "eps-nan": (["--model.eps_train=nan"], "model.init_args.eps_train: must be a finite number, got nan"),
+    "eps-inf": (["--model.eps_test=inf"], "model.init_args.eps_test: must be a finite number, got inf"),
+    "method-class-typo": (["--model=lit_cert.methods.IPB"], "no class lit_cert.methods.IPB (did you mean lit_cert.methods.IBP?)"),
+    "network-class-typo": (["--model.network=lit_cert.models.CNN4"], "model.init_args.network: no class lit_cert.models.CNN4 (did you mean"),
+    "data-class-typo": (["--data=lit_cert.data.MNST"], "did you mean lit_cert.data.MNIST?"),
+    "model-key-typo": (["--model.init_args.eps_trian=0.1"], "unknown argument 'eps_trian' of lit_cert.methods.IBP (did you mean eps_train?)"),
+    "network-key-typo": (["--model.network.init_args.widht=2"], "model.init_args.network.init_args.widht: unknown argument 'widht' of lit_cert.models.CNN3 (did you mean width?)"),
+    "trainer-key-typo": (["--trainer.max_epoch=3"], "unknown option --trainer.max_epoch (did you mean --trainer.max_epochs?)"),
+    "schedule-key-typo": (["--schedule.ramp_epoch=3"], "did you mean --schedule.ramp_epochs?"),
+    "unknown-optimizer": (["--model.optimizer=adm"], "model.init_args.optimizer: must be one of adam, sgd, got 'adm' (did you mean adam?)"),
+    "not-a-number": (["--model.lr=fast"], "model.init_args.lr: expected float, got 'fast'"),
+    "missing-config": (["--config=missing.yaml"], "missing.yaml' does not exist"),
+    "malformed-config": (["--config=malformed.yaml"], "malformed.yaml is not valid YAML"),
+    "config-not-a-mapping": (["--config=scalar.yaml"], "scalar.yaml is not a mapping"),
+    # a fit that would train nothing (and report untrained weights with --test_after_fit)
+    "max-epochs-0": (["--trainer.max_epochs=0", "--test_after_fit=true"], "trainer.max_epochs=0 would train nothing"),
+    "max-steps-0": (["--trainer.max_steps=0"], "trainer.max_steps=0 would train nothing"),
+    "limit-train-batches-0": (["--trainer.limit_train_batches=0"], "trainer.limit_train_batches=0 would train nothing"),
+    "limit-train-batches-0.0": (["--trainer.limit_train_batches=0.0"], "trainer.limit_train_batches=0.0 would train nothing"),
 }
 
 
 @pytest.mark.parametrize("name", sorted(FIT_CASES))
 def test_bad_fit_arguments(workdir, capsys, name):
     extra, message = FIT_CASES[name]
-    expect_user_error(capsys, ["fit", "--config", write_config(workdir), *extra], message)
-    assert run_dirs(workdir) == []
+    (workdir / "malformed.yaml").write_text("model: [unclosed\n  eps: 1\n")
+    (workdir / "scalar.yaml").write_text("just a sentence\n")
+    err = expect_user_error(capsys, ["fit", "--config", write_config(workdir), *extra], message)
+    assert run_dirs(workdir) == [] and "usage:" not in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_test_and_validate_need_a_checkpoint(workdir, capsys):
+    """Without --ckpt_path they would report the metrics of freshly initialised weights."""
+    for command in ("test", "validate"):
+        expect_user_error(capsys, [command, "--config", write_config(workdir)], f"{command} needs --ckpt_path")
+
+
+def test_unknown_command_suggests_one(workdir, capsys):
+    expect_user_error(capsys, ["fot", "--config", write_config(workdir)], "unknown command 'fot' (did you mean fit?)")
+
+
+def test_help_and_print_config_still_print(workdir, capsys):
+    for flag in ("--help", "--print_config"):
+        with pytest.raises(SystemExit) as ex:
+            main(["fit", "--config", write_config(workdir), flag])
+        assert ex.value.code == 0
+        assert ("usage:" if flag == "--help" else "model:") in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("problem,message", [

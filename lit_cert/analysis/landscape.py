@@ -44,7 +44,7 @@ def gradient_direction(net, lb, ub, output, relaxation) -> list[torch.Tensor]:
     norm = torch.sqrt(sum((g**2).sum() for g in grads))
     if norm < 1e-12:  # flat here: fall back to a fixed random direction
         gen = torch.Generator().manual_seed(0)
-        grads = [torch.randn(p.shape, generator=gen, dtype=p.dtype) for p in params]
+        grads = [torch.randn(p.shape, generator=gen, dtype=p.dtype).to(p.device) for p in params]
         norm = torch.sqrt(sum((g**2).sum() for g in grads))
     return [g / norm for g in grads]
 

@@ -12,7 +12,7 @@
 """
 
 from lit_cert.bounds.box import flat_layers, interval_bounds, margin_bounds_ibp
-from lit_cert.bounds.region import linf_box
+from lit_cert.bounds.region import certified_box, linf_box
 from lit_cert.bounds.registry import BOUND_METHODS, BoundMethod, bound_method, compute_bounds
 from lit_cert.bounds.spec import is_certified, margin_spec, robust_cross_entropy
 from lit_cert.bounds.trace import IntervalTrace
@@ -22,6 +22,7 @@ __all__ = [
     "interval_bounds",
     "margin_bounds_ibp",
     "linf_box",
+    "certified_box",
     "BOUND_METHODS",
     "BoundMethod",
     "bound_method",

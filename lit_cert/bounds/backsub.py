@@ -25,12 +25,17 @@ only the IBP-unstable neurons of a layer are back-substituted -- packed per samp
 rows as the most unstable sample needs -- and the others keep their IBP bounds. The result equals
 the dense computation (``sparse=False``: every neuron back-substituted with the relaxation's own
 bounds, as the paradox authors' code does) whenever every IBP-stable neuron is also stable under
-the relaxation's bounds. That always holds for hBox (its bounds lie inside IBP's) and held for
-every neuron of randomly initialised networks in our trials, but not always on trained ones:
-CROWN's and DeepZ's bound of a single neuron can be looser than IBP's (e.g. CROWN's lower line
-``x`` over ``[-1, 2]`` against IBP's 0), and then the sparse bounds are *tighter* than the dense
-ones -- never looser, always sound (tests/test_bound_engine.py has such a case). Training with
-CROWN/DeepZ therefore defaults to dense (the reference's loss), see
+the relaxation's bounds. That always holds for hBox (its bounds lie inside IBP's and its
+relaxation does not depend on where in ``[l, u]`` zero lies), and held for every neuron of
+randomly initialised networks in our trials, but not always otherwise: CROWN's and DeepZ's bound
+of a single neuron can be looser than IBP's (e.g. CROWN's lower line ``x`` over ``[-1, 2]``
+against IBP's 0). The sparse bounds are then **different, in either direction** -- both are
+sound. A neuron that sparse relaxes exactly makes its own bound tighter, but a *later* unstable
+neuron's CROWN relaxation depends on its bounds (the adaptive lower slope, ``x`` if ``u >= -l``
+else 0; DeepZ's slope ``u/(u-l)``), so tighter intermediate bounds can change a slope and make
+the final margin *looser*: a probe of 508 random margins found 6 looser (by up to 0.115) and
+more tighter; tests/test_bound_engine.py constructs both cases.
+Training with CROWN/DeepZ therefore defaults to dense (the reference's loss), see
 :class:`lit_cert.methods.RelaxationTraining`. The argument needs a sound relaxation, so only the
 registered ones use sparsity; a custom rule such as seed 001's expected-bound masks (not sound)
 always runs dense.
@@ -44,6 +49,7 @@ of the true class is not walked (:func:`lit_cert.bounds.spec.skip_zero_rows`).
 
 from __future__ import annotations
 
+import math
 from typing import Callable, Literal, Sequence
 
 import torch
@@ -413,7 +419,7 @@ class LinearBounds:
         shaped like it: one back-substitution row per neuron. The rows start batch-independent
         (batch dimension 1) and only become per-sample at the first ReLU."""
         shape = self.shapes[idx]
-        n = int(torch.tensor(shape[1:]).prod())
+        n = math.prod(shape[1:])
         eye = torch.eye(n, dtype=self.lb.dtype, device=self.lb.device).view(1, n, *shape[1:])
         low, up = self.bounds(idx, eye)
         return low.view(shape), up.view(shape)

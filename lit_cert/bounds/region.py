@@ -25,6 +25,27 @@ def linf_box(
     return lb, ub
 
 
+def certified_box(
+    x: torch.Tensor, eps: float | torch.Tensor, lo: float = 0.0, hi: float = 1.0
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`linf_box` rounded *outward*: a box in ``x``'s dtype that contains the exact ball
+    ``[x - eps, x + eps] ∩ [lo, hi]``, for everything reported as certified.
+
+    ``x - eps`` in float32 rounds to nearest, so the computed box can lie up to half an ulp
+    *inside* the ball a certificate claims; here each end is computed in float64 and moved one
+    ulp outward wherever the rounded value is not certainly outside (the clipping to ``[lo, hi]``
+    is exact). The box grows by at most two ulps per side; training keeps :func:`linf_box`."""
+    if isinstance(eps, torch.Tensor) and eps.dim() == 1:
+        eps = eps.view(-1, *([1] * (x.dim() - 1)))
+    wide = x.double()
+    eps64 = eps.double() if isinstance(eps, torch.Tensor) else float(eps)
+    exact_lo, exact_hi = wide - eps64, wide + eps64
+    lb, ub = exact_lo.to(x.dtype), exact_hi.to(x.dtype)
+    lb = torch.where(lb.double() >= exact_lo, torch.nextafter(lb, torch.full_like(lb, -float("inf"))), lb)
+    ub = torch.where(ub.double() <= exact_hi, torch.nextafter(ub, torch.full_like(ub, float("inf"))), ub)
+    return torch.clamp(lb, min=lo, max=hi), torch.clamp(ub, min=lo, max=hi)
+
+
 def small_box(
     x: torch.Tensor, eps: float, lam: float, point: torch.Tensor, convention: BoxConvention = "sabr"
 ) -> tuple[torch.Tensor, torch.Tensor]:

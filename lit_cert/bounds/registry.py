@@ -6,6 +6,9 @@ computation everywhere and a new relaxation is added in one place. Each entry ma
 ``(net, lb, ub, spec, trace)`` to sound lower bounds (B, M) of the margins ``spec @ net(x)``
 over the box ``[lb, ub]``; methods that walk IBP record that walk into ``trace`` when given one.
 
+Every entry runs in full float32 (or float64) precision: autocast, TF32 and reduced float32
+matmul precision are switched off while it runs (:mod:`lit_cert.numerics`).
+
 Not in this table, on purpose: the *unsound* training signals (expected tight bounds, SABR's
 small box, TAPS' latent PGD), which must never certify anything.
 """
@@ -23,6 +26,7 @@ from lit_cert.bounds.backsub import LinearBounds
 from lit_cert.bounds.box import margin_bounds_ibp
 from lit_cert.bounds.trace import IntervalTrace
 from lit_cert.errors import ConfigError
+from lit_cert.numerics import certified_numerics, check_full_precision_weights, full_precision
 
 MarginBound = Callable[[nn.Module, torch.Tensor, torch.Tensor, torch.Tensor, "IntervalTrace | None"], torch.Tensor]
 
@@ -40,7 +44,12 @@ class BoundMethod:
     cost: str
 
     def __call__(self, net, lb, ub, spec, trace=None) -> torch.Tensor:
-        return self.fn(net, lb, ub, spec, trace)
+        """Sound lower bounds, computed in full precision whatever autocast, TF32 or the float32
+        matmul precision say outside (:func:`lit_cert.numerics.certified_numerics`)."""
+        check_full_precision_weights(net)
+        with certified_numerics():
+            lb, ub, spec = full_precision(lb, ub, spec)
+            return self.fn(net, lb, ub, spec, trace)
 
 
 def _linear(relaxation: str, intermediate: str) -> MarginBound:

@@ -137,8 +137,21 @@ class CertifiedSchedule(Callback):
             if key in values:
                 setattr(pl_module, key, values[key])
 
+    def check_method(self, pl_module: L.LightningModule) -> None:
+        """Refuse kappa / beta settings the method would ignore (a user setting ``kappa_start: 1``
+        for COLT or expected bounds, or a beta ramp for IBP, would otherwise see it logged and
+        applied to nothing). Defaults (kappa 0 -> 0, beta 1 -> 0) are always accepted."""
+        name = type(pl_module).__name__
+        if not getattr(pl_module, "USES_KAPPA", True) and (self.kappa_start, self.kappa_end) != (0.0, 0.0):
+            raise ConfigError(f"schedule.kappa_start/kappa_end ({self.kappa_start} -> {self.kappa_end}) weigh the natural "
+                              f"loss of certified training; {name} does not use kappa: leave them unset")
+        if not getattr(pl_module, "USES_BETA", False) and (self.beta_start, self.beta_end) != (1.0, 0.0):
+            raise ConfigError(f"schedule.beta_start/beta_end ({self.beta_start} -> {self.beta_end}) mix CROWN-IBP and IBP "
+                              f"bounds; {name} does not use beta (CROWNIBP does): leave them unset")
+
     # ------------------------------------------------------------------ hooks
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.check_method(pl_module)
         if self.applied:  # restored from a checkpoint: continue exactly where we stopped
             self._set(pl_module, self.applied)
         else:

@@ -312,7 +312,8 @@ class BranchAndBound:
         """Two children per parent: its chosen neuron fixed active (first half) and inactive."""
         k = len(parents)
         dup = parents.take(torch.cat([torch.arange(k, device=parents.value.device)] * 2))
-        sign = torch.cat([torch.ones(k, dtype=torch.int8), -torch.ones(k, dtype=torch.int8)]).to(parents.value.device)
+        device = parents.value.device
+        sign = torch.cat([torch.ones(k, dtype=torch.int8, device=device), -torch.ones(k, dtype=torch.int8, device=device)])
         splits = {i: s.clone() for i, s in dup.splits.items()}
         for pos in set(parents.choice[:, 0].tolist()):
             idx = self.relu_idx[pos]

@@ -14,6 +14,7 @@ The incomplete bound stages take their bounds from :mod:`lit_cert.bounds.registr
 
 from __future__ import annotations
 
+import copy
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Callable, Literal
@@ -26,13 +27,14 @@ from lit_cert.attacks import pgd_attack
 from lit_cert.bounds.alpha_crown import alpha_crown_margins
 from lit_cert.bounds.backsub import LinearBounds, layer_shapes
 from lit_cert.bounds.box import flat_layers, interval_bounds
-from lit_cert.bounds.region import linf_box
+from lit_cert.bounds.region import certified_box
 from lit_cert.bounds.registry import compute_bounds
 from lit_cert.bounds.spec import is_certified, margin_spec
 from lit_cert.bounds.trace import IntervalTrace
 from lit_cert.certify.bab import BaBConfig, BranchAndBound
 from lit_cert.certify.milp import dense_affine_blocks, verify_milp
 from lit_cert.errors import ConfigError
+from lit_cert.numerics import certified_numerics, check_full_precision_weights, full_precision
 
 Status = Literal["certified", "falsified", "misclassified", "unknown"]
 
@@ -104,7 +106,7 @@ class CascadeConfig:
 def _min_other(margins: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Smallest margin to another class (the true class's own margin, 0, is excluded)."""
     masked = margins.clone()
-    masked[torch.arange(len(y)), y] = float("inf")
+    masked[torch.arange(len(y), device=y.device), y] = float("inf")
     return masked.min(dim=1).values
 
 
@@ -118,15 +120,41 @@ def _pgd_stage(cascade: "Cascade", todo: list[Verdict], x, y, lb, ub, spec) -> N
             v.decide("falsified", "pgd", m)
 
 
-def _bound_stage(name: str, bound: Callable[["Cascade", torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor], chunked: bool = False):
+#: a certificate whose margin is within this fraction of the network's output scale of 0 is
+#: re-checked in float64: float32 bound engines round to nearest, not outward, so a tight bound
+#: can sit ~|value| * 6e-8 per operation on the wrong side of the truth
+RECHECK_RTOL = 1e-3
+
+
+def needs_float64_recheck(margin: float, scale: float) -> bool:
+    """Whether a float32 certificate with this margin is too close to 0 to trust as computed."""
+    return margin <= RECHECK_RTOL * (1.0 + scale)
+
+
+def _bound_stage(name: str, bound: Callable[["Cascade", nn.Module, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor],
+                 chunked: bool = False):
     """A bound stage; ``chunked`` stages back-substitute every hidden neuron, so their samples go
-    in chunks that fit the configured memory (:meth:`Cascade.samples_per_chunk`)."""
+    in chunks that fit the configured memory (:meth:`Cascade.samples_per_chunk`). A certificate
+    whose margin is near 0 (:func:`needs_float64_recheck`) is recomputed in float64 -- box and
+    network -- and kept only if it holds there (``details["float64_recheck"]``)."""
 
     def run(cascade: "Cascade", todo: list[Verdict], x, y, lb, ub, spec) -> None:
         step = cascade.samples_per_chunk(x.shape[1:]) if chunked else len(todo)
         with torch.no_grad():
-            margins = torch.cat([bound(cascade, lb[i : i + step], ub[i : i + step], spec[i : i + step]) for i in range(0, len(todo), step)])
-        for v, ok, m in zip(todo, is_certified(margins, y).tolist(), _min_other(margins, y).tolist()):
+            margins = torch.cat([bound(cascade, cascade.net, lb[i : i + step], ub[i : i + step], spec[i : i + step])
+                                 for i in range(0, len(todo), step)])
+        certified, mins = is_certified(margins, y).tolist(), _min_other(margins, y).tolist()
+        recheck = [j for j, (ok, m) in enumerate(zip(certified, mins)) if ok and x.dtype != torch.float64
+                   and needs_float64_recheck(m, cascade.output_scale(todo[j]))]
+        if recheck:
+            sel = torch.tensor(recheck, device=x.device)
+            lb64, ub64 = certified_box(x[sel].double(), cascade.config.eps)
+            with torch.no_grad():
+                m64 = bound(cascade, cascade.net64(), lb64, ub64, spec[sel].double())
+            for j, ok64, m in zip(recheck, is_certified(m64, y[sel]).tolist(), _min_other(m64, y[sel]).tolist()):
+                todo[j].details["float64_recheck"] = {"stage": name, "float32_margin": mins[j], "float64_margin": m, "held": ok64}
+                certified[j], mins[j] = ok64, m
+        for v, ok, m in zip(todo, certified, mins):
             if ok:
                 v.decide("certified", name, m)
 
@@ -134,11 +162,11 @@ def _bound_stage(name: str, bound: Callable[["Cascade", torch.Tensor, torch.Tens
 
 
 def _registry(name: str, chunked: bool = False):
-    return _bound_stage(name, lambda c, lb, ub, spec: compute_bounds(c.net, lb, ub, spec, name), chunked)
+    return _bound_stage(name, lambda c, net, lb, ub, spec: compute_bounds(net, lb, ub, spec, name), chunked)
 
 
 def _alpha_stage():
-    return _bound_stage("alpha-crown", lambda c, lb, ub, spec: alpha_crown_margins(c.net, lb, ub, spec, steps=c.config.alpha_steps),
+    return _bound_stage("alpha-crown", lambda c, net, lb, ub, spec: alpha_crown_margins(net, lb, ub, spec, steps=c.config.alpha_steps),
                         chunked=True)
 
 
@@ -156,14 +184,25 @@ def _confirm_counterexample(cascade: "Cascade", v: Verdict, stage: str, cex: tor
 
 def _bab_stage(cascade: "Cascade", todo: list[Verdict], x, y, lb, ub, spec) -> None:
     cfg = cascade.config
-    bab = BranchAndBound(cascade.net, BaBConfig(timeout=cfg.bab_timeout, max_domains=cfg.bab_max_domains, batch=cfg.bab_batch,
-                                                alpha_steps=cfg.bab_steps, intermediate=cfg.bab_intermediate),
-                         dense_blocks=lambda: cascade.blocks(x.shape[1:]) if cascade.hidden_neurons(x.shape[1:]) <= cfg.milp_max_neurons else None)
+    bab_config = BaBConfig(timeout=cfg.bab_timeout, max_domains=cfg.bab_max_domains, batch=cfg.bab_batch,
+                           alpha_steps=cfg.bab_steps, intermediate=cfg.bab_intermediate)
+    blocks = lambda: cascade.blocks(x.shape[1:]) if cascade.hidden_neurons(x.shape[1:]) <= cfg.milp_max_neurons else None  # noqa: E731
+    bab = BranchAndBound(cascade.net, bab_config, dense_blocks=blocks)
     for j, v in enumerate(todo):
         rows = torch.cat([spec[j, : v.label], spec[j, v.label + 1 :]])
         out = bab.verify(lb[j : j + 1], ub[j : j + 1], rows)
         v.details["bab"] = out.details()
         v.seconds["bab"] = out.seconds
+        if out.status == "certified" and x.dtype != torch.float64 and needs_float64_recheck(out.margin, cascade.output_scale(v)):
+            lb64, ub64 = certified_box(x[j : j + 1].double(), cfg.eps)
+            again = BranchAndBound(cascade.net64(), bab_config).verify(lb64, ub64, rows.double())
+            v.details["float64_recheck"] = {"stage": "bab", "float32_margin": out.margin, "float64_margin": again.margin,
+                                            "held": again.status == "certified"}
+            v.seconds["bab"] += again.seconds
+            if again.status != "certified":
+                v.reason = f"float32 BaB certificate (margin {out.margin:.2e}) not confirmed in float64"
+                continue
+            out = again
         if out.status == "certified":
             v.decide("certified", "bab", out.margin)
         elif out.status == "falsified":
@@ -191,8 +230,10 @@ def _milp_stage(cascade: "Cascade", todo: list[Verdict], x, y, lb, ub, spec) -> 
         elif out.status == "falsified":
             cex = torch.from_numpy(out.counterexample).to(x.dtype).to(x.device).view_as(x[j : j + 1])
             _confirm_counterexample(cascade, v, "milp", cex, j, y, lb, ub, spec, "MILP counterexample not confirmed in float32")
-        else:
+        elif out.reason == "time limit":
             v.reason = f"MILP time limit ({cfg.milp_timeout:g}s)"
+        else:
+            v.reason = f"MILP: {out.reason}"
 
 
 #: the stages in cascade order
@@ -216,6 +257,18 @@ class Cascade:
     config: CascadeConfig
     _blocks: list | None = field(default=None, init=False)
     _sizes: tuple[int, int] | None = field(default=None, init=False)
+    _net64: nn.Module | None = field(default=None, init=False)
+    _scales: dict[int, float] = field(default_factory=dict, init=False)
+
+    def net64(self) -> nn.Module:
+        """A float64 copy of the network (for re-checking near-zero certificates), made once."""
+        if self._net64 is None:
+            self._net64 = copy.deepcopy(self.net).double().eval()
+        return self._net64
+
+    def output_scale(self, v: "Verdict") -> float:
+        """The magnitude of the sample's clean logits: what float32 rounding errors scale with."""
+        return self._scales.get(v.index, 0.0)
 
     def blocks(self, in_shape) -> list:
         if self._blocks is None:
@@ -228,7 +281,9 @@ class Cascade:
         if self._sizes is None:
             param = next(self.net.parameters(), None)
             layers = flat_layers(self.net)
-            shapes = layer_shapes(layers, torch.zeros(1, *in_shape, device=param.device if param is not None else None))
+            probe = torch.zeros(1, *in_shape, device=param.device if param is not None else None,
+                                dtype=param.dtype if param is not None else None)
+            shapes = layer_shapes(layers, probe)
             sizes = [int(np.prod(s)) for s in shapes]
             self._sizes = (sum(n for layer, n in zip(layers, sizes) if isinstance(layer, nn.ReLU)), max(sizes))
         return self._sizes
@@ -260,14 +315,23 @@ class Cascade:
         return out
 
     def run(self, x: torch.Tensor, y: torch.Tensor, indices: list[int]) -> list[Verdict]:
+        """Decide every sample. Runs in full precision whatever the caller's autocast, TF32 or
+        float32-matmul settings (:func:`lit_cert.numerics.certified_numerics`), on the outward-
+        rounded eps-box."""
+        check_full_precision_weights(self.net, "certification")
+        with certified_numerics():
+            return self._run(full_precision(x), y, indices)
+
+    def _run(self, x: torch.Tensor, y: torch.Tensor, indices: list[int]) -> list[Verdict]:
         net, cfg = self.net.eval(), self.config
         with torch.no_grad():
             logits = net(x)
         verdicts = [Verdict(int(i), int(t), int(p)) for i, t, p in zip(indices, y.tolist(), logits.argmax(1).tolist())]
+        self._scales = {int(i): float(s) for i, s in zip(indices, logits.abs().amax(1).tolist())}
         for v in verdicts:
             if v.pred != v.label:
                 v.decide("misclassified", "clean")
-        lb, ub = linf_box(x, cfg.eps)
+        lb, ub = certified_box(x, cfg.eps)  # rounded outward: it contains the exact eps-ball
         spec = margin_spec(y, logits.shape[1], x.dtype)
         for name in cfg.stages:
             todo = [j for j, v in enumerate(verdicts) if v.open]
@@ -304,6 +368,9 @@ def summarize(results: list[Verdict], stages: tuple[str, ...]) -> dict:
         "falsified": falsified_by,
         "certified": certified_by,
         "unknown": sum(v.status == "unknown" for v in results),
+        # float32 certificates near 0 recomputed in float64 (kept only if they held there)
+        "float64_rechecks": sum("float64_recheck" in v.details for v in results),
+        "float64_rechecks_failed": sum(not v.details.get("float64_recheck", {}).get("held", True) for v in results),
         "stage_seconds": seconds,
         "stage_samples": ran,
         "stage_samples_per_second": {s: (ran[s] / seconds[s] if seconds[s] > 0 else None) for s in stages},

@@ -4,7 +4,8 @@ The ONNX graph includes the normalisation layer, so its input is the image in [0
 space -- the space of the VNN-LIB input box ``[max(x - eps, 0), min(x + eps, 1)]``. Each
 property states the *violation* (as VNN-COMP verifiers such as alpha-beta-CROWN and MN-BaB
 expect): some other class scores at least as high as the label, ``Y_j >= Y_label``. Proving it
-unsatisfiable proves robustness. ``instances.csv`` lists ``onnx,vnnlib,timeout`` rows.
+unsatisfiable proves robustness. ``instances.csv`` lists ``onnx,vnnlib,timeout`` rows;
+``reference_outputs.npz`` holds the exported inputs, labels and float32 logits.
 """
 
 from __future__ import annotations
@@ -14,15 +15,17 @@ from pathlib import Path
 
 import torch
 
-from lit_cert.bounds.region import linf_box
+from lit_cert.bounds.region import certified_box
 from lit_cert.certify.data import SPLITS, load_run, split_dataset
 from lit_cert.commands import CommandParser, eps_value, positive_float, positive_int
+from lit_cert.numerics import certified_numerics
 from lit_cert.rundir import ensure_writable_dir
 
 
 def export_onnx(net: torch.nn.Module, in_shape: tuple[int, ...], path: Path) -> None:
     net = net.eval()
-    dummy = torch.zeros(1, *in_shape)
+    param = next(net.parameters())
+    dummy = torch.zeros(1, *in_shape, dtype=param.dtype, device=param.device)
     torch.onnx.export(
         net, (dummy,), str(path), dynamo=False, input_names=["input"], output_names=["logits"],
         dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}}, opset_version=17,
@@ -61,13 +64,28 @@ def main(argv: list[str]) -> Path:
     (out / "vnnlib").mkdir(parents=True, exist_ok=True)
     export_onnx(model.net, model.data_info.in_shape, out / "model.onnx")
     dataset = split_dataset(dm, args.split)
-    rows = []
+    rows, inputs, labels = [], [], []
     for i in range(min(args.limit, len(dataset))):
         x, y = dataset[i]
-        lb, ub = linf_box(x.unsqueeze(0), eps)
+        # the box in float64, rounded outward: it contains the exact eps-ball of the float32 image
+        lb, ub = certified_box(x.unsqueeze(0).double(), eps)
         name = f"vnnlib/{args.split}_{i:05d}_eps{eps:g}.vnnlib"
         (out / name).write_text(vnnlib_text(lb, ub, int(y), model.num_classes, f"{args.split} sample {i}, label {int(y)}, eps {eps:g}"))
         rows.append(f"model.onnx,{name},{args.timeout:g}")
+        inputs.append(x)
+        labels.append(int(y))
     (out / "instances.csv").write_text("\n".join(rows) + "\n")
-    print(f"lit_cert export: model.onnx and {len(rows)} VNN-LIB properties in {out}")
+    write_reference_outputs(model.net, torch.stack(inputs), labels, out / "reference_outputs.npz")
+    print(f"lit_cert export: model.onnx, {len(rows)} VNN-LIB properties and reference_outputs.npz in {out}")
     return out
+
+
+def write_reference_outputs(net: torch.nn.Module, x: torch.Tensor, labels: list[int], path: Path) -> None:
+    """The exported samples, their labels and the network's float32 logits on them (computed
+    with autocast and TF32 off), so a user can check that a verifier loaded the ONNX model as the
+    same function before trusting its verdicts."""
+    import numpy as np
+
+    with certified_numerics(), torch.no_grad():
+        logits = net.eval()(x.to(next(net.parameters()).dtype))
+    np.savez(path, inputs=x.cpu().numpy(), labels=np.asarray(labels), logits=logits.cpu().numpy())

@@ -67,12 +67,18 @@ def _silenced_native_output():
             os.close(fd)
 
 
+#: a margin is certified only when HiGHS's proven lower bound exceeds this (its primal
+#: feasibility tolerance is 1e-7: a bound within it of 0 is not a proof)
+CERTIFY_TOLERANCE = 1e-6
+
+
 @dataclass
 class MILPResult:
     status: str  # "certified", "falsified" or "unknown"
     min_margin: float | None  # the smallest margin proven (lower bound) or found
     counterexample: np.ndarray | None
     seconds: float
+    reason: str | None = None  # why an unknown result is unknown
 
 
 def verify_milp(
@@ -130,26 +136,33 @@ def verify_milp(
     constraints = []
     if r:
         constraints.append(LinearConstraint(coo_matrix((vals, (rows, cols)), shape=(r, nvar)).tocsr(), np.array(rlo), np.array(rhi)))
-    min_margin, status, cex = np.inf, "certified", None
+    min_margin, status, cex, reason = np.inf, "certified", None, None
     for row in spec_rows:
         remaining = timeout - (time.perf_counter() - start)
         if remaining <= 0:
-            return MILPResult("unknown", None, None, time.perf_counter() - start)
+            return MILPResult("unknown", None, None, time.perf_counter() - start, "time limit")
         obj = np.zeros(nvar)
         obj[prev] = row @ w_last
         const = float(row @ b_last)
         with _silenced_native_output():
             res = milp(obj, constraints=constraints, integrality=integrality, bounds=Bounds(lo, hi), options={"time_limit": remaining})
         dual = getattr(res, "mip_dual_bound", None)
-        if res.status == 0 and res.x is not None:
-            value = float(res.fun) + const
-            if value <= 0:
-                return MILPResult("falsified", value, res.x[:n0].copy(), time.perf_counter() - start)
-            min_margin = min(min_margin, value)
-        elif dual is not None and np.isfinite(dual) and dual + const > 0:
-            min_margin = min(min_margin, float(dual) + const)  # proven by the dual bound alone
+        primal = float(res.fun) + const if res.x is not None and res.fun is not None else None
+        if primal is not None and primal <= 0:  # a point with a non-positive margin (re-checked by the cascade)
+            return MILPResult("falsified", primal, res.x[:n0].copy(), time.perf_counter() - start)
+        if dual is None and res.status == 0 and not integrality.any():
+            dual = res.fun  # a pure LP (every ReLU stable): its optimum is the proven bound
+        proven = float(dual) + const if dual is not None and np.isfinite(dual) else None
+        if proven is not None and proven > CERTIFY_TOLERANCE:
+            # certified by the proven (dual) bound only: the optimum HiGHS reports is exact only up
+            # to its MIP gap (default 1e-4 relative, 1e-6 absolute), so a true minimum in
+            # (-gap, 0) could sit below a positive primal value
+            min_margin = min(min_margin, proven)
         else:
-            if res.x is not None and float(res.fun) + const <= 0:
-                return MILPResult("falsified", float(res.fun) + const, res.x[:n0].copy(), time.perf_counter() - start)
             status = "unknown"
-    return MILPResult(status, None if status == "unknown" else float(min_margin), None, time.perf_counter() - start)
+            if res.status == 0 and proven is not None:  # solved, but the gap straddles zero
+                reason = f"proven bound {proven:.2e} <= {CERTIFY_TOLERANCE:g} < found margin {primal:.2e} (within the MIP gap)"
+            else:
+                reason = "time limit" if res.status == 1 else f"solver status {res.status}: {res.message}"
+    return MILPResult(status, None if status == "unknown" else float(min_margin), None, time.perf_counter() - start,
+                      None if status != "unknown" else reason)

@@ -1,7 +1,7 @@
 """Shared DataModule logic: locating files, the train/validation split, loaders, augmentation.
 
-Images are kept as uint8 tensors (N, C, H, W) in memory and served as float in [0, 1]; all
-normalisation happens inside the network. Augmentation (random crop after zero padding, optional
+Images are kept in memory as uint8 tensors (N, C, H, W) -- or float32 in [0, 1] when the files
+store float pixels -- and served as float in [0, 1]; all normalisation happens inside the network. Augmentation (random crop after zero padding, optional
 horizontal flip) is applied batch-wise after the batch reached its device, only while training.
 
 Files are checked when they are read (a truncated or corrupt file, images of the wrong shape,
@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import sys
 from pathlib import Path
 from typing import Optional, Sequence, Union
 
@@ -31,11 +32,15 @@ class DataNotFoundError(DataError):
 
 
 class ImageTensorDataset(Dataset):
-    """uint8 images (N, C, H, W) + int64 labels, served as (float image in [0, 1], label)."""
+    """Images (N, C, H, W) + int64 labels, served as (float image in [0, 1], label).
+
+    ``images`` are uint8 (0..255, divided by 255 when served) or float32 already in [0, 1]."""
 
     def __init__(self, images: torch.Tensor, labels: torch.Tensor):
-        if images.dtype != torch.uint8 or images.dim() != 4:
-            raise ValueError(f"expected uint8 images (N, C, H, W), got {images.dtype} {tuple(images.shape)}")
+        if images.dim() != 4 or not (images.dtype == torch.uint8 or images.dtype == torch.float32):
+            raise ValueError(f"expected uint8 or float32 images (N, C, H, W), got {images.dtype} {tuple(images.shape)}")
+        if images.dtype == torch.float32 and len(images) and not (0 <= float(images.min()) and float(images.max()) <= 1):
+            raise ValueError("float32 images must hold pixel values in [0, 1]")
         if len(images) != len(labels):
             raise ValueError(f"{len(images)} images but {len(labels)} labels")
         self.images, self.labels = images, labels.long()
@@ -44,7 +49,49 @@ class ImageTensorDataset(Dataset):
         return len(self.labels)
 
     def __getitem__(self, i: int):
-        return self.images[i].float().div_(255.0), self.labels[i]
+        if self.images.dtype == torch.uint8:
+            return self.images[i].float().div_(255.0), self.labels[i]
+        return self.images[i].clone(), self.labels[i]
+
+
+def pixel_tensor(array, where: str) -> torch.Tensor:
+    """Pixels read from a file as a tensor :class:`ImageTensorDataset` serves unchanged in meaning.
+
+    Integer pixels must lie in 0..255 (kept as uint8); float pixels must be finite and in [0, 1]
+    (kept as float32, never cast to uint8 -- which would turn [0, 1] images black). Anything else
+    is a :class:`~lit_cert.errors.DataError` naming ``where`` and the range found."""
+    import numpy as np
+
+    arr = np.asarray(array)
+    if arr.size == 0:
+        return torch.from_numpy(np.array(arr, dtype=np.uint8))
+    if np.issubdtype(arr.dtype, np.integer) or arr.dtype == np.bool_:
+        lo, hi = int(arr.min()), int(arr.max())
+        if lo < 0 or hi > 255:
+            raise DataError(f"{where}: integer pixels range over [{lo}, {hi}], expected 0..255")
+        return torch.from_numpy(np.array(arr, dtype=np.uint8, copy=True))
+    if np.issubdtype(arr.dtype, np.floating):
+        if not np.isfinite(arr).all():
+            raise DataError(f"{where}: float pixels include NaN or infinite values")
+        lo, hi = float(arr.min()), float(arr.max())
+        if lo < 0 or hi > 1:
+            raise DataError(f"{where}: float pixels range over [{lo:g}, {hi:g}], expected [0, 1] "
+                            "(store 0..255 values as unsigned bytes instead)")
+        return torch.from_numpy(np.array(arr, dtype=np.float32, copy=True))
+    raise DataError(f"{where}: pixels of type {arr.dtype} are not supported")
+
+
+def label_tensor(array, where: str) -> torch.Tensor:
+    """Integer class labels as int64; float labels must be whole numbers (never truncated)."""
+    import numpy as np
+
+    arr = np.asarray(array)
+    if np.issubdtype(arr.dtype, np.floating):
+        if not np.isfinite(arr).all() or not np.array_equal(arr, np.round(arr)):
+            raise DataError(f"{where}: labels are not whole numbers")
+    elif not np.issubdtype(arr.dtype, np.integer):
+        raise DataError(f"{where}: labels of type {arr.dtype} are not supported")
+    return torch.from_numpy(np.array(arr, dtype=np.int64, copy=True))
 
 
 def random_crop_flip(x: torch.Tensor, padding: int, flip: bool, generator: torch.Generator | None = None,
@@ -71,8 +118,13 @@ class ImageDataModule(L.LightningDataModule):
     """Base class of all image datasets.
 
     Args:
-        data_dir: where the user keeps data (searched first, downloads go here). Default: the
-            ``LIT_CERT_DATA`` environment variable, else ``./data``.
+        data_dir: the folder that holds the data (or its usual subfolders; downloads go here).
+            When given -- here or as the ``LIT_CERT_DATA`` environment variable -- only that
+            folder is used: if the files are not there (a typo, an empty folder, only some of
+            the files) the run stops with an error listing what is missing, and never falls
+            back to another copy. When neither is set, ``./data`` is searched, then the system
+            copies (e.g. Debian's ``dataset-fashion-mnist``). ``setup`` prints one line saying
+            which dataset was read from where, with the split sizes.
         batch_size: training batch size (global per process).
         eval_batch_size: validation/test batch size (defaults to ``batch_size``).
         val_size: samples carved out of the *training* set for validation (int) or a fraction.
@@ -159,10 +211,36 @@ class ImageDataModule(L.LightningDataModule):
     def root(self) -> Path:
         return Path(self.data_dir or os.environ.get("LIT_CERT_DATA") or "data").expanduser()
 
+    @property
+    def root_named_by_user(self) -> bool:
+        """Whether the user named the data folder (``data_dir`` or ``$LIT_CERT_DATA``)."""
+        return bool(self.data_dir or os.environ.get("LIT_CERT_DATA"))
+
+    def user_dirs(self) -> list[Path]:
+        """The data folder and its usual subfolders (torchvision's layout, ...)."""
+        return [self.root] + [self.root / s for s in self.subdirs]
+
     def candidate_dirs(self) -> list[Path]:
-        """Where we look, in order: the user's data_dir (and its usual subfolders), system copies."""
-        dirs = [self.root] + [self.root / s for s in self.subdirs]
-        return dirs + [Path(d) for d in self.system_dirs]
+        """Where we look, in order: the data folder (and its usual subfolders), then -- only
+        when the user named no folder -- the system copies."""
+        system = [] if self.root_named_by_user else [Path(d) for d in self.system_dirs]
+        return self.user_dirs() + system
+
+    def missing_files(self, directory: Path) -> list[str]:
+        return [f for f in self.required_files if self._resolve(directory, f) is None]
+
+    def check_partial_copies(self) -> None:
+        """A folder of the user's that holds some but not all files of the dataset is a mistake
+        (a half-finished copy, or only the user's own training files): stop and say what is
+        missing rather than read another copy."""
+        for d in self.user_dirs():
+            missing = self.missing_files(d)
+            if missing and len(missing) < len(self.required_files):
+                present = [f for f in self.required_files if f not in missing]
+                raise DataNotFoundError(
+                    f"{self.display_name}: {d} holds only part of the dataset ({', '.join(present)}); missing: "
+                    f"{', '.join(missing)} (plain or .gz). Add the missing files there, or point "
+                    "--data.init_args.data_dir at a complete copy.")
 
     def has_files(self, directory: Path) -> bool:
         return all(self._resolve(directory, f) is not None for f in self.required_files)
@@ -175,6 +253,7 @@ class ImageDataModule(L.LightningDataModule):
         return None
 
     def locate(self) -> Path | None:
+        self.check_partial_copies()
         for d in self.candidate_dirs():
             if self.has_files(d):
                 return d
@@ -201,13 +280,18 @@ class ImageDataModule(L.LightningDataModule):
         raise DataNotFoundError(self.not_found_message(reason))
 
     def not_found_message(self, reason: str) -> str:
-        looked = "\n".join(f"  - {d}" for d in self.candidate_dirs())
+        looked = "; ".join(str(d) + ("" if d.is_dir() else " (no such folder)") for d in self.candidate_dirs())
         files = ", ".join(f"{f}[.gz]" if "idx" in f else f for f in self.required_files)
+        if self.root_named_by_user:
+            source = "data_dir" if self.data_dir else "$LIT_CERT_DATA"
+            where = (f"the {source} folder {self.root} (other copies are not used when a folder is named)")
+        else:
+            where = "the default folders"
         return (
-            f"{self.display_name} not found. Needed files: {files}.\nLooked in:\n{looked}\n"
-            f"({reason}).\nWhat to do: put the files in a folder and pass it as "
-            f"--data.init_args.data_dir=FOLDER (or data.init_args.data_dir in the config)"
-            f"{self.extra_hint()}, or run once with internet access and download: true."
+            f"{self.display_name} not found in {where}: missing {files}. Looked in: {looked} ({reason}). "
+            f"What to do: put the files in a folder and pass it as --data.init_args.data_dir=FOLDER "
+            f"(or data.init_args.data_dir in the config){self.extra_hint()}, or run once with internet "
+            "access and download: true."
         )
 
     def extra_hint(self) -> str:
@@ -247,6 +331,19 @@ class ImageDataModule(L.LightningDataModule):
             raise DataError(f"{self.display_name} {split} labels range over [{lo}, {hi}] but the dataset has "
                             f"{info.num_classes} classes (labels 0..{info.num_classes - 1}): the files are corrupt or of another dataset")
 
+    def source(self) -> str:
+        """Where the data comes from, for the line :meth:`setup` prints."""
+        return str(self.locate())
+
+    def report(self) -> None:
+        """One line on stderr (rank 0): which dataset was read from where, with the split sizes."""
+        if int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", 0)) or 0) != 0:
+            return
+        shape = "x".join(str(v) for v in self.info.in_shape)
+        print(f"lit_cert: data {self.display_name} from {self.source()}: {len(self.train_set)} training / "
+              f"{len(self.val_set)} validation / {len(self.test_set)} test images ({shape}, "
+              f"{self.info.num_classes} classes)", file=sys.stderr)
+
     def setup(self, stage: Optional[str] = None) -> None:
         if self.train_set is not None:
             return
@@ -268,16 +365,19 @@ class ImageDataModule(L.LightningDataModule):
         self.train_set = ImageTensorDataset(x_tr[train_idx], y_tr[train_idx])
         self.val_set = ImageTensorDataset(x_tr[val_idx], y_tr[val_idx])
         self.test_set = ImageTensorDataset(x_te, y_te)
+        self.report()
 
     @property
     def base_shape(self) -> tuple[int, ...]:
         return self._base_shape or tuple(self.info.in_shape)
 
     def _pool(self, x: torch.Tensor) -> torch.Tensor:
-        """Average-pool uint8 images to ``downsample`` x ``downsample`` (rounded back to uint8):
-        small inputs for LP-based relaxations, pixel semantics (and eps) unchanged."""
+        """Average-pool images to ``downsample`` x ``downsample`` (uint8 ones rounded back to
+        uint8): small inputs for LP-based relaxations, pixel semantics (and eps) unchanged."""
         k = self.base_shape[1] // self.downsample
         pooled = torch.nn.functional.avg_pool2d(x.float(), k)
+        if x.dtype != torch.uint8:
+            return pooled.clamp(0, 1)
         return pooled.round().clamp(0, 255).to(torch.uint8)
 
     def _world_size(self) -> int:

@@ -8,16 +8,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lit_cert.data.base import ImageDataModule
+from lit_cert.data.base import ImageDataModule, label_tensor, pixel_tensor
+from lit_cert.errors import DataError
 from lit_cert.data.info import DataInfo
 
 
-def read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """One pickled batch: ``data`` (N, 3072) uint8 in CHW order and ``labels``."""
+def read_cifar_batch(path: Path) -> tuple[torch.Tensor, torch.Tensor]:
+    """One pickled batch: ``data`` (N, 3072) in CHW order (0..255 bytes, or floats in [0, 1]) and ``labels``."""
     with open(path, "rb") as f:
         entry = pickle.load(f, encoding="latin1")
-    data = np.asarray(entry["data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
-    labels = np.asarray(entry.get("labels", entry.get("fine_labels")), dtype=np.int64)
+    data = pixel_tensor(np.asarray(entry["data"]), str(path)).reshape(-1, 3, 32, 32)
+    labels = label_tensor(np.asarray(entry.get("labels", entry.get("fine_labels"))), str(path))
     return data, labels
 
 
@@ -36,9 +37,9 @@ class CIFAR10(ImageDataModule):
     def read_split(self, directory: Path, train: bool):
         names = [f"data_batch_{i}" for i in range(1, 6)] if train else ["test_batch"]
         parts = [read_cifar_batch(directory / n) for n in names]
-        x = np.concatenate([p[0] for p in parts])
-        y = np.concatenate([p[1] for p in parts])
-        return torch.from_numpy(x), torch.from_numpy(y)
+        if len({p[0].dtype for p in parts}) > 1:
+            raise DataError(f"CIFAR-10 batches in {directory} mix byte and float pixels")
+        return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
 
     def fetch(self, root: Path) -> None:  # pragma: no cover - needs the internet
         import torchvision

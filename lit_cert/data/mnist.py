@@ -1,4 +1,7 @@
-"""MNIST and Fashion-MNIST from IDX files (plain or gzipped), as distributed by their authors."""
+"""MNIST and Fashion-MNIST from IDX files (plain or gzipped), as distributed by their authors.
+
+Every IDX element type is read; unsigned-byte pixels (the distributed files) stay bytes, float
+pixels (types 0x0D/0x0E) must lie in [0, 1] and are kept as floats (:func:`pixel_tensor`)."""
 
 from __future__ import annotations
 
@@ -9,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lit_cert.data.base import ImageDataModule
+from lit_cert.data.base import ImageDataModule, label_tensor, pixel_tensor
 from lit_cert.data.info import DataInfo
 
 _IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: np.dtype(">i2"), 0x0C: np.dtype(">i4"), 0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
@@ -41,10 +44,10 @@ class _IdxDataModule(ImageDataModule):
 
     def read_split(self, directory: Path, train: bool):
         prefix = "train" if train else "t10k"
-        images = read_idx(self._resolve(directory, f"{prefix}-images-idx3-ubyte"))
-        labels = read_idx(self._resolve(directory, f"{prefix}-labels-idx1-ubyte"))
-        x = torch.from_numpy(np.array(images, dtype=np.uint8, copy=True)).unsqueeze(1)
-        return x, torch.from_numpy(np.array(labels, dtype=np.int64, copy=True))
+        image_file = self._resolve(directory, f"{prefix}-images-idx3-ubyte")
+        label_file = self._resolve(directory, f"{prefix}-labels-idx1-ubyte")
+        x = pixel_tensor(read_idx(image_file), str(image_file)).unsqueeze(1)
+        return x, label_tensor(read_idx(label_file), str(label_file))
 
 
 class MNIST(_IdxDataModule):

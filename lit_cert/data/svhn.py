@@ -8,16 +8,19 @@ import numpy as np
 import scipy.io
 import torch
 
-from lit_cert.data.base import ImageDataModule
+from lit_cert.data.base import ImageDataModule, label_tensor, pixel_tensor
+from lit_cert.errors import DataError
 from lit_cert.data.info import DataInfo
 
 
-def read_svhn_mat(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """``X`` is (32, 32, 3, N) uint8, ``y`` (N, 1) with labels 1..10 where 10 means digit 0."""
+def read_svhn_mat(path: Path) -> tuple[torch.Tensor, torch.Tensor]:
+    """``X`` is (32, 32, 3, N) uint8 (or floats in [0, 1]), ``y`` (N, 1) with labels 1..10 where 10 means digit 0."""
     mat = scipy.io.loadmat(str(path))
-    x = np.transpose(mat["X"], (3, 2, 0, 1)).astype(np.uint8)
-    y = mat["y"].astype(np.int64).reshape(-1) % 10
-    return x, y
+    x = pixel_tensor(np.transpose(mat["X"], (3, 2, 0, 1)), str(path))
+    y = label_tensor(mat["y"].reshape(-1), str(path))
+    if len(y) and (int(y.min()) < 1 or int(y.max()) > 10):
+        raise DataError(f"{path}: SVHN labels range over [{int(y.min())}, {int(y.max())}], expected 1..10 (10 = digit 0)")
+    return x, y % 10
 
 
 class SVHN(ImageDataModule):
@@ -30,8 +33,7 @@ class SVHN(ImageDataModule):
     system_dirs = ("/usr/share/datasets/svhn",)
 
     def read_split(self, directory: Path, train: bool):
-        x, y = read_svhn_mat(directory / ("train_32x32.mat" if train else "test_32x32.mat"))
-        return torch.from_numpy(x), torch.from_numpy(y)
+        return read_svhn_mat(directory / ("train_32x32.mat" if train else "test_32x32.mat"))
 
     def fetch(self, root: Path) -> None:  # pragma: no cover - needs the internet
         import torchvision

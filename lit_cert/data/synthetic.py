@@ -16,6 +16,8 @@ class SyntheticImages(ImageDataModule):
     Deterministic given ``seed``; classes are separable, so every method can lower its loss.
     """
 
+    display_name = "synthetic images"
+
     def __init__(
         self,
         in_shape: Sequence[int] = (1, 12, 12),
@@ -48,6 +50,9 @@ class SyntheticImages(ImageDataModule):
 
     def prepare_data(self) -> None:
         pass
+
+    def source(self) -> str:
+        return f"generated in memory (seed {self.seed})"
 
     def _sample(self, n: int, generator: torch.Generator, prototypes: torch.Tensor):
         y = torch.randint(0, self.num_classes, (n,), generator=generator)

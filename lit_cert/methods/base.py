@@ -34,7 +34,7 @@ from torch import nn
 from torchmetrics import MeanMetric
 
 from lit_cert.bounds.box import interval_bounds, spec_on_interval
-from lit_cert.bounds.region import linf_box
+from lit_cert.bounds.region import certified_box, linf_box
 from lit_cert.bounds.registry import BOUND_METHODS, compute_bounds
 from lit_cert.bounds.spec import margin_spec, robust_cross_entropy
 from lit_cert.bounds.trace import IntervalTrace
@@ -47,6 +47,7 @@ from lit_cert.methods.regularizers import l1_penalty, shi_regularizers
 from lit_cert.metrics import CertifiedAccuracy, NaturalAccuracy, PGDAccuracy, PropagationTightness, ReLUStability
 from lit_cert.metrics.tightness import TIGHTNESS_MODES
 from lit_cert.models.architectures import Architecture
+from lit_cert.numerics import certified_numerics, check_full_precision_weights, full_precision
 
 #: names accepted by ``certifier``: every sound bound method (lit_cert.bounds.registry)
 CERTIFIERS = tuple(BOUND_METHODS)
@@ -112,6 +113,16 @@ class CertifiedMethod(L.LightningModule):
 
     #: smallest eps of Shi et al.'s regulariser (CTBench's ``min_eps_reg``)
     MIN_EPS_REG = 1e-6
+    #: whether the training loss bounds the margins (so ``elision: false`` means something);
+    #: methods without a training bound of the margins refuse ``elision: false``
+    TRAINING_BOUNDS_MARGINS = True
+    #: whether the training loss reuses the clean batch's BatchNorm statistics outside the clean
+    #: pass (bounds, frozen attack passes), so ``bn_statistics: detached`` means something
+    REUSES_BATCH_STATISTICS = True
+    #: whether the loss uses the schedule's kappa (natural-loss weight) / beta (CROWN-IBP mix):
+    #: the schedule refuses non-default kappa_*/beta_* for a method that ignores them
+    USES_KAPPA = True
+    USES_BETA = False
 
     def __init__(
         self,
@@ -164,6 +175,13 @@ class CertifiedMethod(L.LightningModule):
         check(0 < lr_decay <= 1 and all(int(m) >= 0 for m in milestones),
               f"lr_decay must be in (0, 1] and milestones non-negative epochs, got {lr_decay}, {list(milestones)}")
         check(shi_reg >= 0 and shi_tol > 0, f"shi_reg must be >= 0 and shi_tol > 0, got {shi_reg}, {shi_tol}")
+        # an accepted option always acts: refuse the ones this method would silently ignore
+        name = type(self).__name__
+        check(elision or self.TRAINING_BOUNDS_MARGINS,
+              f"elision: false changes how a training bound of the margins is formed; {name}'s training loss has none")
+        check(bn_statistics == "differentiable" or self.REUSES_BATCH_STATISTICS,
+              f"bn_statistics: {bn_statistics} changes how bounds reuse the clean batch's BatchNorm statistics; "
+              f"{name}'s training loss does not reuse them")
         self.save_hyperparameters(ignore=["data_info"])
         # plain data only, so checkpoints load with torch.load(weights_only=True) and rebuild the net
         self.hparams["data_info"] = asdict(data_info)
@@ -328,12 +346,22 @@ class CertifiedMethod(L.LightningModule):
     # ------------------------------------------------------------------ evaluation
     def certify_margins(self, x: torch.Tensor, y: torch.Tensor, eps: float, trace: IntervalTrace | None = None) -> torch.Tensor:
         """Sound lower bounds of all margins over the full eps-ball, by the configured certifier
-        (``trace`` receives the intervals of the certifier's IBP walk, if it makes one)."""
-        lb, ub = linf_box(x, eps)
+        (``trace`` receives the intervals of the certifier's IBP walk, if it makes one). The box
+        is rounded outward (:func:`~lit_cert.bounds.region.certified_box`)."""
+        lb, ub = certified_box(x, eps)
         return compute_bounds(self.net, lb, ub, self.spec(y, x.dtype), self.hparams.certifier, trace)
 
     def _evaluate(self, batch, stage: str) -> None:
-        x, y = batch
+        """Validation/test metrics, all in full float32 precision: the trainer's autocast
+        (``16-mixed``/``bf16-mixed``) and TF32 or bf16 float32-matmul settings are switched off
+        here (:func:`lit_cert.numerics.certified_numerics`), so the certified accuracy is a
+        certificate whatever precision training used."""
+        check_full_precision_weights(self.net, "validation and test metrics")
+        with certified_numerics():
+            x, y = batch
+            self._evaluate_full_precision(full_precision(x), y, stage)
+
+    def _evaluate_full_precision(self, x: torch.Tensor, y: torch.Tensor, stage: str) -> None:
         logits = self.net(x)
         m = self.metrics[stage]
         trace = IntervalTrace()

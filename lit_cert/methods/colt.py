@@ -124,6 +124,10 @@ class COLT(CertifiedMethod):
     eval mode, the losses in train mode, as in the authors' code (matters only with BatchNorm).
     """
 
+    TRAINING_BOUNDS_MARGINS = False  # latent PGD, no margin bound
+    USES_KAPPA = False  # its own stage mixing (logged as train/stage_mix) and nat_factor
+    REUSES_BATCH_STATISTICS = False
+
     def __init__(self, *args, stages: Optional[Sequence[int]] = None, stage_epochs: int = 10, mix_epochs: int = 3,
                  eps_factor: float = 1.2, start_eps_factor: float = 1.05, attack_steps: int = 8,
                  attack_step_size: float = 0.25, lr_stage_decay: float = 0.5, lr_step: int = 10,
@@ -260,7 +264,7 @@ class COLT(CertifiedMethod):
         j, kappa = self._progress()
         eps = self.stage_eps(j) * (kappa if self.anneal else 1.0)
         if eps <= 0:
-            return nat, {"eps": 0.0, "kappa": kappa, "stage": float(j)}, None
+            return nat, {"eps": 0.0, "stage_mix": kappa, "stage": float(j)}, None
         was_training = self.net.training
         self.net.eval()
         relus = self.stages[j]
@@ -276,7 +280,9 @@ class COLT(CertifiedMethod):
         adv = self._suffix_ce(adv_latent, relus, y)
         padv = nat if prev is None else self._suffix_ce(prev_latent, prev, y)
         loss = self.nat_factor * nat + (1 - self.nat_factor) * (kappa * adv + (1 - kappa) * padv)
-        logs = {"eps": eps, "kappa": kappa, "stage": float(j), "adv_loss": adv.detach(), "prev_adv_loss": padv.detach()}
+        # the mixing factor between this stage's and the previous stage's loss -- not the
+        # schedule's natural-loss weight kappa, which COLT does not use
+        logs = {"eps": eps, "stage_mix": kappa, "stage": float(j), "adv_loss": adv.detach(), "prev_adv_loss": padv.detach()}
         if stable_weight is not None:
             l, u = bounds[nxt - 1]
             stable = (l.clamp(max=0).neg() * u.clamp(min=0)).flatten(1).sum(1).mean()

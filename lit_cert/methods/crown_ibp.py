@@ -8,6 +8,7 @@ from lit_cert.bounds.backsub import LinearBounds
 from lit_cert.bounds.box import margin_bounds_ibp
 from lit_cert.bounds.fusion import fused_robust_ce
 from lit_cert.bounds.spec import robust_cross_entropy
+from lit_cert.errors import check
 from lit_cert.methods.base import RobustLoss
 from lit_cert.methods.ibp import IBP
 
@@ -22,8 +23,14 @@ class CROWNIBP(IBP):
     share one IBP walk between the intermediate bounds and the IBP term.
     """
 
+    USES_BETA = True
+
     def __init__(self, *args, loss_fusion: bool = False, **kwargs):
         super().__init__(*args, **kwargs)
+        check(self.relu_shrinkage is None,
+              "relu_shrinkage is a heuristic of IBP-based training (CTBench's SABR/TAPS settings); CROWNIBP does not apply it")
+        check(not (loss_fusion and not self.hparams.elision),
+              "elision: false bounds the logits; loss_fusion: true bounds the cross-entropy itself -- choose one")
         self.loss_fusion = loss_fusion
 
     def bound_loss(self, x, y, lb, ub, eps, trace):
@@ -39,9 +46,13 @@ class CROWNIBP(IBP):
         return RobustLoss(sum(parts))
 
     def propagate(self, lb, ub, spec, trace):
+        return self.margins(lambda rows: self._mixed_bounds(lb, ub, rows, trace), spec)
+
+    def _mixed_bounds(self, lb, ub, rows, trace):
+        """``beta * CROWN-IBP + (1 - beta) * IBP`` lower bounds of ``rows @ f(x)``."""
         beta = float(self.beta)
-        ibp = margin_bounds_ibp(self.net, lb, ub, spec, trace=trace)  # also CROWN-IBP's intermediate bounds
+        ibp = margin_bounds_ibp(self.net, lb, ub, rows, trace=trace)  # also CROWN-IBP's intermediate bounds
         if beta <= 0:
             return ibp
-        crown = LinearBounds(self.net, lb, ub, "crown", "ibp", trace=trace).output_bounds(spec, need_upper=False)[0]
+        crown = LinearBounds(self.net, lb, ub, "crown", "ibp", trace=trace).output_bounds(rows, need_upper=False)[0]
         return crown if beta >= 1 else beta * crown + (1 - beta) * ibp

@@ -27,6 +27,9 @@ from lit_cert.methods.base import CertifiedMethod
 class ExpectedTightBounds(CertifiedMethod):
     """Natural CE plus ``robust_weight`` times the CE of the expected-bound adversarial logits."""
 
+    TRAINING_BOUNDS_MARGINS = False  # the paper bounds the logits
+    USES_KAPPA = False  # a fixed robust_weight instead (seed 001 varies neither kappa nor eps)
+
     def __init__(self, *args, robust_weight: float = 1.0, temperature: float = 1.0,
                  masks: Literal["auto", "propagated", "ibp"] = "auto", **kwargs):
         super().__init__(*args, **kwargs)

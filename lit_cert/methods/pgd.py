@@ -17,6 +17,8 @@ class PGDTraining(CertifiedMethod):
             with its step decay (:mod:`lit_cert.attacks.pgd`, policy ``ctbench``).
     """
 
+    TRAINING_BOUNDS_MARGINS = False
+
     def __init__(self, *args, pgd_steps: int = 10, pgd_restarts: int = 1, pgd_step_size: Optional[float] = None, **kwargs):
         super().__init__(*args, **kwargs)
         check_attack(pgd_steps, pgd_restarts, pgd_step_size)

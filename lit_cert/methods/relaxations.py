@@ -23,8 +23,10 @@ class RelaxationTraining(CertifiedMethod):
             bounds (:mod:`lit_cert.bounds.backsub`). ``None`` (default) uses it only where it is
             provably the paradox authors' dense computation: hBox, whose bounds always lie inside
             IBP's. For CROWN and DeepZ a neuron that IBP proves stable can be unstable under the
-            relaxation's own (looser) bounds on trained networks; the sparse bounds are then
-            tighter than the reference's, so ``true`` is an opt-in speed-up (effect measured in
+            relaxation's own (looser) bounds on trained networks; the sparse margin bounds then
+            differ from the reference's -- usually tighter, sometimes looser (CROWN's adaptive
+            slopes of later neurons depend on the changed bounds), always sound -- so ``true``
+            is an opt-in speed-up with a different loss (effect measured in
             benchmarks/RESULTS.md), never the default.
     """
 

@@ -13,6 +13,10 @@ class Standard(CertifiedMethod):
     Validation still reports certified accuracy at ``eps_test`` (usually ~0): the reference point.
     """
 
+    TRAINING_BOUNDS_MARGINS = False
+    REUSES_BATCH_STATISTICS = False
+    USES_KAPPA = False
+
     @property
     def checkpoint_monitor(self) -> str:
         return "val/nat_acc"

@@ -29,7 +29,7 @@ class RateMetric(Metric):
 
     def compute(self) -> torch.Tensor:
         if self.total == 0:
-            return torch.tensor(0.0)
+            return self.hits.new_zeros(()).float()
         return (self.hits / self.total).float()
 
 

@@ -14,7 +14,7 @@ from torchmetrics import Metric
 from lit_cert.attacks import pgd_attack
 from lit_cert.bounds.box import interval_bounds
 from lit_cert.bounds.registry import bound_method
-from lit_cert.bounds.region import linf_box
+from lit_cert.bounds.region import certified_box, linf_box
 from lit_cert.bounds.spec import is_certified, margin_spec
 from lit_cert.bounds.trace import IntervalTrace
 from lit_cert.metrics.accuracy import RateMetric
@@ -81,7 +81,7 @@ class CRCurve(Metric):
         with torch.no_grad():
             spec = margin_spec(y, net(x[:1]).shape[1], x.dtype)
             for i, eps in enumerate(self.eps_grid):
-                lb, ub = linf_box(x, eps)
+                lb, ub = certified_box(x, eps)  # rounded outward: a certificate of the exact ball
                 self.hits[i] += is_certified(self.method(net, lb, ub, spec), y).sum()
         self.total += len(y)
 
