@@ -165,3 +165,17 @@ def test_the_workload_gives_the_cpu_results_on_every_device(device):
         if name.startswith("train/") and "COLT" in name or name in ("pgd", "metric/pgd_acc", "metric/pgd_rob", "cascade"):
             continue  # random projections / attacks: device-specific random streams
         assert torch.allclose(value.cpu().double(), reference[name].double(), rtol=1e-5, atol=1e-5), name
+
+
+def test_the_prepared_gpu_check_is_ready():
+    """scripts/gpu_check.sh --dry-run: every command's files exist, the limits fit 10 minutes, the
+    Python checks build (what CI can check without a GPU)."""
+    import subprocess
+
+    root = os.path.dirname(ROOT)
+    proc = subprocess.run(["bash", "scripts/gpu_check.sh", "--dry-run"], cwd=root, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "PYTHON": sys.executable})
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "dry run ok (7 steps" in proc.stdout
+    for step in ("[env]", "[tests]", "[bounds]", "[steps]", "[cascade]", "[ddp]", "[bench]"):
+        assert step in proc.stdout

@@ -52,7 +52,7 @@ class SyntheticImages(ImageDataModule):
         pass
 
     def source(self) -> str:
-        return f"generated in memory (seed {self.seed})"
+        return f"memory (generated, seed {self.seed})"
 
     def _sample(self, n: int, generator: torch.Generator, prototypes: torch.Tensor):
         y = torch.randint(0, self.num_classes, (n,), generator=generator)
