@@ -14,7 +14,7 @@ from lit_cert.bounds.alpha_crown import optimised_lower_bounds
 from lit_cert.bounds.backsub import LinearBounds
 from lit_cert.certify.bab import BaBConfig, BranchAndBound
 from lit_cert.certify.cascade import Cascade, CascadeConfig
-from lit_cert.certify.milp import dense_affine_blocks
+from lit_cert.bounds.affine import dense_affine_blocks
 
 from .exact import min_linear_objective, tiny_relu_net
 

@@ -21,6 +21,23 @@ from lit_cert.layers import Normalize, bn_affine_params
 
 Interval = tuple[torch.Tensor, torch.Tensor]
 IntervalRule = Callable[[nn.Module, torch.Tensor, torch.Tensor], Interval]
+#: the two forms of an interval a rule can take and return
+FORMS = ("cr", "lu")
+
+
+def interval_rule(form: str):
+    """Declare the form a layer rule works in: ``"cr"`` (centre, radius -- affine maps, exact
+    there) or ``"lu"`` (lower, upper -- monotone maps). The walk converts the interval to that
+    form before the rule and keeps the rule's output in it; a rule without a declared form is
+    refused, so a caller-supplied rule is never fed the wrong form."""
+    if form not in FORMS:
+        raise ValueError(f"an interval rule's form is 'cr' or 'lu', got {form!r}")
+
+    def mark(fn):
+        fn.form = form
+        return fn
+
+    return mark
 
 
 def flat_layers(net: nn.Module | Iterable[nn.Module]) -> list[nn.Module]:
@@ -35,14 +52,17 @@ def flat_layers(net: nn.Module | Iterable[nn.Module]) -> list[nn.Module]:
     return [net]
 
 
+@interval_rule("cr")
 def _linear(layer: nn.Linear, c, r) -> Interval:
     return F.linear(c, layer.weight, layer.bias), F.linear(r, layer.weight.abs())
 
 
+@interval_rule("cr")
 def _conv2d(layer: nn.Conv2d, c, r) -> Interval:
     return layer._conv_forward(c, layer.weight, layer.bias), layer._conv_forward(r, layer.weight.abs(), None)
 
 
+@interval_rule("cr")
 def _batchnorm(layer: nn.Module, c, r) -> Interval:
     scale, shift = bn_affine_params(layer)
     shape = (1, -1) + (1,) * (c.dim() - 2)
@@ -50,11 +70,13 @@ def _batchnorm(layer: nn.Module, c, r) -> Interval:
     return c * scale + shift, r * scale.abs()
 
 
+@interval_rule("cr")
 def _normalize(layer: Normalize, c, r) -> Interval:
     mean, std = layer._shaped(c)
     return (c - mean) / std, r / std
 
 
+@interval_rule("lu")
 def _monotone(layer: nn.Module, lb, ub) -> Interval:
     """Element-wise non-decreasing layers and monotone reshapes: apply to both ends."""
     return layer(lb), layer(ub)
@@ -112,10 +134,12 @@ class _Box:
 
     def apply(self, layer: nn.Module, rules: dict[type, IntervalRule] = INTERVAL_RULES) -> None:
         rule = rule_for(layer, rules)
-        if rule in AFFINE_RULES.values():
-            self.a, self.b = rule(layer, *self.as_cr())
-        else:
-            self.a, self.b = rule(layer, *self.as_lu())
+        form = getattr(rule, "form", None)
+        if form not in FORMS:
+            raise TypeError(f"interval rule {getattr(rule, '__name__', rule)!r} for {type(layer).__name__} declares no form: "
+                            "decorate it with lit_cert.bounds.box.interval_rule('cr' or 'lu')")
+        self.a, self.b = rule(layer, *(self.as_cr() if form == "cr" else self.as_lu()))
+        self.form = form
 
 
 def interval_bounds(

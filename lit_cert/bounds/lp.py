@@ -32,70 +32,16 @@ networks only (the paper: a 2x20 network on 16 PCA features).
 
 from __future__ import annotations
 
-import contextlib
-import os
-import sys
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import nn
 
-from lit_cert.bounds.box import flat_layers, interval_bounds
-from lit_cert.layers import BatchNorm1d, BatchNorm2d, frozen_batch_stats
+from lit_cert.bounds.box import interval_bounds
+from lit_cert.bounds.affine import affine_segments, silenced_native_output
 
 LP_RELAXATIONS = ("triangle", "parallelogram")
-
-
-def dense_segments(net: nn.Module, in_shape: tuple[int, ...]) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """[(W, b)] of the affine maps between ReLUs, as functions of the parameters (probed with the
-    unit vectors, so convolutions, Normalize and BatchNorm are composed exactly):
-    ``z_0 = W_0 x + b_0``, ``z_j = W_j relu(z_{j-1}) + b_j``.
-
-    BatchNorm in training mode is the map of the *clean batch's* recorded statistics (the
-    convention of every bound here): the probes run under :func:`frozen_batch_stats`, so they
-    neither replace those statistics nor touch the running ones. torch's own BatchNorm in
-    training mode cannot be probed that way and is refused."""
-    layers = flat_layers(net)
-    for m in layers:
-        if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training:
-            if not isinstance(m, (BatchNorm1d, BatchNorm2d)):
-                raise RuntimeError(f"torch.nn.{type(m).__name__} in training mode: use lit_cert.layers.BatchNorm1d/2d "
-                                   "or put the network in eval mode before bounding")
-            if m.batch_mean is None:
-                raise RuntimeError("BatchNorm in training mode has no recorded batch statistics yet: run the clean "
-                                   "forward pass first (the bounds use its statistics)")
-    param = next(net.parameters())
-    segments, current, shape = [], [], tuple(in_shape)
-    with frozen_batch_stats(net):
-        for layer in list(layers) + [nn.ReLU()]:
-            if not isinstance(layer, nn.ReLU):
-                current.append(layer)
-                continue
-            n = int(np.prod(shape))
-            out = torch.cat([torch.zeros(1, n, dtype=param.dtype, device=param.device),
-                             torch.eye(n, dtype=param.dtype, device=param.device)]).view(n + 1, *shape)
-            for m in current:
-                out = m(out)
-            shape, current = tuple(out.shape[1:]), []
-            out = out.flatten(1)
-            segments.append(((out[1:] - out[:1]).T, out[0]))
-    return segments
-
-
-@contextlib.contextmanager
-def _quiet():
-    """HiGHS prints a banner from C++ when a solver is created."""
-    sys.stdout.flush()
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    saved = os.dup(1)
-    try:
-        os.dup2(devnull, 1)
-        yield
-    finally:
-        os.dup2(saved, 1)
-        os.close(saved)
-        os.close(devnull)
 
 
 @dataclass
@@ -163,7 +109,7 @@ class LPSolver:
         import highspy
 
         if self._highs is None:
-            with _quiet():
+            with silenced_native_output():
                 self._highs = highspy.Highs()
             self._highs.setOptionValue("output_flag", False)
         h = self._highs
@@ -213,7 +159,7 @@ class LPBounds:
     def margins(self, lb: torch.Tensor, ub: torch.Tensor, spec: torch.Tensor) -> torch.Tensor:
         """Lower bounds (B, M) of ``spec @ net(x)`` over each box, differentiable in the
         network's parameters (zero rows of ``spec`` give exactly 0)."""
-        segments = dense_segments(self.net, tuple(lb.shape[1:]))
+        segments = affine_segments(self.net, tuple(lb.shape[1:]))
         with torch.no_grad():  # IBP decides which neurons need LPs (module docstring)
             ref = IntervalRef(self.net, lb, ub)
         out = []

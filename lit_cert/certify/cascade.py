@@ -32,7 +32,8 @@ from lit_cert.bounds.registry import compute_bounds
 from lit_cert.bounds.spec import is_certified, margin_spec
 from lit_cert.bounds.trace import IntervalTrace
 from lit_cert.certify.bab import BaBConfig, BranchAndBound
-from lit_cert.certify.milp import dense_affine_blocks, verify_milp
+from lit_cert.bounds.affine import dense_affine_blocks
+from lit_cert.certify.milp import verify_milp
 from lit_cert.errors import ConfigError
 from lit_cert.numerics import certified_numerics, check_full_precision_weights, full_precision
 

@@ -10,61 +10,14 @@ it; HiGHS's dual bound certifies the margin even when the time limit stops the s
 
 from __future__ import annotations
 
-import copy
-import os
-import sys
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 from scipy.optimize import Bounds, LinearConstraint, milp
 from scipy.sparse import coo_matrix
-from torch import nn
 
-from lit_cert.bounds.box import flat_layers
-
-
-def dense_affine_blocks(net: nn.Module, in_shape: tuple[int, ...]) -> list[tuple[np.ndarray, np.ndarray]]:
-    """[(W, b)] such that net = W_L relu(... relu(W_1 x + b_1) ...) + b_L on flattened inputs."""
-    layers = flat_layers(net)
-    blocks: list[list[nn.Module]] = [[]]
-    for layer in layers:
-        if isinstance(layer, nn.ReLU):
-            blocks.append([])
-        else:
-            blocks[-1].append(layer)
-    out, shape = [], tuple(in_shape)
-    with torch.no_grad():
-        for block in blocks:
-            seq = copy.deepcopy(nn.Sequential(*block)).eval().double()  # the original stays untouched
-            n = int(np.prod(shape))
-            basis = torch.eye(n, dtype=torch.float64).view(n, *shape)
-            zero = torch.zeros(1, *shape, dtype=torch.float64)
-            bias = seq(zero)
-            cols = seq(basis) - bias
-            out.append((cols.reshape(n, -1).T.numpy().copy(), bias.reshape(-1).numpy().copy()))
-            shape = tuple(bias.shape[1:])
-    return out
-
-
-@contextmanager
-def _silenced_native_output():
-    """HiGHS' C++ code sometimes prints progress lines itself; keep the command's output clean."""
-    sys.stdout.flush()
-    sys.stderr.flush()
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    saved = [os.dup(1), os.dup(2)]
-    try:
-        os.dup2(devnull, 1)
-        os.dup2(devnull, 2)
-        yield
-    finally:
-        os.dup2(saved[0], 1)
-        os.dup2(saved[1], 2)
-        for fd in (*saved, devnull):
-            os.close(fd)
+from lit_cert.bounds.affine import silenced_native_output
 
 
 #: a margin is certified only when HiGHS's proven lower bound exceeds this (its primal
@@ -136,7 +89,7 @@ def verify_milp(
     constraints = []
     if r:
         constraints.append(LinearConstraint(coo_matrix((vals, (rows, cols)), shape=(r, nvar)).tocsr(), np.array(rlo), np.array(rhi)))
-    min_margin, status, cex, reason = np.inf, "certified", None, None
+    min_margin, status, reason = np.inf, "certified", None
     for row in spec_rows:
         remaining = timeout - (time.perf_counter() - start)
         if remaining <= 0:
@@ -144,7 +97,7 @@ def verify_milp(
         obj = np.zeros(nvar)
         obj[prev] = row @ w_last
         const = float(row @ b_last)
-        with _silenced_native_output():
+        with silenced_native_output():
             res = milp(obj, constraints=constraints, integrality=integrality, bounds=Bounds(lo, hi), options={"time_limit": remaining})
         dual = getattr(res, "mip_dual_bound", None)
         primal = float(res.fun) + const if res.x is not None and res.fun is not None else None

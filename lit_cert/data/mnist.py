@@ -10,7 +10,6 @@ import struct
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from lit_cert.data.base import ImageDataModule, label_tensor, pixel_tensor
 from lit_cert.data.info import DataInfo

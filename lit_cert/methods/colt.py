@@ -37,33 +37,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lit_cert.bounds.affine import linear_part
 from lit_cert.bounds.box import flat_layers
 from lit_cert.bounds.region import linf_box
 from lit_cert.errors import check
-from lit_cert.layers import Normalize, bn_affine_params
 from lit_cert.methods.base import CertifiedMethod
-
-
-def _linear_part(layer: nn.Module, t: torch.Tensor, lead: int) -> torch.Tensor:
-    """The linear part (no bias) of an affine layer applied to ``t`` with ``lead`` extra leading dims."""
-    shape = t.shape
-    flat = t.reshape(-1, *shape[lead + 1 :])
-    if isinstance(layer, nn.Conv2d):
-        out = F.conv2d(flat, layer.weight, None, layer.stride, layer.padding, layer.dilation, layer.groups)
-    elif isinstance(layer, nn.Linear):
-        out = flat @ layer.weight.T
-    elif isinstance(layer, Normalize):
-        out = flat / layer._shaped(flat)[1]
-    elif isinstance(layer, nn.Flatten):
-        out = flat.flatten(1)
-    elif isinstance(layer, nn.modules.batchnorm._BatchNorm):
-        scale, _ = bn_affine_params(layer)
-        out = flat * scale.view(1, -1, *([1] * (flat.dim() - 2)))
-    elif isinstance(layer, nn.Identity):
-        out = flat
-    else:
-        raise TypeError(f"COLT: unsupported layer {type(layer).__name__}")
-    return out.reshape(*shape[: lead + 1], *out.shape[1:])
 
 
 def _deepz(l: torch.Tensor, u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -97,7 +75,7 @@ def approx_bounds(layers: Sequence[nn.Module], x: torch.Tensor, eps: float, relu
             groups.append(mu.unsqueeze(0) * torch.empty(k, *head.shape, dtype=x.dtype, device=x.device).cauchy_().clamp(-1e10, 1e10))
         else:
             head = layer(head)
-            groups = [_linear_part(layer, g, 1) for g in groups]
+            groups = [linear_part(layer, g, 1) for g in groups]
     return out
 
 
@@ -237,7 +215,7 @@ class COLT(CertifiedMethod):
                     offsets = [o * lams[r] for o in offsets] + [mus[r] * errs[r + 1]]
                     r += 1
                 else:
-                    offsets = [_linear_part(layer, o.unsqueeze(0), 1)[0] for o in offsets]
+                    offsets = [linear_part(layer, o.unsqueeze(0), 1)[0] for o in offsets]
             return head + sum(offsets)
 
         def suffix_forward(z):

@@ -8,7 +8,7 @@ from typing import Optional
 
 import torch
 
-from lit_cert.bounds.box import INTERVAL_RULES, margin_bounds_ibp
+from lit_cert.bounds.box import INTERVAL_RULES, interval_rule, margin_bounds_ibp
 from lit_cert.errors import check
 from lit_cert.methods.base import CertifiedMethod
 
@@ -19,6 +19,7 @@ def shrinking_relu_rule(shrinkage: float):
     multiplied by the factor, used by its SABR, TAPS and STAPS settings); stable neurons are
     untouched. A training heuristic that gives no sound bound."""
 
+    @interval_rule("lu")
     def rule(layer, lb, ub):
         out_l, out_u = torch.relu(lb), torch.relu(ub)
         unstable = (lb < 0) & (ub > 0)

@@ -29,7 +29,7 @@ from typing import Literal
 import torch
 from torch import nn
 
-from lit_cert.bounds.box import AFFINE_RULES, flat_layers, rule_for
+from lit_cert.bounds.box import flat_layers, rule_for
 from lit_cert.bounds.region import linf_box
 from lit_cert.metrics.accuracy import RateMetric
 
@@ -83,7 +83,7 @@ def local_tightness(net: nn.Module, x: torch.Tensor, y: torch.Tensor | None = No
         for i, layer in enumerate(layers[:-1] if fold else layers):
             if isinstance(layer, nn.ReLU):
                 radius = radius * masks[i]
-            elif rule_for(layer) in AFFINE_RULES.values():
+            elif getattr(rule_for(layer), "form", None) == "cr":  # an affine layer: r' = |W| r
                 _, radius = rule_for(layer)(layer, torch.zeros_like(radius), radius)
             else:
                 radius = layer(radius)
