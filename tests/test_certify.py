@@ -282,7 +282,6 @@ def test_near_zero_float32_certificates_are_rechecked_in_float64(monkeypatch):
     """float32 engines round to nearest: a bound can sit a few ulps on the wrong side. A certificate
     whose margin is near 0 is recomputed in float64 and kept only if it holds there. Here the
     float32 engine is made to err by +2e-7 on a margin whose true minimum is -1e-7."""
-    import lit_cert.certify.cascade as cascade_module
     from lit_cert.certify.cascade import summarize
 
     net = nn.Sequential(nn.Flatten(), nn.Linear(2, 2))
@@ -295,13 +294,17 @@ def test_near_zero_float32_certificates_are_rechecked_in_float64(monkeypatch):
     # minimum is -1e-7 (not robust); over sample 1's (x0 >= 0.65) it is ~0.4
     with torch.no_grad():
         net[1].bias.copy_(torch.tensor([-0.25 - 1e-7, 0.0]))
-    real = cascade_module.compute_bounds
+    import dataclasses
 
-    def sloppy(net_, lb, ub, spec, method, trace=None):
-        out = real(net_, lb, ub, spec, method, trace)
+    from lit_cert.bounds.registry import BOUND_METHODS
+
+    real = BOUND_METHODS["ibp"].compute
+
+    def sloppy(net_, lb, ub, spec, trace=None, **options):
+        out = real(net_, lb, ub, spec, trace, **options)
         return out + 2e-7 if lb.dtype == torch.float32 else out
 
-    monkeypatch.setattr(cascade_module, "compute_bounds", sloppy)
+    monkeypatch.setitem(BOUND_METHODS, "ibp", dataclasses.replace(BOUND_METHODS["ibp"], compute=sloppy))
     y = torch.tensor([0, 0])
     res = Cascade(net, CascadeConfig(eps=eps, stages=("ibp",))).run(x, y, [0, 1])
     assert res[0].status == "unknown" and res[0].details["float64_recheck"]["held"] is False

@@ -199,10 +199,10 @@ def test_every_method_trains_through_the_cli(workdir, name):
 
 def test_sabr_relu_shrinkage(batch):
     """Shrinkage 1 is plain SABR; smaller values shrink unstable ReLU outputs and lower the loss."""
-    from lit_cert.methods.ibp import shrinking_relu_rule
+    from lit_cert.bounds.registry import ibp_rules
 
     lb, ub = torch.tensor([[-1.0, 0.5, -2.0]]), torch.tensor([[3.0, 1.5, -1.0]])
-    lo, hi = shrinking_relu_rule(0.5)(None, lb, ub)
+    lo, hi = ibp_rules(0.5)[torch.nn.ReLU](None, lb, ub)
     # unstable [-1, 3] -> [0, 0.5 * 3]; stable-active [0.5, 1.5] and dead [-2, -1] as plain ReLU
     assert torch.allclose(lo, torch.tensor([[0.0, 0.5, 0.0]])) and torch.allclose(hi, torch.tensor([[1.5, 1.5, 0.0]]))
     dm, x, y = batch

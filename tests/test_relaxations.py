@@ -7,7 +7,7 @@ from torch import nn
 
 from lit_cert.attacks import pgd_maximize
 from lit_cert.bounds import interval_bounds, linf_box, margin_spec
-from lit_cert.bounds.backsub import LinearBounds, linear_bounds, relu_relaxation
+from lit_cert.bounds.backsub import LinearBounds, linear_bounds, relu_relaxation, resolve_rule
 from lit_cert.layers import BatchNorm1d, BatchNorm2d, Normalize, frozen_batch_stats
 
 from .exact import min_linear_objective, randomise_batchnorm, tiny_relu_net
@@ -103,10 +103,10 @@ def test_relu_relaxations_enclose_relu():
     u = torch.tensor([1.0, 3.0, 0.2, 2.0, -1.0])
     xs = l[None] + (u - l)[None] * torch.linspace(0, 1, 101)[:, None]
     for kind in RELAX:
-        lo_s, lo_b, up_s, up_b = relu_relaxation(l, u, kind)
+        lo_s, lo_b, up_s, up_b = relu_relaxation(l, u, resolve_rule(kind))
         assert torch.all(lo_s * xs + lo_b <= torch.relu(xs) + 1e-6), kind
         assert torch.all(up_s * xs + up_b >= torch.relu(xs) - 1e-6), kind
-    lo_s, _, _, _ = relu_relaxation(l, u, "crown")
+    lo_s, _, _, _ = relu_relaxation(l, u, resolve_rule("crown"))
     assert lo_s.tolist() == [0.0, 1.0, 0.0, 1.0, 0.0]  # adaptive: 1 iff u >= -l (stable: exact)
 
 

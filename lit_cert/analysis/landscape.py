@@ -16,11 +16,11 @@ import torch
 from torch import nn
 
 from lit_cert.bounds.box import flat_layers
-from lit_cert.bounds.registry import compute_bounds
+from lit_cert.bounds.registry import compute_bounds, names
 
-#: the bound methods compared (names of lit_cert.bounds.registry.BOUND_METHODS): the paradox
-#: paper's Fig. 4 relaxations with their own intermediate bounds
-RELAXATIONS = ("ibp", "crown", "crown-0", "deepz", "hbox")
+#: the bound methods compared -- the paradox paper's Fig. 4 relaxations with their own
+#: intermediate bounds: the registry's interval and back-substitution families
+RELAXATIONS = names("interval", "backsub")
 
 
 def output_lower_bound(net: nn.Module, lb: torch.Tensor, ub: torch.Tensor, output: int, relaxation: str) -> torch.Tensor:

@@ -15,11 +15,12 @@ from lit_cert.bounds.backsub import LinearBounds
 
 
 def alpha_crown_margins(
-    net: nn.Module, lb: torch.Tensor, ub: torch.Tensor, spec: torch.Tensor, steps: int = 20, lr: float = 0.1
+    net: nn.Module, lb: torch.Tensor, ub: torch.Tensor, spec: torch.Tensor, steps: int = 20, lr: float = 0.1, sparse: bool = True
 ) -> torch.Tensor:
-    """Lower bounds (B, M) of ``spec @ net(x)`` over the box, >= CROWN's, sound for any steps."""
+    """Lower bounds (B, M) of ``spec @ net(x)`` over the box, >= CROWN's (with the same
+    ``sparse`` intermediate bounds), sound for any steps."""
     with torch.inference_mode(False):
-        engine = LinearBounds(net, lb.clone(), ub.clone(), "crown", "same")
+        engine = LinearBounds(net, lb.clone(), ub.clone(), "crown", "same", sparse=sparse)
         return optimised_lower_bounds(engine, spec.clone(), steps, lr)
 
 

@@ -114,20 +114,24 @@ RELAXATIONS = tuple(RELU_RELAXATIONS)
 Relaxation = Literal["crown", "crown-0", "deepz", "hbox"]
 
 
-def relu_relaxation(l: torch.Tensor, u: torch.Tensor, kind: str | UnstableRule, lower_slope: torch.Tensor | None = None):
-    """(lower slope, lower offset, upper slope, upper offset) with lo <= relu <= up on [l, u].
-
-    ``kind`` is a name of :data:`RELU_RELAXATIONS` or a rule of the same signature (the unsound
-    expected-bound mask of :mod:`lit_cert.bounds.expected` is such a rule). ``lower_slope``
-    (values in [0, 1]) overrides the lower slope of unstable neurons (alpha-CROWN). Stable
-    neurons always get the exact identity / zero.
-    """
+def resolve_rule(kind: str | UnstableRule) -> UnstableRule:
+    """The rule of a relaxation name of :data:`RELU_RELAXATIONS`, or ``kind`` itself if it is a
+    rule (the unsound expected-bound mask of :mod:`lit_cert.bounds.expected` is one). Engines
+    resolve it once, not at every ReLU."""
     if isinstance(kind, str):
         if kind not in RELU_RELAXATIONS:
             raise ValueError(f"unknown relaxation {kind!r}; choose from {RELAXATIONS}")
-        rule = RELU_RELAXATIONS[kind]
-    else:
-        rule = kind
+        return RELU_RELAXATIONS[kind]
+    return kind
+
+
+def relu_relaxation(l: torch.Tensor, u: torch.Tensor, rule: UnstableRule, lower_slope: torch.Tensor | None = None):
+    """(lower slope, lower offset, upper slope, upper offset) with lo <= relu <= up on [l, u].
+
+    ``rule`` gives the lines of unstable neurons (:func:`resolve_rule`); ``lower_slope`` (values
+    in [0, 1]) overrides their lower slope (alpha-CROWN). Stable neurons always get the exact
+    identity / zero.
+    """
     lo_s, lo_b, up_s, up_b = rule(l, u, lower_slope)
     active, dead = l >= 0, u <= 0
     unstable = ~(active | dead)
@@ -312,15 +316,15 @@ class LinearBounds:
         prior_bounds: dict[int, tuple[torch.Tensor, torch.Tensor]] | None = None,
         reuse_prior_upto: int = -1,
     ):
-        if isinstance(relaxation, str) and relaxation not in RELU_RELAXATIONS:
-            raise ValueError(f"unknown relaxation {relaxation!r}; choose from {RELAXATIONS}")
+        self.rule = resolve_rule(relaxation)
         if intermediate not in ("same", "ibp"):
             raise ValueError(f"intermediate must be 'same' or 'ibp', got {intermediate!r}")
         self.layers = flat_layers(layers)
         self.lb, self.ub = lb, ub
         self.relaxation, self.intermediate = relaxation, intermediate
         self.lower_slopes = lower_slopes or {}
-        self.sparse = sparse and isinstance(relaxation, str)  # sound relaxations only (module docstring)
+        # sound relaxations only (module docstring): the registered rules, not a caller's
+        self.sparse = sparse and self.rule in RELU_RELAXATIONS.values()
         self.pre_bounds: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}  # ReLU index -> (l, u)
         self._reference: dict[int, tuple[torch.Tensor, torch.Tensor]] | None = None  # IBP bounds for sparsity
         self.splits = splits or {}
@@ -428,7 +432,7 @@ class LinearBounds:
         """The relaxation rule at ReLU ``idx`` (CROWN's general form under optimised slopes)."""
         if idx in self.lower_slopes:  # optimised lower slopes: the lines are no longer parallel
             return _crown
-        return RELU_RELAXATIONS[self.relaxation] if isinstance(self.relaxation, str) else self.relaxation
+        return self.rule
 
     def _affine_step(self, idx: int, a: torch.Tensor, c):
         """Walk back through layer ``idx`` (an affine one); a BatchNorm right after a Linear or
@@ -455,7 +459,7 @@ class LinearBounds:
                 l, u = self.relu_input_bounds(idx)
                 if record:
                     self.coefficients[idx] = a.detach()
-                lo_s, lo_b, up_s, up_b = relu_relaxation(l, u, self.relaxation, self.lower_slopes.get(idx))
+                lo_s, lo_b, up_s, up_b = relu_relaxation(l, u, self.rule, self.lower_slopes.get(idx))
                 if both:
                     a, c_lo, c_up = relu_backward_both(a, c_lo, c_up, self._rule(idx), lo_s, lo_b, up_s, up_b)
                 else:

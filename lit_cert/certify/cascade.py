@@ -24,11 +24,10 @@ import torch
 from torch import nn
 
 from lit_cert.attacks import pgd_attack
-from lit_cert.bounds.alpha_crown import alpha_crown_margins
 from lit_cert.bounds.backsub import LinearBounds, layer_shapes
 from lit_cert.bounds.box import flat_layers, interval_bounds
 from lit_cert.bounds.region import certified_box
-from lit_cert.bounds.registry import compute_bounds
+from lit_cert.bounds.registry import bound_method, bound_spec
 from lit_cert.bounds.spec import is_certified, margin_spec
 from lit_cert.bounds.trace import IntervalTrace
 from lit_cert.certify.bab import BaBConfig, BranchAndBound
@@ -162,13 +161,15 @@ def _bound_stage(name: str, bound: Callable[["Cascade", nn.Module, torch.Tensor,
     return run
 
 
-def _registry(name: str, chunked: bool = False):
-    return _bound_stage(name, lambda c, net, lb, ub, spec: compute_bounds(net, lb, ub, spec, name), chunked)
+def _registry_stage(name: str, chunked: bool = False, options: Callable[["CascadeConfig"], dict] = lambda cfg: {}) -> "Stage":
+    """A bound stage that is the registry's method ``name`` (the same computation as
+    ``certifier: name`` in training and ``analyze cr-curve --certifier name``), with options
+    taken from the cascade's config."""
+    def bound(c, net, lb, ub, spec):
+        return bound_spec(name, **options(c.config)).lower(net, lb, ub, spec)
 
-
-def _alpha_stage():
-    return _bound_stage("alpha-crown", lambda c, net, lb, ub, spec: alpha_crown_margins(net, lb, ub, spec, steps=c.config.alpha_steps),
-                        chunked=True)
+    method = bound_method(name)
+    return Stage(name, "bound", _bound_stage(name, bound, chunked), f"{method.description} (registry: {method.name})")
 
 
 def _confirm_counterexample(cascade: "Cascade", v: Verdict, stage: str, cex: torch.Tensor, j: int, y, lb, ub, spec, unconfirmed: str) -> None:
@@ -242,10 +243,10 @@ STAGES: dict[str, Stage] = {
     s.name: s
     for s in (
         Stage("pgd", "attack", _pgd_stage, "PGD with the margin loss: a counterexample falsifies"),
-        Stage("ibp", "bound", _registry("ibp"), "interval bound propagation"),
-        Stage("crown-ibp", "bound", _registry("crown-ibp"), "CROWN with IBP intermediate bounds"),
-        Stage("crown", "bound", _registry("crown", chunked=True), "CROWN / DeepPoly"),
-        Stage("alpha-crown", "bound", _alpha_stage(), "CROWN with optimised lower slopes"),
+        _registry_stage("ibp"),
+        _registry_stage("crown-ibp"),
+        _registry_stage("crown", chunked=True),
+        _registry_stage("alpha-crown", chunked=True, options=lambda cfg: {"steps": cfg.alpha_steps}),
         Stage("bab", "complete", _bab_stage, "branch and bound on ReLU splits (beta-CROWN bounds), complete up to its limits"),
         Stage("milp", "complete", _milp_stage, "big-M MILP (HiGHS), complete up to its time limit"),
     )

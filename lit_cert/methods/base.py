@@ -35,7 +35,7 @@ from torchmetrics import MeanMetric
 
 from lit_cert.bounds.box import interval_bounds, spec_on_interval
 from lit_cert.bounds.region import certified_box, linf_box
-from lit_cert.bounds.registry import BOUND_METHODS, compute_bounds
+from lit_cert.bounds.registry import BOUND_METHODS, bound_spec
 from lit_cert.bounds.spec import margin_spec, robust_cross_entropy
 from lit_cert.bounds.trace import IntervalTrace
 from lit_cert.checkpoints import check_state_fits, read_checkpoint
@@ -94,7 +94,9 @@ class CertifiedMethod(L.LightningModule):
             loss (Gowal et al.'s elision; default). ``false`` bounds the logits first and forms the
             worst-case logits from their intervals (the paradox paper's ``--C eye`` runs);
             certification always uses the tighter elided bounds.
-        certifier: sound bound method for validation/test (a name of ``lit_cert.bounds.BOUND_METHODS``).
+        certifier: sound bound method for validation/test (a name of ``lit_cert.bounds.BOUND_METHODS``);
+            ``certifier_options`` sets its options (e.g. ``{sparse: false}`` for ``crown``,
+            ``{steps: 50}`` for ``alpha-crown``), validated by the registry.
         log_tightness: log the local propagation tightness (Mao et al.) in validation/test.
         tightness_mode: ``margins`` (default: the K - 1 margins with the last layer folded and the
             eps_test box clipped to [0, 1], as the authors measure it) or ``logits`` (the logits
@@ -142,6 +144,7 @@ class CertifiedMethod(L.LightningModule):
         bn_statistics: Literal["differentiable", "detached"] = "differentiable",
         elision: bool = True,
         certifier: str = "ibp",
+        certifier_options: Optional[dict] = None,
         log_tightness: bool = True,
         tightness_mode: Literal["margins", "logits"] = "margins",
         tightness_samples: Optional[int] = 16,
@@ -164,6 +167,8 @@ class CertifiedMethod(L.LightningModule):
         check_eps("eps_train", eps_train)
         check_eps("eps_test", eps_test)
         check(certifier in CERTIFIERS, f"unknown certifier {certifier!r}; available: {', '.join(CERTIFIERS)}")
+        self.certifier = bound_spec(certifier, **(certifier_options or {}))  # options validated once, here
+        check(self.certifier.sound, f"certifier {self.certifier} uses a training heuristic and certifies nothing")
         check(optimizer in ("adam", "sgd"), f"optimizer must be 'adam' or 'sgd', got {optimizer!r}")
         check(tightness_mode in TIGHTNESS_MODES, f"tightness_mode must be one of {TIGHTNESS_MODES}, got {tightness_mode!r}")
         check(bn_statistics in BN_STATISTICS, f"bn_statistics must be one of {BN_STATISTICS}, got {bn_statistics!r}")
@@ -349,7 +354,7 @@ class CertifiedMethod(L.LightningModule):
         (``trace`` receives the intervals of the certifier's IBP walk, if it makes one). The box
         is rounded outward (:func:`~lit_cert.bounds.region.certified_box`)."""
         lb, ub = certified_box(x, eps)
-        return compute_bounds(self.net, lb, ub, self.spec(y, x.dtype), self.hparams.certifier, trace)
+        return self.certifier.lower(self.net, lb, ub, self.spec(y, x.dtype), trace)
 
     def _evaluate(self, batch, stage: str) -> None:
         """Validation/test metrics, all in full float32 precision: the trainer's autocast

@@ -4,9 +4,8 @@ keep beta at 1 for the paradox paper's CROWN-IBP (R))."""
 
 from __future__ import annotations
 
-from lit_cert.bounds.backsub import LinearBounds
-from lit_cert.bounds.box import margin_bounds_ibp
 from lit_cert.bounds.fusion import fused_robust_ce
+from lit_cert.bounds.registry import bound_spec
 from lit_cert.bounds.spec import robust_cross_entropy
 from lit_cert.errors import check
 from lit_cert.methods.base import RobustLoss
@@ -32,6 +31,7 @@ class CROWNIBP(IBP):
         check(not (loss_fusion and not self.hparams.elision),
               "elision: false bounds the logits; loss_fusion: true bounds the cross-entropy itself -- choose one")
         self.loss_fusion = loss_fusion
+        self.crown_ibp = bound_spec("crown-ibp")
 
     def bound_loss(self, x, y, lb, ub, eps, trace):
         if not self.loss_fusion:
@@ -41,7 +41,7 @@ class CROWNIBP(IBP):
         if beta > 0:
             parts.append(beta * fused_robust_ce(self.net, lb, ub, y, self.num_classes, trace=trace).mean())
         if beta < 1:
-            ibp = margin_bounds_ibp(self.net, lb, ub, self.spec(y, lb.dtype), trace=None if beta > 0 else trace)
+            ibp = self.bound.lower(self.net, lb, ub, self.spec(y, lb.dtype), None if beta > 0 else trace, purpose="train")
             parts.append((1 - beta) * robust_cross_entropy(ibp, y))
         return RobustLoss(sum(parts))
 
@@ -49,10 +49,11 @@ class CROWNIBP(IBP):
         return self.margins(lambda rows: self._mixed_bounds(lb, ub, rows, trace), spec)
 
     def _mixed_bounds(self, lb, ub, rows, trace):
-        """``beta * CROWN-IBP + (1 - beta) * IBP`` lower bounds of ``rows @ f(x)``."""
+        """``beta * CROWN-IBP + (1 - beta) * IBP`` lower bounds of ``rows @ f(x)`` (registry
+        ``crown-ibp`` and ``ibp``, sharing one IBP walk through ``trace``)."""
         beta = float(self.beta)
-        ibp = margin_bounds_ibp(self.net, lb, ub, rows, trace=trace)  # also CROWN-IBP's intermediate bounds
+        ibp = self.bound.lower(self.net, lb, ub, rows, trace, purpose="train")  # also CROWN-IBP's intermediate bounds
         if beta <= 0:
             return ibp
-        crown = LinearBounds(self.net, lb, ub, "crown", "ibp", trace=trace).output_bounds(rows, need_upper=False)[0]
+        crown = self.crown_ibp.lower(self.net, lb, ub, rows, trace, purpose="train")
         return crown if beta >= 1 else beta * crown + (1 - beta) * ibp

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 from typing import Literal, Optional
 
-from lit_cert.bounds.backsub import RELAXATIONS, linear_bounds
-from lit_cert.bounds.lp import LP_RELAXATIONS, lp_margin_bounds
+from lit_cert.bounds.registry import bound_spec, names
 from lit_cert.errors import check
 from lit_cert.methods.base import CertifiedMethod
 
@@ -33,14 +32,13 @@ class RelaxationTraining(CertifiedMethod):
     def __init__(self, *args, relaxation: Literal["crown", "crown-0", "deepz", "hbox"] = "crown",
                  sparse_intermediate: Optional[bool] = None, **kwargs):
         super().__init__(*args, **kwargs)
-        check(relaxation in RELAXATIONS, f"relaxation must be one of {RELAXATIONS}, got {relaxation!r}")
+        check(relaxation in names("backsub"), f"relaxation must be one of {names('backsub')}, got {relaxation!r}")
         self.relaxation = relaxation
         self.sparse = relaxation == "hbox" if sparse_intermediate is None else bool(sparse_intermediate)
+        self.bound = bound_spec(relaxation, sparse=self.sparse)  # e.g. crown(sparse=False): the registry's computation
 
     def propagate(self, lb, ub, spec, trace):
-        return self.margins(
-            lambda s: linear_bounds(self.net, lb, ub, s, self.relaxation, "same", need_upper=False, sparse=self.sparse)[0], spec
-        )
+        return self.margins(lambda rows: self.bound.lower(self.net, lb, ub, rows, trace, purpose="train"), spec)
 
 
 class LPRelaxationTraining(CertifiedMethod):
@@ -59,9 +57,10 @@ class LPRelaxationTraining(CertifiedMethod):
     def __init__(self, *args, relaxation: Literal["triangle", "parallelogram"] = "triangle",
                  lp_backend: Literal["auto", "highspy", "scipy"] = "auto", **kwargs):
         super().__init__(*args, **kwargs)
-        check(relaxation in LP_RELAXATIONS, f"relaxation must be one of {LP_RELAXATIONS}, got {relaxation!r}")
+        check(relaxation in names("lp"), f"relaxation must be one of {names('lp')}, got {relaxation!r}")
         check(lp_backend in ("auto", "highspy", "scipy"), f"lp_backend must be auto, highspy or scipy, got {lp_backend!r}")
         self.relaxation, self.lp_backend = relaxation, lp_backend
+        self.bound = bound_spec(relaxation, lp_backend=lp_backend)
 
     def propagate(self, lb, ub, spec, trace):
-        return self.margins(lambda s: lp_margin_bounds(self.net, lb, ub, s, self.relaxation, self.lp_backend), spec)
+        return self.margins(lambda rows: self.bound.lower(self.net, lb, ub, rows, trace, purpose="train"), spec)

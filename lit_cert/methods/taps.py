@@ -160,7 +160,7 @@ class TAPS(IBP):
             return super().bound_loss(x, y, lb, ub, eps, trace)  # plain IBP on the region
         spec = self.spec(y, lb.dtype)
         l, u = self.latent_box(lb, ub, trace)
-        classifier_ibp = self.margins(lambda rows: interval_bounds(self.classifier, l, u, spec=rows, trace=trace, rules=self.rules)[0], spec)
+        classifier_ibp = self.margins(lambda rows: self.bound.lower(self.classifier, l, u, rows, trace, purpose="train"), spec)
         ibp_loss = robust_cross_entropy(classifier_ibp, y)
         taps_loss = robust_cross_entropy(self.latent_pgd_margins(l, u, spec), y)
         return RobustLoss(GradScale.apply(taps_loss, self.grad_scale) * ibp_loss,
