@@ -35,7 +35,9 @@ def test_schedule_values_at_steps():
     s = CertifiedSchedule(warmup_epochs=2, ramp_epochs=4, shape="linear", kappa_start=1.0, kappa_end=0.5, beta_start=1.0, beta_end=0.0)
     s.steps_per_epoch = 10
     # warm-up: eps 0, kappa at its start value
-    assert s.values_at(0) == {"eps_fraction": 0.0, "kappa": 1.0, "beta": 1.0, "progress": 0.0, "warmup": True}
+    assert s.values_at(0) == {"step": 0, "eps_fraction": 0.0, "eps_start": 0.0, "kappa": 1.0, "beta": 1.0, "progress": 0.0,
+                              "warmup": True, "epochs": 0.0}
+    assert s.values_at(25)["epochs"] == 2.5  # the training progress every method (COLT) reads
     assert s.values_at(19)["eps_fraction"] == 0.0
     # ramp of 40 steps starting at step 20
     v = s.values_at(30)
@@ -52,12 +54,9 @@ def test_schedule_values_at_steps():
 def test_eps_ramp_can_start_above_zero():
     """The paradox paper's Wong & Kolter-style runs ramp eps from 0.001 to eps_train."""
 
-    class Module:
-        eps_train = 0.1
-
     s = CertifiedSchedule(warmup_epochs=1, ramp_epochs=2, shape="linear", eps_start=0.001)
     s.steps_per_epoch = 10
-    m = Module()
+    m = IBP(network=CNN3(width=0.5), data_info=SyntheticImages().info, eps_train=0.1, eps_test=0.1)
     s.apply(m, 5)
     assert m.eps == 0.0  # warm-up
     s.apply(m, 10)

@@ -44,8 +44,9 @@ def smooth_ramp(t: float, mid: float = 0.25, exponent: float = 4.0) -> float:
 
 
 class CertifiedSchedule(Callback):
-    """Sets ``pl_module.eps``, ``.kappa``, ``.beta`` and ``.ramp_progress`` (fraction of the eps
-    ramp done, 0 in warm-up) before every training step.
+    """Before every training step, hands the method its schedule values (:meth:`values_at`);
+    :meth:`CertifiedMethod.apply_schedule` sets ``eps``, ``kappa``, ``beta``, ``ramp_progress``
+    (fraction of the eps ramp done, 0 in warm-up) and ``epochs_done`` from them.
 
     Args:
         warmup_epochs: epochs of standard training (eps = 0) before the ramp.
@@ -106,36 +107,27 @@ class CertifiedSchedule(Callback):
         return linear_ramp((step - warmup) / ramp), False
 
     def values_at(self, step: int) -> dict[str, float]:
-        """eps as a fraction of eps_train, kappa, beta and ramp progress at an optimiser step."""
+        """What the schedule says at an optimiser step: the ramp ``progress`` (0 in warm-up), the
+        ``eps_fraction`` of the way from ``eps_start`` to the method's eps_train (the ramp's
+        shape applied), ``warmup``, ``kappa``, ``beta`` and ``epochs`` (fractional epochs done).
+        The method turns these into its eps (:meth:`CertifiedMethod.apply_schedule`): the
+        schedule owns the progress, the method owns eps_train."""
         t, warm = self.progress(step)
         frac = 0.0 if warm else (smooth_ramp(t, self.smooth_mid, self.smooth_exponent) if self.shape == "smooth" else t)
         return {
+            "step": step,
             "eps_fraction": frac,
+            "eps_start": self.eps_start,
             "kappa": self.kappa_start + (self.kappa_end - self.kappa_start) * t,
             "beta": self.beta_start + (self.beta_end - self.beta_start) * t,
             "progress": t,
             "warmup": warm,
+            "epochs": step / (self.steps_per_epoch or 1),
         }
 
     def apply(self, pl_module: L.LightningModule, step: int) -> None:
-        v = self.values_at(step)
-        self.applied = {"step": step, "eps": self.eps_at(v, pl_module), "kappa": v["kappa"], "beta": v["beta"],
-                        "ramp_progress": v["progress"]}
-        self._set(pl_module, self.applied)
-
-    def eps_at(self, values: dict[str, float], pl_module: L.LightningModule) -> float:
-        """eps for the values of :meth:`values_at`: 0 in warm-up, else from eps_start to eps_train."""
-        eps_train = float(getattr(pl_module, "eps_train", 0.0))
-        if values["warmup"]:
-            return 0.0
-        start = min(self.eps_start, eps_train)
-        return start + values["eps_fraction"] * (eps_train - start)
-
-    @staticmethod
-    def _set(pl_module: L.LightningModule, values: dict[str, float]) -> None:
-        for key in ("eps", "kappa", "beta", "ramp_progress"):
-            if key in values:
-                setattr(pl_module, key, values[key])
+        self.applied = self.values_at(step)
+        pl_module.apply_schedule(self.applied)
 
     def check_method(self, pl_module: L.LightningModule) -> None:
         """Refuse kappa / beta settings the method would ignore (a user setting ``kappa_start: 1``
@@ -152,12 +144,10 @@ class CertifiedSchedule(Callback):
     # ------------------------------------------------------------------ hooks
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.check_method(pl_module)
-        if self.applied:  # restored from a checkpoint: continue exactly where we stopped
-            self._set(pl_module, self.applied)
-        else:
-            start = self.values_at(0)
-            self._set(pl_module, {"eps": self.eps_at(start, pl_module), "kappa": start["kappa"],
-                                  "beta": start["beta"], "ramp_progress": start["progress"]})
+        if self.applied and "eps_fraction" not in self.applied:  # a checkpoint of an older version
+            self.applied = self.values_at(int(self.applied.get("step", 0)))
+        # restored from a checkpoint: continue exactly where we stopped; else the first step's values
+        pl_module.apply_schedule(self.applied or self.values_at(0))
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         batches = trainer.num_training_batches

@@ -201,6 +201,7 @@ class CertifiedMethod(L.LightningModule):
         # set every step by lit_cert.callbacks.CertifiedSchedule; constant without it
         self.eps, self.kappa, self.beta = self.eps_train, 0.0, 1.0
         self.ramp_progress = 1.0  # fraction of the eps ramp done (warm-up: 0)
+        self.epochs_done: float | None = None  # fractional epochs of training so far (None: no schedule)
         self.metrics = nn.ModuleDict(
             {
                 stage: nn.ModuleDict(
@@ -228,6 +229,18 @@ class CertifiedMethod(L.LightningModule):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
+
+    def apply_schedule(self, values: dict) -> None:
+        """Turn the schedule's values (:meth:`lit_cert.callbacks.CertifiedSchedule.values_at`)
+        into this step's eps (0 in warm-up, else ``eps_start`` moving to ``eps_train`` by the
+        ramp's fraction), kappa, beta, ramp progress and training progress in epochs."""
+        if values["warmup"]:
+            self.eps = 0.0
+        else:
+            start = min(float(values["eps_start"]), self.eps_train)
+            self.eps = start + float(values["eps_fraction"]) * (self.eps_train - start)
+        self.kappa, self.beta = float(values["kappa"]), float(values["beta"])
+        self.ramp_progress, self.epochs_done = float(values["progress"]), float(values["epochs"])
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["lit_cert_method"] = f"{type(self).__module__}.{type(self).__qualname__}"

@@ -155,14 +155,13 @@ class COLT(CertifiedMethod):
         return self.lr_stage_decay ** j * self.lr_step_factor ** (max(0, e - self.mix_epochs) // self.lr_step)
 
     def _progress(self) -> tuple[int, float]:
-        """(stage, κ) of the current training step."""
-        trainer = getattr(self, "_trainer", None)
-        if trainer is None:
+        """(stage, κ) of the current training step, from the training progress the schedule
+        callback hands every method (``epochs_done``: fractional epochs, 0 at the first step);
+        without a schedule (a bare training step), the last stage, fully mixed."""
+        if self.epochs_done is None:
             return len(self.stages) - 1, 1.0
-        epoch = trainer.current_epoch
-        j = self.stage_index(epoch)
-        batches = max(int(trainer.num_training_batches or 1), 1) if trainer.num_training_batches != float("inf") else 1
-        into = epoch - j * self.stage_epochs + (trainer.fit_loop.epoch_loop.batch_progress.current.ready % batches) / batches
+        j = self.stage_index(int(self.epochs_done))
+        into = self.epochs_done - j * self.stage_epochs
         kappa = 1.0 if self.mix_epochs == 0 else min(1.0, into / self.mix_epochs)
         return j, kappa
 
