@@ -6,7 +6,7 @@ For each network, samples whose alpha-CROWN bound does not prove robustness are 
 :class:`lit_cert.certify.bab.BranchAndBound` with a fixed domain budget (no time limit) and the
 domains per second are printed, next to the rate of a plain CROWN bound of the same network on
 a batch of the same size with the intermediate bounds known (the floor of one branch-and-bound
-step with ``intermediate: root``: the step adds ``alpha_steps`` optimisation passes, the
+step with ``intermediate: root``: the step adds ``steps`` optimisation passes, the
 branching scores and the candidate checks).
 
 Networks: the paradox CONV and CNN3 at Fashion-MNIST shape, random initialisation (eps chosen so
@@ -107,7 +107,7 @@ def main() -> None:
             y = net(x).argmax(1)  # the network's own predictions: every sample "correct"
         run(label, net, x, y, eps, args.domains, args.batch, args.samples, args.timeout)
     if args.ckpt:
-        from lit_cert.certify.data import load_run, split_dataset
+        from lit_cert.runs import load_run, split_dataset
 
         model, dm = load_run(args.ckpt, None)
         ds = split_dataset(dm, "test")

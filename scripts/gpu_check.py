@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 from lit_cert import methods as M  # noqa: E402
 from lit_cert.bounds import BOUND_METHODS, certified_box, compute_bounds, margin_spec  # noqa: E402
 from lit_cert.bounds.registry import bound_method  # noqa: E402
-from lit_cert.certify import Cascade, CascadeConfig  # noqa: E402
+from lit_cert.certify import Cascade, CascadeConfig, BaBConfig, MILPSettings  # noqa: E402
 from lit_cert.data import MNIST, FashionMNIST, SyntheticImages  # noqa: E402
 from lit_cert.models import CNN3, CNN7, CONV, FC  # noqa: E402
 
@@ -171,7 +171,7 @@ def check_cascade(out: Path, dry_run: bool) -> bool:
     net = m.net.eval()
     xt, yt = dm.test_set.images[:32].float() / 255, dm.test_set.labels[:32]
     # eps 0.12 on a net trained at 0.05: most samples reach branch and bound (CPU: ~46 s for 32)
-    cfg = CascadeConfig(eps=0.12, bab_timeout=10, milp_timeout=5)
+    cfg = CascadeConfig(eps=0.12, bab=BaBConfig(timeout=10), milp=MILPSettings(timeout=5))
     result = {}
     for device in (DEVICE, "cpu"):
         start = time.perf_counter()

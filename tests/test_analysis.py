@@ -10,9 +10,9 @@ import torch
 from lit_cert.analysis import box_reconstruction as br
 from lit_cert.analysis.dln import tau_closed_form, tau_depth, tau_depth_approx, tau_monte_carlo, tau_relu_approx
 from lit_cert.analysis.examples import paradox_example
-from lit_cert.cli import main
+from lit_cert.commands import main
 
-from .test_certify import trained_run
+from .helpers import trained_run
 
 
 def test_closed_form_values():

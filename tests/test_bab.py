@@ -130,7 +130,7 @@ def test_weak_bounds_end_in_exact_lp_leaves(monkeypatch):
     monkeypatch.setattr(BranchAndBound, "_exact_leaf", counting)
     for seed, eps in [(10, 0.4), (13, 0.4), (7, 0.1), (19, 0.1)]:  # draws that reach fully split domains
         net, lb, ub, rows = problem(seed, sizes=(2, 4, 3), eps=eps)
-        bab = BranchAndBound(net, BaBConfig(timeout=60, batch=4, alpha_steps=0, beta=False, pgd_every=0),
+        bab = BranchAndBound(net, BaBConfig(timeout=60, batch=4, steps=0, beta=False, pgd_every=0),
                              dense_blocks=lambda: dense_affine_blocks(net, (2,)))
         result = bab.verify(lb, ub, rows)
         assert result.status in ("certified", "falsified")
@@ -161,7 +161,7 @@ def test_cascade_stage_records_and_agrees_with_milp():
     y = net(x).argmax(1)
     y[:2] = (y[:2] + 1) % 3  # two misclassified samples stay out of BaB
     eps = 0.12
-    bab = Cascade(net, CascadeConfig(eps=eps, stages=("bab",), bab_batch=8)).run(x, y, list(range(12)))
+    bab = Cascade(net, CascadeConfig(eps=eps, stages=("bab",), bab=BaBConfig(batch=8))).run(x, y, list(range(12)))
     milp = Cascade(net, CascadeConfig(eps=eps, stages=("milp",))).run(x, y, list(range(12)))
     assert [v.status for v in bab[:2]] == ["misclassified"] * 2
     for a, b in zip(bab[2:], milp[2:]):

@@ -1,9 +1,7 @@
 """Certification cascade, alpha-CROWN, MILP against brute force, ONNX / VNN-LIB export, resume."""
 
-import glob
-import json
 import re
-import textwrap
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -14,8 +12,10 @@ from torch import nn
 from lit_cert.bounds import linf_box, margin_spec
 from lit_cert.bounds.backsub import linear_bounds
 from lit_cert.bounds.alpha_crown import alpha_crown_margins
-from lit_cert.certify import Cascade, CascadeConfig, dense_affine_blocks, verify_milp
-from lit_cert.cli import main
+from lit_cert.certify import Cascade, CascadeConfig, MILPSettings, dense_affine_blocks, verify_milp
+from lit_cert.commands import main
+
+from .helpers import trained_run
 
 from .exact import min_linear_objective, tiny_relu_net
 
@@ -147,7 +147,7 @@ def test_cascade_never_certifies_a_sample_with_a_counterexample():
         x = torch.rand(16, 2)
         y = net(x).argmax(1)
         y[:2] = (y[:2] + 1) % 3  # two misclassified samples
-        res = Cascade(net, CascadeConfig(eps=0.1, milp_timeout=10)).run(x, y, list(range(16)))
+        res = Cascade(net, CascadeConfig(eps=0.1, milp=MILPSettings(timeout=10))).run(x, y, list(range(16)))
         for r in res:
             statuses.append(r.status)
             if r.status == "certified":
@@ -184,30 +184,6 @@ def test_crown_stages_in_memory_sized_chunks_give_the_same_verdicts():
 
 
 # --------------------------------------------------------------------------- end to end
-def trained_run(workdir) -> Path:
-    cfg = workdir / "cfg.yaml"
-    cfg.write_text(
-        textwrap.dedent(
-            """
-            seed_everything: 0
-            model:
-              class_path: lit_cert.methods.IBP
-              init_args:
-                network: {class_path: lit_cert.models.FC, init_args: {hidden: [20, 20]}}
-                eps_train: 0.02
-                eps_test: 0.02
-                lr: 3.0e-3
-            data:
-              class_path: lit_cert.data.SyntheticImages
-              init_args: {in_shape: [1, 6, 6], train_size: 128, val_size: 32, test_size: 48, batch_size: 32}
-            trainer: {max_epochs: 6, enable_progress_bar: false, enable_model_summary: false}
-            """
-        )
-    )
-    main(["fit", "--config", str(cfg)])
-    return Path(glob.glob(str(workdir / "runs" / "lit_cert" / "*" / "checkpoints" / "last.ckpt"))[0])
-
-
 def test_certify_command_resumes_to_the_same_summary(workdir, monkeypatch, capsys):
     ckpt = trained_run(workdir)
     common = ["--ckpt", str(ckpt), "--limit", "40", "--shard_size", "10", "--batch_size", "10", "--timeout", "10", "--no_progress"]
@@ -237,6 +213,32 @@ def test_certify_command_resumes_to_the_same_summary(workdir, monkeypatch, capsy
     assert drop(resumed) | {"ckpt": None} == drop(full) | {"ckpt": None}
 
 
+def test_certify_is_configured_like_fit(workdir, capsys):
+    """One nested dataclass parsed by jsonargparse: --print_config, --config FILE with nested keys,
+    dotted flags, and the earlier flat flags translated to them."""
+    from lit_cert.commands.certify import parse
+
+    ckpt = str(trained_run(workdir))
+    with pytest.raises(SystemExit) as ex:
+        main(["certify", "--ckpt", ckpt, "--bab.timeout", "7", "--print_config"])
+    printed = capsys.readouterr().out
+    assert ex.value.code == 0 and "bab:" in printed and "timeout: 7.0" in printed and "milp:" in printed
+    (workdir / "certify.yaml").write_text("bab: {timeout: 5, steps: 3}\nmilp: {timeout: 2}\nstages: [pgd, ibp, bab]\nlimit: 4\n")
+    cmd = parse(["--ckpt", ckpt, "--config", str(workdir / "certify.yaml"), "--bab.batch=8"])
+    assert (cmd.bab.timeout, cmd.bab.steps, cmd.bab.batch, cmd.milp.timeout, cmd.limit) == (5.0, 3, 8, 2.0, 4)
+    assert cmd.stages == ("pgd", "ibp", "bab")
+    legacy = parse(["--ckpt", ckpt, "--timeout", "3", "--bab_timeout", "4", "--bab_steps", "2", "--alpha_steps", "5",
+                    "--stages", "ibp,pgd", "--no_progress", "--config", str(Path(ckpt).parent.parent / "config.yaml")])
+    assert (legacy.milp.timeout, legacy.bab.timeout, legacy.bab.steps, legacy.alpha.steps) == (3.0, 4.0, 2, 5)
+    assert legacy.stages == ("pgd", "ibp") and legacy.progress is False and legacy.run_config.endswith("config.yaml")
+    # the settings that guard a resume are the dataclass: a changed nested value is refused
+    main(["certify", "--ckpt", ckpt, "--limit", "8", "--stages", "ibp", "--out", str(workdir / "c"), "--progress=false"])
+    with pytest.raises(SystemExit) as ex:
+        main(["certify", "--ckpt", ckpt, "--limit", "8", "--stages", "ibp", "--out", str(workdir / "c"), "--pgd.steps=3",
+              "--progress=false"])
+    assert ex.value.code == 2 and "holds results of other settings" in capsys.readouterr().err
+
+
 def test_certify_the_training_split(workdir):
     """Mao et al.'s Fig. 4 reports IBP-certified accuracy on the training set."""
     ckpt = trained_run(workdir)
@@ -255,7 +257,7 @@ def parse_vnnlib(text):
 def test_export_onnx_and_vnnlib(workdir):
     import onnxruntime as ort
 
-    from lit_cert.certify.data import load_run
+    from lit_cert.runs import load_run
 
     ckpt = trained_run(workdir)
     out = main(["export", "--ckpt", str(ckpt), "--out", str(workdir / "export"), "--limit", "3"])
@@ -312,3 +314,47 @@ def test_near_zero_float32_certificates_are_rechecked_in_float64(monkeypatch):
     assert res[1].status == "certified" and "float64_recheck" not in res[1].details  # margin 0.4: far from 0
     summary = summarize(res, ("ibp",))
     assert summary["float64_rechecks"] == 1 and summary["float64_rechecks_failed"] == 1
+
+
+# --------------------------------------------------------------------------- resume and export guards
+def test_certify_refuses_to_resume_with_a_changed_checkpoint(workdir, monkeypatch, capsys):
+    """``last.ckpt`` is overwritten every epoch: resuming into shards of the old contents would
+    blend two models into one summary. The settings record the content hash."""
+    ckpt = trained_run(workdir)
+    common = ["--ckpt", str(ckpt), "--limit", "20", "--shard_size", "10", "--batch_size", "10",
+              "--stages", "pgd,ibp,crown", "--no_progress", "--out", str(workdir / "cert")]
+    from lit_cert.certify import cascade as cascade_module
+
+    original, calls = cascade_module.Cascade.run, {"n": 0}
+
+    def interrupted(self, *a, **k):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return original(self, *a, **k)
+
+    monkeypatch.setattr(cascade_module.Cascade, "run", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        main(["certify", *common])
+    monkeypatch.setattr(cascade_module.Cascade, "run", original)
+    # the checkpoint changes under the same path (training went on)
+    state = torch.load(ckpt, weights_only=True)
+    state["state_dict"] = {k: v + 0.5 if v.is_floating_point() else v for k, v in state["state_dict"].items()}
+    torch.save(state, ckpt)
+    with pytest.raises(SystemExit) as ex:
+        main(["certify", *common])
+    err = capsys.readouterr().err
+    assert ex.value.code == 2 and "ckpt_sha256" in err and "Resuming would mix them" in err
+    # same settings and contents: resumes; other eps: refused as well
+    shutil.rmtree(workdir / "cert")
+    main(["certify", *common])
+    with pytest.raises(SystemExit):
+        main(["certify", *common, "--eps", "0.05"])
+    assert "eps" in capsys.readouterr().err
+
+
+def test_vnnlib_refuses_an_inverted_box():
+    from lit_cert.certify.export import vnnlib_text
+
+    with pytest.raises(ValueError, match="lower > upper"):
+        vnnlib_text(torch.ones(1, 2), torch.zeros(1, 2), 0, 3)

@@ -4,49 +4,17 @@ import glob
 import os
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
 import torch
 import yaml
 
-from lit_cert.cli import main
+from lit_cert.commands import main
+
+from .helpers import SYNTHETIC, run_dirs, write_config
 
 ROOT = Path(__file__).resolve().parents[1]
-
-SYNTHETIC = """
-seed_everything: 7
-model:
-  class_path: lit_cert.methods.IBP
-  init_args:
-    network:
-      class_path: lit_cert.models.CNN3
-      init_args: {width: 0.5}
-    eps_train: 0.1
-    eps_test: ${model.init_args.eps_train}
-data:
-  class_path: lit_cert.data.SyntheticImages
-  init_args: {train_size: 64, val_size: 32, test_size: 32, batch_size: 32}
-schedule: {warmup_epochs: 0, ramp_epochs: 1, shape: linear, kappa_start: 1.0, kappa_end: 0.5}
-trainer:
-  max_epochs: 2
-  accelerator: cpu
-  devices: 1
-  enable_progress_bar: false
-  enable_model_summary: false
-"""
-
-
-def write_config(tmp_path, text=SYNTHETIC, name="cfg.yaml"):
-    p = tmp_path / name
-    p.write_text(textwrap.dedent(text))
-    return str(p)
-
-
-def run_dirs(root):
-    return sorted(glob.glob(str(Path(root) / "runs" / "lit_cert" / "*")))
-
 
 def test_fit_in_process_saves_config_checkpoints_and_tests(workdir, capsys):
     cfg = write_config(workdir)
@@ -282,3 +250,14 @@ def test_two_seeded_runs_give_identical_metrics(workdir, monkeypatch):
         results.append({k: v for k, v in metrics.items() if k.startswith(("test/", "val/", "train/"))})
     assert results[0] and "test/cert_acc" in results[0] and "train/loss" in results[0]
     assert results[0] == results[1]
+
+
+def test_runs_without_a_logger_get_their_own_directories(workdir):
+    cfg = write_config(workdir)
+    main(["fit", "--config", cfg, "--trainer.logger=false", "--trainer.max_epochs=1"])
+    main(["fit", "--config", cfg, "--trainer.logger=false", "--trainer.max_epochs=1"])
+    dirs = run_dirs(workdir)
+    assert len(dirs) == 2
+    for d in dirs:
+        assert (Path(d) / "config.yaml").is_file() and (Path(d) / "checkpoints" / "last.ckpt").is_file()
+    assert not (workdir / "checkpoints").exists()

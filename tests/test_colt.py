@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from lit_cert.bounds import interval_bounds, linf_box
-from lit_cert.cli import main
+from lit_cert.commands import main
 from lit_cert.data import SyntheticImages
 from lit_cert.errors import ConfigError
 from lit_cert.methods import COLT

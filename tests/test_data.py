@@ -1,9 +1,7 @@
 """DataModules read the real on-disk formats (written here in small files) and find local copies."""
 
-import gzip
 import os
 import pickle
-import struct
 from pathlib import Path
 
 import numpy as np
@@ -15,34 +13,7 @@ from lit_cert.data import CIFAR10, MNIST, SVHN, DataNotFoundError, FashionMNIST,
 from lit_cert.errors import ConfigError, DataError
 from lit_cert.data.mnist import read_idx
 
-
-IDX_TYPES = {np.dtype(np.uint8): 0x08, np.dtype(np.int8): 0x09, np.dtype(">i2"): 0x0B, np.dtype(">i4"): 0x0C,
-             np.dtype(">f4"): 0x0D, np.dtype(">f8"): 0x0E}
-
-
-def write_idx(path: Path, array: np.ndarray, gz: bool = True, dtype=np.uint8) -> None:
-    """An IDX file of element type ``dtype`` (unsigned bytes, as distributed, by default)."""
-    dtype = np.dtype(dtype).newbyteorder(">") if np.dtype(dtype).itemsize > 1 else np.dtype(dtype)
-    header = bytes([0, 0, IDX_TYPES[dtype], array.ndim]) + struct.pack(">" + "I" * array.ndim, *array.shape)
-    payload = header + array.astype(dtype).tobytes()
-    if gz:
-        with gzip.open(str(path) + ".gz", "wb") as f:
-            f.write(payload)
-    else:
-        path.write_bytes(payload)
-
-
-def make_idx_dataset(root: Path, n_train=60, n_test=20, gz=True, seed=0):
-    rng = np.random.default_rng(seed)
-    root.mkdir(parents=True, exist_ok=True)
-    data = {}
-    for prefix, n in (("train", n_train), ("t10k", n_test)):
-        x = rng.integers(0, 256, size=(n, 28, 28), dtype=np.uint8)
-        y = rng.integers(0, 10, size=(n,), dtype=np.uint8)
-        write_idx(root / f"{prefix}-images-idx3-ubyte", x, gz)
-        write_idx(root / f"{prefix}-labels-idx1-ubyte", y, gz)
-        data[prefix] = (x, y)
-    return data
+from .helpers import make_idx_dataset, write_idx
 
 
 @pytest.mark.parametrize("cls", [MNIST, FashionMNIST])

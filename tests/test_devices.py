@@ -29,7 +29,7 @@ import lit_cert
 from lit_cert import methods as M
 from lit_cert.attacks import pgd_attack
 from lit_cert.bounds import BOUND_METHODS, IntervalTrace, certified_box, compute_bounds, interval_bounds, linf_box, margin_spec
-from lit_cert.certify import Cascade, CascadeConfig
+from lit_cert.certify import Cascade, CascadeConfig, BaBConfig, MILPSettings
 from lit_cert.data import SyntheticImages
 from lit_cert.metrics import CRCurve, PGDAccuracy, PGDRobustness, PropagationTightness, ReLUStability
 from lit_cert.models import CNN3, FC
@@ -130,7 +130,7 @@ def workload(parts) -> dict[str, torch.Tensor]:
         out[f"metric/{name}"] = metric.compute()
     out["pgd"] = pgd_attack(plain, x, y, 0.05, steps=3)
     xs = x[:, :, :3, :3]
-    verdicts = Cascade(parts["tiny"], CascadeConfig(eps=0.1, bab_timeout=2, milp_timeout=2)).run(xs, y, list(range(len(y))))
+    verdicts = Cascade(parts["tiny"], CascadeConfig(eps=0.1, bab=BaBConfig(timeout=2), milp=MILPSettings(timeout=2))).run(xs, y, list(range(len(y))))
     out["cascade"] = torch.tensor([["certified", "falsified", "misclassified", "unknown"].index(v.status) for v in verdicts])
     return out
 

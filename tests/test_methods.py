@@ -5,20 +5,17 @@ import torch
 import torch.nn.functional as F
 
 from lit_cert.bounds import linf_box, margin_bounds_ibp, margin_spec, robust_cross_entropy
-from lit_cert.data import SyntheticImages
 from lit_cert.errors import ConfigError
 from lit_cert.methods import IBP, RelaxationTraining, Standard, load_method
 from lit_cert.methods.regularizers import l1_penalty, shi_regularizers
 from lit_cert.models import CNN3, FC
 
+from .helpers import synthetic_batch
+
 
 @pytest.fixture
 def data():
-    dm = SyntheticImages(train_size=64, val_size=16, test_size=16, batch_size=32)
-    dm.setup()
-    x = dm.train_set.images[:32].float() / 255
-    y = dm.train_set.labels[:32]
-    return dm, x, y
+    return synthetic_batch(32, train_size=64)
 
 
 def test_ibp_loss_is_kappa_mix_of_natural_and_robust_ce(data):

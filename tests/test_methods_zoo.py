@@ -3,25 +3,23 @@
 import csv
 import glob
 import textwrap
-from pathlib import Path
 
 import pytest
 import torch
 
-from lit_cert.bounds import interval_bounds, linf_box, margin_bounds_ibp, margin_spec, robust_cross_entropy
-from lit_cert.cli import main
-from lit_cert.data import SyntheticImages
+from lit_cert.bounds import linf_box, margin_bounds_ibp, margin_spec
+from lit_cert.commands import main
 from lit_cert.errors import ConfigError
-from lit_cert.methods import CROWNIBP, IBP, MTLIBP, SABR, STAPS, TAPS, PGDTraining, RelaxationTraining
+from lit_cert.methods import CROWNIBP, IBP, MTLIBP, SABR, STAPS, TAPS, PGDTraining
 from lit_cert.methods.taps import GradientLink, GradScale
-from lit_cert.models import CNN3, FC
+from lit_cert.models import CNN3
+
+from .helpers import synthetic_batch
 
 
 @pytest.fixture
 def batch():
-    dm = SyntheticImages(train_size=32, val_size=16, test_size=16, batch_size=32)
-    dm.setup()
-    return dm, dm.train_set.images[:32].float() / 255, dm.train_set.labels[:32]
+    return synthetic_batch(32, train_size=32)
 
 
 def make(cls, dm, **kw):

@@ -17,7 +17,7 @@ from unittest import mock
 import pytest
 from lightning.pytorch.strategies import DDPStrategy
 
-from lit_cert.cli import LitCertCLI, main  # noqa: F401  (main: the same parser settings)
+from lit_cert.commands.fit import PARSER_KWARGS, LitCertCLI
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -73,7 +73,7 @@ def built_trainer(args: list[str], env: dict[str, str], gpus: int):
             mock.patch("lightning.fabric.accelerators.cuda.CUDAAccelerator.is_available", return_value=True), \
             mock.patch("lightning.pytorch.accelerators.cuda.CUDAAccelerator.is_available", return_value=True):
         cli = LitCertCLI(CertifiedMethod, ImageDataModule, subclass_mode_model=True, subclass_mode_data=True,
-                         parser_kwargs={"parser_mode": "omegaconf+", "default_env": False, "allow_abbrev": False},
+                         parser_kwargs=PARSER_KWARGS,
                          trainer_defaults={"logger": False}, auto_configure_optimizers=False, run=False,
                          args=[a for a in args if a != "fit"])
         yield cli.trainer

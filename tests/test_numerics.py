@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from lit_cert.bounds import BOUND_METHODS, certified_box, compute_bounds, linf_box, margin_bounds_ibp, margin_spec
-from lit_cert.certify import Cascade, CascadeConfig
+from lit_cert.certify import Cascade, CascadeConfig, BaBConfig
 from lit_cert.data import SyntheticImages
 from lit_cert.errors import ConfigError
 from lit_cert.methods import IBP
@@ -100,7 +100,7 @@ def test_validation_metrics_are_float32_under_autocast(trained):
 def test_cascade_verdicts_are_float32_under_autocast(trained):
     m, x, y = trained
     x, y = x[:12], y[:12]
-    cfg = CascadeConfig(eps=0.03, stages=("ibp", "crown", "alpha-crown", "bab"), bab_timeout=5)
+    cfg = CascadeConfig(eps=0.03, stages=("ibp", "crown", "alpha-crown", "bab"), bab=BaBConfig(timeout=5))
     torch.manual_seed(0)
     exact = Cascade(m.net, cfg).run(x, y, list(range(12)))
     torch.manual_seed(0)
@@ -148,9 +148,9 @@ def test_lightning_bf16_mixed_validation_reports_the_float32_certificates(traine
 
 
 def test_true_half_precision_is_refused_before_training(workdir, capsys):
-    from lit_cert.cli import main
+    from lit_cert.commands import main
 
-    from .test_cli import write_config
+    from .helpers import write_config
 
     with pytest.raises(SystemExit) as ex:
         main(["fit", "--config", write_config(workdir), "--trainer.precision=bf16-true"])

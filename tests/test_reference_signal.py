@@ -13,22 +13,20 @@ import copy
 
 import pytest
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from lit_cert.bounds import linf_box
 from lit_cert.bounds.region import small_box
-from lit_cert.data import SyntheticImages
 from lit_cert.layers import BatchNorm1d, BatchNorm2d
 from lit_cert.methods import CROWNIBP, IBP, MTLIBP, SABR, STAPS, TAPS
 from lit_cert.models import CNN3, ConvNet
 
+from .helpers import synthetic_batch
+
 
 @pytest.fixture
 def batch():
-    dm = SyntheticImages(in_shape=(1, 12, 12), train_size=32, val_size=16, test_size=16, batch_size=32)
-    dm.setup()
-    return dm, dm.train_set.images[:24].float() / 255, dm.train_set.labels[:24]
+    return synthetic_batch(24, train_size=32)
 
 
 def fixed_point(lb, ub):

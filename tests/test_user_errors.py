@@ -10,10 +10,9 @@ import numpy as np
 import pytest
 import torch
 
-from lit_cert.cli import main
+from lit_cert.commands import main
 
-from .test_cli import SYNTHETIC, run_dirs, write_config
-from .test_data import make_idx_dataset, write_idx
+from .helpers import make_idx_dataset, run_dirs, write_config, write_idx
 
 
 @pytest.fixture(scope="module")
@@ -171,11 +170,11 @@ def test_unwritable_output_directory(workdir, capsys):
 
 CERTIFY_CASES = {
     "eps-negative": (["--eps", "-0.1"], "--eps: must be a finite radius"),
-    "eps-nan": (["--eps", "nan"], "--eps: must be a finite radius"),
+    "eps-nan": (["--eps", "nan"], "eps: must be a finite number, got nan"),
     "limit-negative": (["--limit", "-5"], "--limit: must be an integer >= 1"),
     "shard-size-0": (["--shard_size", "0"], "--shard_size: must be an integer >= 1"),
     "batch-size-0": (["--batch_size", "0"], "--batch_size: must be an integer >= 1"),
-    "timeout-0": (["--timeout", "0"], "--timeout: must be a finite number > 0"),
+    "timeout-0": (["--timeout", "0"], "milp.timeout must be > 0"),  # the legacy flag of --milp.timeout
     "unknown-stage": (["--stages", "pgd,magic"], "unknown stages ['magic']"),
     "empty-stages": (["--stages", ","], "--stages is empty"),
     "no-gpu": (["--device", "cuda:7"], "--device cuda:7"),

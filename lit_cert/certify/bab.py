@@ -9,7 +9,7 @@ unstable ReLUs fixed to their active (``z >= 0``) or inactive (``z <= 0``) piece
    al., JMLR 2020): the bound's coefficient ``A`` at that ReLU's output times the offset of the
    upper relaxation line, ``max(-A, 0) * (-l u / (u - l))`` -- what the bound gains if that
    neuron's relaxation became exact -- with ``|A| (u - l)`` to break ties,
-3. bounds all children at once (one batch) with CROWN plus ``alpha_steps`` Adam steps on the
+3. bounds all children at once (one batch) with CROWN plus ``steps`` Adam steps on the
    lower slopes and on the multipliers of the split constraints (beta-CROWN, Wang et al. 2021),
    warm-started from the parent's, *under the split constraints*: a split neuron's input
    bounds are clamped to its piece, which makes its relaxation exact, and the multipliers bring
@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Literal
 
 import numpy as np
 import torch
@@ -51,6 +51,7 @@ from lit_cert.attacks.pgd import StepPolicy, pgd_maximize
 from lit_cert.bounds.alpha_crown import optimised_lower_bounds
 from lit_cert.bounds.backsub import LinearBounds
 from lit_cert.bounds.box import flat_layers
+from lit_cert.errors import check
 
 
 #: PGD started exactly at a candidate point, steps of a quarter of the eps radius, halved twice
@@ -64,7 +65,7 @@ class BaBConfig:
     timeout: float = 30.0  # seconds for all margins of one sample
     max_domains: int = 100_000  # domains bounded per sample
     batch: int = 64  # domains split per step (2x this many bounded at once)
-    alpha_steps: int = 10  # alpha/beta-CROWN steps per bound (0: CROWN, split constraints only through exact neurons)
+    steps: int = 10  # alpha/beta-CROWN steps per bound (0: CROWN, split constraints only through exact neurons)
     beta: bool = True  # optimise split multipliers (beta-CROWN) along with the slopes
     lr: float = 0.1  # Adam step for slopes and multipliers
     #: "root": every domain keeps its parent's intermediate bounds (from the root's CROWN), clamped
@@ -72,9 +73,15 @@ class BaBConfig:
     #: per domain, the default of alpha-beta-CROWN; "recompute": intermediate bounds deeper than
     #: the split are recomputed under the splits (tighter, but every unstable neuron of those
     #: layers is back-substituted for every domain)
-    intermediate: str = "root"
+    intermediate: Literal["root", "recompute"] = "root"
     pgd_every: int = 5  # PGD from the worst children's candidates every this many steps
     pgd_steps: int = 20
+
+    def __post_init__(self):
+        check(self.timeout > 0 and self.max_domains >= 1 and self.batch >= 1 and self.steps >= 0 and self.lr > 0
+              and self.pgd_every >= 0 and self.pgd_steps >= 1,
+              f"bab: timeout and lr must be > 0, max_domains, batch and pgd_steps >= 1, steps and pgd_every >= 0; got {self}")
+        check(self.intermediate in ("root", "recompute"), f"bab.intermediate must be root or recompute, got {self.intermediate!r}")
 
 
 @dataclass
@@ -193,7 +200,7 @@ class BranchAndBound:
         blb, bub = lb.expand(d, *lb.shape[1:]), ub.expand(d, *ub.shape[1:])
         engine = LinearBounds(self.layers, blb, bub, "crown", "same", splits=splits, prior_bounds=prior,
                               reuse_prior_upto=reuse_upto)
-        value = optimised_lower_bounds(engine, spec, self.config.alpha_steps, lr=self.config.lr, record=True,
+        value = optimised_lower_bounds(engine, spec, self.config.steps, lr=self.config.lr, record=True,
                                        beta=self.config.beta, start=start)
         return value, engine
 

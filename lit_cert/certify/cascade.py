@@ -33,7 +33,7 @@ from lit_cert.bounds.trace import IntervalTrace
 from lit_cert.certify.bab import BaBConfig, BranchAndBound
 from lit_cert.bounds.affine import dense_affine_blocks
 from lit_cert.certify.milp import verify_milp
-from lit_cert.errors import ConfigError
+from lit_cert.errors import ConfigError, check
 from lit_cert.numerics import certified_numerics, check_full_precision_weights, full_precision
 
 Status = Literal["certified", "falsified", "misclassified", "unknown"]
@@ -79,28 +79,72 @@ class Stage:
 
 
 @dataclass
-class CascadeConfig:
-    eps: float
+class PGDSettings:
+    """The PGD stage's attack (margin loss)."""
+
+    steps: int = 50
+    restarts: int = 3
+
+    def __post_init__(self):
+        check(self.steps >= 1 and self.restarts >= 1, f"pgd.steps and pgd.restarts must be >= 1, got {self.steps}, {self.restarts}")
+
+
+@dataclass
+class AlphaSettings:
+    """The alpha-CROWN stage: Adam steps on the lower slopes (the registry's ``alpha-crown``)."""
+
+    steps: int = 20
+
+    def __post_init__(self):
+        check(self.steps >= 0, f"alpha.steps must be >= 0, got {self.steps}")
+
+
+@dataclass
+class MILPSettings:
+    """The MILP stage (HiGHS, big-M): time limit per sample, and the size beyond which it is skipped."""
+
+    timeout: float = 30.0
+    max_neurons: int = 5000
+
+    def __post_init__(self):
+        check(self.timeout > 0 and self.max_neurons >= 0, f"milp.timeout must be > 0 and max_neurons >= 0, got {self}")
+
+
+@dataclass
+class CascadeSettings:
+    """Everything about the cascade but the radius: which stages, and each stage's settings."""
+
+    #: the stages to run, in cascade order whatever order they are given in (default: all)
     stages: tuple[str, ...] = ()
-    pgd_steps: int = 50
-    pgd_restarts: int = 3
-    alpha_steps: int = 20
-    milp_timeout: float = 30.0
-    milp_max_neurons: int = 5000
-    bab_timeout: float = 30.0
-    bab_max_domains: int = 100_000
-    bab_batch: int = 64
-    bab_steps: int = 10
-    bab_intermediate: str = "root"
+    pgd: PGDSettings = field(default_factory=PGDSettings)
+    alpha: AlphaSettings = field(default_factory=AlphaSettings)
+    bab: BaBConfig = field(default_factory=BaBConfig)
+    milp: MILPSettings = field(default_factory=MILPSettings)
+    #: memory for the CROWN / alpha-CROWN stages: larger networks are bounded in smaller chunks
     memory_gb: float = 8.0
 
     def __post_init__(self):
-        if not self.stages:
-            self.stages = tuple(STAGES)
-        unknown = [s for s in self.stages if s not in STAGES]
+        stages = tuple(self.stages or ())
+        if isinstance(self.stages, str):
+            stages = tuple(s.strip() for s in self.stages.split(",") if s.strip())
+        if not stages:
+            stages = tuple(STAGES)
+        unknown = [s for s in stages if s not in STAGES]
         if unknown:
             raise ConfigError(f"unknown stages {unknown}; available: {', '.join(STAGES)}")
-        self.stages = tuple(s for s in STAGES if s in self.stages)  # always in cascade order
+        self.stages = tuple(s for s in STAGES if s in stages)  # always in cascade order
+        check(self.memory_gb > 0, f"memory_gb must be > 0, got {self.memory_gb}")
+
+
+@dataclass
+class CascadeConfig(CascadeSettings):
+    """The cascade's settings and the radius ``eps`` (pixel units) it certifies."""
+
+    eps: float | None = None
+
+    def __post_init__(self):
+        super().__post_init__()
+        check(self.eps is not None and 0 <= self.eps <= 1, f"the cascade needs eps in [0, 1] (pixel units), got {self.eps}")
 
 
 def _min_other(margins: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -112,7 +156,7 @@ def _min_other(margins: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 def _pgd_stage(cascade: "Cascade", todo: list[Verdict], x, y, lb, ub, spec) -> None:
     cfg = cascade.config
-    x_adv = pgd_attack(cascade.net, x, y, cfg.eps, steps=cfg.pgd_steps, restarts=cfg.pgd_restarts, loss="margin")
+    x_adv = pgd_attack(cascade.net, x, y, cfg.eps, steps=cfg.pgd.steps, restarts=cfg.pgd.restarts, loss="margin")
     with torch.no_grad():
         margins = torch.einsum("bmk,bk->bm", spec, cascade.net(x_adv))
     for v, m in zip(todo, _min_other(margins, y).tolist()):
@@ -186,9 +230,8 @@ def _confirm_counterexample(cascade: "Cascade", v: Verdict, stage: str, cex: tor
 
 def _bab_stage(cascade: "Cascade", todo: list[Verdict], x, y, lb, ub, spec) -> None:
     cfg = cascade.config
-    bab_config = BaBConfig(timeout=cfg.bab_timeout, max_domains=cfg.bab_max_domains, batch=cfg.bab_batch,
-                           alpha_steps=cfg.bab_steps, intermediate=cfg.bab_intermediate)
-    blocks = lambda: cascade.blocks(x.shape[1:]) if cascade.hidden_neurons(x.shape[1:]) <= cfg.milp_max_neurons else None  # noqa: E731
+    bab_config = cfg.bab
+    blocks = lambda: cascade.blocks(x.shape[1:]) if cascade.hidden_neurons(x.shape[1:]) <= cfg.milp.max_neurons else None  # noqa: E731
     bab = BranchAndBound(cascade.net, bab_config, dense_blocks=blocks)
     for j, v in enumerate(todo):
         rows = torch.cat([spec[j, : v.label], spec[j, v.label + 1 :]])
@@ -216,16 +259,16 @@ def _bab_stage(cascade: "Cascade", todo: list[Verdict], x, y, lb, ub, spec) -> N
 def _milp_stage(cascade: "Cascade", todo: list[Verdict], x, y, lb, ub, spec) -> None:
     cfg = cascade.config
     hidden = cascade.hidden_neurons(x.shape[1:])
-    if hidden > cfg.milp_max_neurons:
+    if hidden > cfg.milp.max_neurons:
         for v in todo:
-            v.reason = f"network too large for the MILP ({hidden} > {cfg.milp_max_neurons} hidden neurons)"
+            v.reason = f"network too large for the MILP ({hidden} > {cfg.milp.max_neurons} hidden neurons)"
         return
     for j, v in enumerate(todo):
         with torch.no_grad():
             pre = cascade.pre_activation_bounds(lb[j : j + 1], ub[j : j + 1])
         rows = np.delete(spec[j].double().cpu().numpy(), v.label, axis=0)
         out = verify_milp(cascade.blocks(x.shape[1:]), lb[j].flatten().double().cpu().numpy(), ub[j].flatten().double().cpu().numpy(),
-                          pre, rows, cfg.milp_timeout)
+                          pre, rows, cfg.milp.timeout)
         v.seconds["milp"] = out.seconds
         if out.status == "certified":
             v.decide("certified", "milp", out.min_margin)
@@ -233,7 +276,7 @@ def _milp_stage(cascade: "Cascade", todo: list[Verdict], x, y, lb, ub, spec) -> 
             cex = torch.from_numpy(out.counterexample).to(x.dtype).to(x.device).view_as(x[j : j + 1])
             _confirm_counterexample(cascade, v, "milp", cex, j, y, lb, ub, spec, "MILP counterexample not confirmed in float32")
         elif out.reason == "time limit":
-            v.reason = f"MILP time limit ({cfg.milp_timeout:g}s)"
+            v.reason = f"MILP time limit ({cfg.milp.timeout:g}s)"
         else:
             v.reason = f"MILP: {out.reason}"
 
@@ -246,7 +289,7 @@ STAGES: dict[str, Stage] = {
         _registry_stage("ibp"),
         _registry_stage("crown-ibp"),
         _registry_stage("crown", chunked=True),
-        _registry_stage("alpha-crown", chunked=True, options=lambda cfg: {"steps": cfg.alpha_steps}),
+        _registry_stage("alpha-crown", chunked=True, options=lambda cfg: {"steps": cfg.alpha.steps}),
         Stage("bab", "complete", _bab_stage, "branch and bound on ReLU splits (beta-CROWN bounds), complete up to its limits"),
         Stage("milp", "complete", _milp_stage, "big-M MILP (HiGHS), complete up to its time limit"),
     )

@@ -9,7 +9,6 @@ from typing import Sequence
 
 import torch
 from torch import nn
-from torchmetrics import Metric
 
 from lit_cert.attacks import pgd_attack
 from lit_cert.bounds.box import interval_bounds
@@ -17,7 +16,7 @@ from lit_cert.bounds.registry import bound_method
 from lit_cert.bounds.region import certified_box, linf_box
 from lit_cert.bounds.spec import is_certified, margin_spec
 from lit_cert.bounds.trace import IntervalTrace
-from lit_cert.metrics.accuracy import RateMetric
+from lit_cert.metrics.accuracy import RateMetric, SummedMetric
 
 
 class PGDAccuracy(RateMetric):
@@ -33,6 +32,9 @@ class PGDAccuracy(RateMetric):
         with torch.no_grad():
             self.update_flags(net(x_adv).argmax(1) == y)
 
+    def update_from_net(self, net: nn.Module, x: torch.Tensor, y: torch.Tensor) -> None:
+        self.update(net, x, y)
+
 
 class PGDRobustness(RateMetric):
     """Expected-bounds paper's "PGD robustness": the prediction does not change under attack,
@@ -41,6 +43,9 @@ class PGDRobustness(RateMetric):
     def __init__(self, eps: float, steps: int = 50, restarts: int = 3, **kwargs):
         super().__init__(**kwargs)
         self.eps, self.steps, self.restarts = eps, steps, restarts
+
+    def update_from_net(self, net: nn.Module, x: torch.Tensor, y: torch.Tensor) -> None:
+        self.update(net, x)  # the label plays no part
 
     def update(self, net: nn.Module, x: torch.Tensor) -> None:  # type: ignore[override]
         with torch.no_grad():
@@ -59,13 +64,18 @@ def trapezoid_auc(eps: Sequence[float], values: Sequence[float], normalise: bool
     return area / span if normalise and span > 0 else area
 
 
-class CRCurve(Metric):
+class _FromNet:
+    """``update_from_net(net, x, y)`` is ``update(net, x, y)`` (see RateMetric.update_from_net)."""
+
+    def update_from_net(self, net, x, y) -> None:
+        self.update(net, x, y)
+
+
+class CRCurve(_FromNet, SummedMetric):
     """Certified accuracy over a grid of eps (the paradox paper's CR curve) with one sound bound
     method (a name of ``lit_cert.bounds.BOUND_METHODS``); ``compute()`` returns the curve,
     :meth:`auc` its area by the trapezoid rule. ``update(net, x, y)``."""
 
-    full_state_update = False
-    is_differentiable = False
     higher_is_better = True
 
     def __init__(self, eps_grid: Sequence[float], certifier: str = "ibp", **kwargs):
@@ -92,14 +102,12 @@ class CRCurve(Metric):
         return trapezoid_auc(self.eps_grid, self.compute().tolist(), normalise)
 
 
-class ReLUStability(Metric):
+class ReLUStability(SummedMetric):
     """Fractions of active (l >= 0), dead (u <= 0) and unstable ReLUs under the pre-activation
     bounds of an IBP walk: ``update(trace)`` with the :class:`~lit_cert.bounds.trace.IntervalTrace`
     of that walk (e.g. the validation certifier's own); ``compute()`` -> tensor
     [active, dead, unstable]."""
 
-    full_state_update = False
-    is_differentiable = False
     higher_is_better = None
 
     def __init__(self, **kwargs):

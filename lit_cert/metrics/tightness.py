@@ -114,6 +114,9 @@ class PropagationTightness(RateMetric):
             raise ValueError("margin tightness needs eps (the radius of the clipped input box)")
         self.eps, self.mode = eps, mode
 
+    def update_from_net(self, net: nn.Module, x: torch.Tensor, y: torch.Tensor) -> None:
+        self.update(net, x, y)
+
     def update(self, net: nn.Module, x: torch.Tensor, y: torch.Tensor | None = None) -> None:  # type: ignore[override]
         ratios = local_tightness(net, x, y, self.eps, self.mode)
         self.hits += ratios.sum().to(self.hits.dtype)

@@ -1,6 +1,6 @@
 """PGD accuracy and PGD robustness (expected-bounds paper) on the first 1000 test samples."""
 import sys, torch
-from lit_cert.certify.data import load_run
+from lit_cert.runs import load_run
 from lit_cert.metrics import PGDAccuracy, PGDRobustness, NaturalAccuracy
 torch.set_num_threads(1)
 for path in sys.argv[1:]:

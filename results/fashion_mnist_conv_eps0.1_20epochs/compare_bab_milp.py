@@ -1,7 +1,7 @@
 """Branch and bound vs MILP on the samples the incomplete cascade leaves open (issue #14).
 
-    python results/compare_bab_milp.py --ckpt RUN/checkpoints/best-epoch019.ckpt --limit 500 \
-        --timeout 30 --out results/bab_vs_milp_<name>.json
+    python results/fashion_mnist_conv_eps0.1_20epochs/compare_bab_milp.py --ckpt RUN/checkpoints/best-epoch019.ckpt --limit 500 \
+        --timeout 30 --out results/fashion_mnist_conv_eps0.1_20epochs/bab_vs_milp/bab_vs_milp_<name>.json
 
 Runs the cascade up to alpha-CROWN (PGD, IBP, CROWN-IBP, CROWN, alpha-CROWN) on the first
 ``--limit`` test samples, then gives every sample still open to *both* complete verifiers with
@@ -19,8 +19,8 @@ from pathlib import Path
 
 import torch
 
-from lit_cert.certify.cascade import Cascade, CascadeConfig
-from lit_cert.certify.data import load_run, split_dataset
+from lit_cert.certify.cascade import Cascade, CascadeConfig, BaBConfig, MILPSettings
+from lit_cert.runs import load_run, split_dataset
 
 
 def main() -> None:
@@ -49,7 +49,7 @@ def main() -> None:
     for i in open_idx:
         row = {"index": i, "label": int(y[i])}
         for stage in ("milp", "bab"):
-            c = Cascade(net, CascadeConfig(eps=eps, stages=(stage,), milp_timeout=args.timeout, bab_timeout=args.timeout))
+            c = Cascade(net, CascadeConfig(eps=eps, stages=(stage,), bab=BaBConfig(timeout=args.timeout), milp=MILPSettings(timeout=args.timeout)))
             start = time.perf_counter()
             v = c.run(x[i : i + 1], y[i : i + 1], [i])[0]
             row[stage] = {"status": v.status, "margin": v.margin, "reason": v.reason,

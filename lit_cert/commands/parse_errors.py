@@ -14,7 +14,7 @@ import difflib
 import importlib
 import inspect
 import re
-from typing import Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 _NOISE = (
     "Does not validate against any of the Union subtypes",
@@ -194,3 +194,35 @@ def _expected_kind(line: str) -> str:
 def _literal_options(kind: str) -> list[str]:
     lit = re.match(r"typing\.Literal\[(.*)\]$", kind)
     return [o.strip().strip("'\"") for o in lit.group(1).split(",")] if lit else []
+
+
+def one_line_errors(parse: Callable[[], Any], argv: Sequence[str], known_options: Callable[[], Iterable[str]],
+                    commands: Iterable[str] = ()):
+    """Run ``parse()`` (a jsonargparse parse), turning what it rejects into one
+    :class:`~lit_cert.errors.ConfigError` line (:func:`summarize`) instead of its usage block and
+    nested report; ``--help`` and ``--print_config`` print and exit as usual."""
+    import contextlib
+    import io
+    import sys
+
+    from lit_cert.errors import ConfigError
+
+    captured = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(captured):
+            result = parse()
+    except SystemExit as stop:
+        text = captured.getvalue()
+        if stop.code in (0, None) or "error:" not in text:
+            sys.stderr.write(text)
+            raise
+        message = summarize(text[text.rindex("error:") + len("error:"):], argv, known_options(), list(commands))
+        raise ConfigError(message) from None
+    sys.stderr.write(captured.getvalue())
+    return result
+
+
+def parse_one_line(parser, argv: Sequence[str], commands: Iterable[str] = ()):
+    """``parser.parse_args(argv)`` of a jsonargparse parser through :func:`one_line_errors`."""
+    return one_line_errors(lambda: parser.parse_args(list(argv)), argv,
+                           lambda: [o for a in parser._actions for o in a.option_strings], commands)

@@ -1,15 +1,16 @@
-"""Rebuild a run's model and data for certification, export or analysis, from its checkpoint."""
+"""Loading what runs left on disk: a run's model and data from its checkpoint (for
+certification, export and analysis) and the records of a sweep folder (for evaluation
+scripts)."""
 
 from __future__ import annotations
 
+import json
+import sys
 from pathlib import Path
 
 import yaml
 
-from lit_cert.classpath import import_class
-from lit_cert.data import ImageDataModule
 from lit_cert.errors import ConfigError
-from lit_cert.methods import CertifiedMethod, load_method
 
 SPLITS = ("test", "val", "train")
 
@@ -26,8 +27,11 @@ def run_config_path(ckpt: str, config: str | None) -> Path:
     return guess
 
 
-def load_run(ckpt: str, config: str | None = None, data_dir: str | None = None) -> tuple[CertifiedMethod, ImageDataModule]:
+def load_run(ckpt: str, config: str | None = None, data_dir: str | None = None):
     """The trained method (eval mode, CPU) and its DataModule (set up), checked to fit together."""
+    from lit_cert.classpath import import_class
+    from lit_cert.data import ImageDataModule
+    from lit_cert.methods import load_method
     model = load_method(ckpt).eval()
     try:
         cfg = yaml.safe_load(run_config_path(ckpt, config).read_text()) or {}
@@ -50,8 +54,40 @@ def load_run(ckpt: str, config: str | None = None, data_dir: str | None = None) 
     return model, dm
 
 
-def split_dataset(dm: ImageDataModule, split: str):
+def split_dataset(dm, split: str):
     """The ``test``, ``val`` (held out of the training data) or ``train`` dataset of ``dm``."""
     if split not in SPLITS:
         raise ConfigError(f"split must be one of {SPLITS}, got {split!r}")
     return {"test": dm.test_set, "val": dm.val_set, "train": dm.train_set}[split]
+
+
+def read_records(path: Path, warn: bool = True) -> list[dict]:
+    """The records of ``results.jsonl``. A line that is not a complete JSON record -- what a kill
+    or a full disk leaves mid-append -- is skipped with a warning: that run counts as not
+    finished and runs again."""
+    if not path.is_file():
+        return []
+    records = []
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+            if not isinstance(record, dict) or "run_id" not in record or "status" not in record:
+                raise ValueError("not a run record")
+        except ValueError:
+            if warn:
+                print(f"lit_cert sweep: warning: {path} line {number} is not a complete record (an interrupted "
+                      "write?); it is ignored and that run runs again", file=sys.stderr)
+            continue
+        records.append(record)
+    return records
+
+
+def finished_runs(out: str | Path) -> list[tuple[dict, Path]]:
+    """``(record, run directory)`` of every finished run in a sweep folder (the latest record of each
+    run id), for evaluation scripts. The run directory is the one the run's ``fit`` reported,
+    relative to the folder the sweep ran in unless the run made it absolute."""
+    latest = {r["run_id"]: r for r in read_records(Path(out) / "results.jsonl")}
+    return [(r, Path(r["metrics"]["run_dir"])) for r in latest.values()
+            if r["status"] == "finished" and "run_dir" in r.get("metrics", {})]

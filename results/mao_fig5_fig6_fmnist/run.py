@@ -1,6 +1,6 @@
 """Seed 000 Fig. 5 / Fig. 6 at CPU scale: evaluate the sweeps' final checkpoints on the test set.
 
-    python results/mao_fig5_fig6_fmnist.py --sweeps SWEEP_DIR/fig5 SWEEP_DIR/fig6 --limit 1000 \
+    python results/mao_fig5_fig6_fmnist/run.py --sweeps SWEEP_DIR/fig5 SWEEP_DIR/fig6 --limit 1000 \
         --certify 1000 --certify_pgd 100 --out results/mao_fig5_fig6_fmnist
 
 ``SWEEP_DIR/<name>`` is a ``lit_cert sweep --out`` folder of ``sweeps/mao_fig5_eps_fmnist_cnn3.yaml``
@@ -19,13 +19,12 @@ import json
 from pathlib import Path
 
 import torch
-from torch.utils.data import DataLoader, Subset
 
-from lit_cert.analysis.command import save_csv, save_plot
-from lit_cert.certify.cascade import Cascade, CascadeConfig
-from lit_cert.bounds import linf_box, margin_bounds_ibp, margin_spec
-from lit_cert.certify.data import load_run, split_dataset
-from lit_cert.sweep import finished_runs
+from lit_cert.reports import save_csv, save_plot
+from lit_cert.certify.cascade import Cascade, CascadeConfig, BaBConfig
+from lit_cert.evaluation import evaluate
+from lit_cert.runs import load_run, split_dataset
+from lit_cert.runs import finished_runs
 from lit_cert.metrics import CertifiedAccuracy, NaturalAccuracy, PropagationTightness
 
 
@@ -36,7 +35,7 @@ def complete(model, ds, n: int, timeout: float) -> dict:
     """The certification cascade with branch and bound on the first ``n`` test images."""
     x = torch.stack([ds[i][0] for i in range(n)])
     y = torch.tensor([int(ds[i][1]) for i in range(n)])
-    cascade = Cascade(model.net.eval(), CascadeConfig(eps=model.eps_test, stages=STAGES, bab_timeout=timeout))
+    cascade = Cascade(model.net.eval(), CascadeConfig(eps=model.eps_test, stages=STAGES, bab=BaBConfig(timeout=timeout)))
     verdicts = []
     for b in range(0, n, 100):
         verdicts += cascade.run(x[b : b + 100], y[b : b + 100], list(range(b, min(n, b + 100))))
@@ -46,22 +45,14 @@ def complete(model, ds, n: int, timeout: float) -> dict:
             "bab_falsified": count["falsified"]}
 
 
-def evaluate(ckpt: Path, limit: int, certify: int, timeout: float) -> dict:
+def evaluate_run(ckpt: Path, limit: int, certify: int, timeout: float) -> dict:
     model, dm = load_run(str(ckpt), None)
-    net = model.net.eval()
     ds = split_dataset(dm, "test")
-    loader = DataLoader(Subset(ds, range(min(limit, len(ds)))), batch_size=250)
-    tight, nat, cert = PropagationTightness(model.eps_test, "margins"), NaturalAccuracy(), CertifiedAccuracy()
-    n = 0
-    with torch.no_grad():
-        for x, y in loader:
-            logits = net(x)
-            nat.update(logits, y)
-            cert.update(margin_bounds_ibp(net, *linf_box(x, model.eps_test), margin_spec(y, logits.shape[1])), y)
-            tight.update(net, x, y)
-            n += len(y)
-    row = {"test_nat_acc": nat.compute().item(), "test_ibp_cert_acc": cert.compute().item(),
-           "test_tightness": tight.compute().item(), "test_samples": n}
+    metrics = {"tightness": PropagationTightness(model.eps_test, "margins"), "nat": NaturalAccuracy(),
+               "cert": CertifiedAccuracy(model.eps_test, "ibp")}
+    out = evaluate(model.net, ds, metrics, limit, batch_size=250)  # the library's one evaluation loop
+    row = {"test_nat_acc": out["nat"].item(), "test_ibp_cert_acc": out["cert"].item(),
+           "test_tightness": out["tightness"].item(), "test_samples": min(limit, len(ds))}
     if certify:
         row.update(complete(model, ds, min(certify, len(ds)), timeout))
     return row
@@ -96,7 +87,7 @@ def main() -> None:
                 row = {**cache[run_dir.name], **row}
             else:
                 n_cert = args.certify_pgd if row["method"] == "PGD" and args.certify_pgd is not None else args.certify
-                row.update(evaluate(run_dir / "checkpoints" / "last.ckpt", args.limit, n_cert, args.bab_timeout))
+                row.update(evaluate_run(run_dir / "checkpoints" / "last.ckpt", args.limit, n_cert, args.bab_timeout))
                 with cache_file.open("a") as f:
                     f.write(json.dumps(row) + "\n")
             rows.append(row)

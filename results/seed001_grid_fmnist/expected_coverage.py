@@ -1,9 +1,9 @@
 """Why expected-bound training at a large eps_train does not give robustness at large eps
-(results/seed001_grid_fmnist.md, point 3): on the trained networks, how often the expected lower
+(results/seed001_grid_fmnist/README.md, point 3): on the trained networks, how often the expected lower
 bound of the margin y - j is *violated* by a point PGD finds (the bound is not a bound there), and
 how often the expected bound claims a sample robust that PGD breaks.
 
-    python results/seed001_expected_coverage.py RUN_DIR[...] --limit 200
+    python results/seed001_grid_fmnist/expected_coverage.py RUN_DIR[...] --limit 200
 
 RUN_DIR is a fit run directory (``runs/lit_cert/<id>``); last checkpoint, first LIMIT test images,
 eps 0.1-0.4, 50-step margin PGD.
@@ -16,7 +16,7 @@ import torch
 from lit_cert.attacks import pgd_attack
 from lit_cert.bounds import linf_box, margin_spec
 from lit_cert.bounds.expected import expected_bounds
-from lit_cert.certify.data import load_run, split_dataset
+from lit_cert.runs import load_run, split_dataset
 
 p = argparse.ArgumentParser()
 p.add_argument("runs", nargs="+")

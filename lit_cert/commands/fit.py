@@ -1,5 +1,7 @@
 """``python -m lit_cert fit|validate|test --config FILE`` -- LightningCLI with our conventions.
 
+(The other commands, and the one place that prints user errors, are :mod:`lit_cert.commands`.)
+
 * ``model`` is any :class:`~lit_cert.methods.CertifiedMethod` subclass, ``data`` any
   :class:`~lit_cert.data.ImageDataModule` subclass (``class_path``/``init_args`` in YAML).
 * The dataset's :class:`~lit_cert.data.DataInfo` is linked into the method (a derived value).
@@ -14,7 +16,7 @@
 * ``fit --test_after_fit true`` evaluates the best checkpoint on the test split at the end.
 * Bad input -- a config value, a checkpoint that is missing, corrupt or does not fit, data that
   is missing or corrupt, an unwritable output directory -- raises a
-  :class:`~lit_cert.errors.UserError` where it is read; :func:`main` prints it as one line
+  :class:`~lit_cert.errors.UserError` where it is read; :func:`lit_cert.commands.main` prints it as one line
   ``lit_cert: error: ...`` and exits with status 2, before any run directory is made.
 * SIGTERM (a cluster scheduler's stop): ``last.ckpt`` is saved, then the process exits with
   status 143, never 0.
@@ -22,8 +24,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
 import os
 import sys
 from pathlib import Path
@@ -40,9 +40,10 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from lit_cert.callbacks import CertifiedSchedule
 from lit_cert.checkpoints import check_state_fits, read_checkpoint
 from lit_cert.data import ImageDataModule
-from lit_cert.errors import ConfigError, UserError
+from lit_cert.errors import ConfigError
 from lit_cert.methods import CertifiedMethod
-from lit_cert.parse_errors import summarize
+from lit_cert.commands.parse_errors import one_line_errors
+from lit_cert.commands import COMMANDS
 from lit_cert.rundir import ensure_writable_dir, new_run_id
 
 
@@ -118,24 +119,19 @@ class LitCertCLI(LightningCLI):
         )
 
     def parse_arguments(self, parser: LightningArgumentParser, args) -> None:
-        """jsonargparse prints a usage block and a nested report for every value it rejects;
-        capture that and raise it as one ConfigError line (``--help``/``--print_config`` output
-        passes through unchanged)."""
-        captured = io.StringIO()
-        try:
-            with contextlib.redirect_stderr(captured):
-                super().parse_arguments(parser, args)
-        except SystemExit as stop:
-            text = captured.getvalue()
-            if stop.code in (0, None) or "error:" not in text:
-                sys.stderr.write(text)
-                raise
-            argv = sys.argv[1:] if args is None else [str(a) for a in args]
-            sub = next((a for a in argv if a in self._subcommand_parsers), None)
-            known = [o for a in self._subcommand_parsers[sub]._actions for o in a.option_strings] if sub else []
-            raise ConfigError(summarize(text[text.rindex("error:") + len("error:"):], argv, known,
-                                        [*self._subcommand_parsers, *EXTRA_COMMANDS])) from None
-        sys.stderr.write(captured.getvalue())
+        """What jsonargparse rejects becomes one ConfigError line (``--help``/``--print_config``
+        output passes through unchanged); then the checks of a run that would train nothing or
+        report untrained weights."""
+        argv = sys.argv[1:] if args is None else [str(a) for a in args]
+        subparsers = getattr(self, "_subcommand_parsers", {})  # none when built with run=False
+
+        def known_options():
+            sub = next((a for a in argv if a in subparsers), None)
+            chosen = subparsers[sub] if sub else parser
+            return [o for a in chosen._actions for o in a.option_strings]
+
+        one_line_errors(lambda: super(LitCertCLI, self).parse_arguments(parser, args), argv, known_options,
+                        dict.fromkeys([*subparsers, *COMMANDS]))
         sub = self.config.get("subcommand")
         config = self.config[sub] if sub else self.config
         if sub in ("fit", "validate", "test"):
@@ -264,28 +260,6 @@ def print_summary(model: LightningModule, results: Any) -> None:
     )
 
 
-EXTRA_COMMANDS = ("certify", "export", "sweep", "analyze")
-
-
-def _run_extra(command: str, argv: list[str]):
-    """Commands outside LightningCLI (argparse, own --help)."""
-    if command == "certify":
-        from lit_cert.certify.run import main as certify_main
-
-        return certify_main(argv)
-    if command == "analyze":
-        from lit_cert.analysis.command import main as analyze_main
-
-        return analyze_main(argv)
-    if command == "sweep":
-        from lit_cert.sweep import main as sweep_main
-
-        return sweep_main(argv)
-    from lit_cert.certify.export import main as export_main
-
-    return export_main(argv)
-
-
 def check_dropped_interpolations(cfg) -> None:
     """Refuse a run that silently lost an interpolated model argument.
 
@@ -355,17 +329,6 @@ def place_logger_dirs_under_root(trainer_cfg) -> None:
             init_args["save_dir"] = os.path.join(os.path.abspath(root), save_dir)
 
 
-def _user_error(err: BaseException) -> BaseException | None:
-    """Our UserError, possibly wrapped by jsonargparse while instantiating."""
-    seen = set()
-    while err is not None and id(err) not in seen:
-        if isinstance(err, UserError):
-            return err
-        seen.add(id(err))
-        err = err.__cause__ or err.__context__
-    return None
-
-
 def _default_logger():
     from jsonargparse import lazy_instance
 
@@ -374,16 +337,14 @@ def _default_logger():
     return lazy_instance(AutoWandbLogger, save_dir="runs", project="lit_cert")
 
 
-def main(args: Optional[list[str]] = None) -> Any:
-    """Run the CLI; ``args=None`` reads ``sys.argv``. Bad input exits with status 2 (one line on
-    stderr), SIGTERM with 143 after the last checkpoint was written."""
+def run(args: Optional[list[str]] = None) -> Any:
+    """``fit`` / ``validate`` / ``test`` through LightningCLI (``args=None`` reads ``sys.argv``);
+    SIGTERM exits with 143 after the last checkpoint was written. User errors propagate to
+    :func:`lit_cert.commands.main`, which prints them as one line."""
     # configs write interpolations as absolute paths (${model.init_args.eps_train}); omegaconf+
     # resolves them after command-line overrides once they are made relative to their node
     set_parsing_settings(omegaconf_absolute_to_relative_paths=True)
-    argv = sys.argv[1:] if args is None else list(args)
     try:
-        if argv and argv[0] in EXTRA_COMMANDS:
-            return _run_extra(argv[0], argv[1:])  # leaves any W&B run of the caller alone
         try:
             return LitCertCLI(
                 CertifiedMethod,
@@ -392,8 +353,7 @@ def main(args: Optional[list[str]] = None) -> Any:
                 subclass_mode_data=True,
                 save_config_callback=RunConfigSaver,
                 save_config_kwargs={"save_to_log_dir": False, "overwrite": True},
-                # no abbreviated keys: --trainer.max_epoch is a typo with a "did you mean", not max_epochs
-                parser_kwargs={"parser_mode": "omegaconf+", "default_env": False, "allow_abbrev": False},
+                parser_kwargs=PARSER_KWARGS,
                 trainer_defaults={"logger": _default_logger()},
                 auto_configure_optimizers=False,
                 args=args,
@@ -407,9 +367,7 @@ def main(args: Optional[list[str]] = None) -> Any:
     except SIGTERMException:
         print("lit_cert: stopped by SIGTERM; the last checkpoint (last.ckpt) holds the progress so far", file=sys.stderr)
         raise SystemExit(143) from None
-    except Exception as err:  # noqa: BLE001 - only our own user-facing errors are caught
-        user_error = _user_error(err)
-        if user_error is None:
-            raise
-        print(f"lit_cert: error: {user_error}", file=sys.stderr)
-        raise SystemExit(2) from None
+
+
+#: no abbreviated keys (--trainer.max_epoch is a typo with a "did you mean", not max_epochs)
+PARSER_KWARGS = {"parser_mode": "omegaconf+", "default_env": False, "allow_abbrev": False}

@@ -1,6 +1,6 @@
 """Seed 001 Fig. 5 at CPU scale: accuracy vs PGD robustness of the expected-bound, nominal and IBP runs.
 
-    python results/seed001_grid_fmnist.py --expected SWEEP_DIR/expected SWEEP_DIR/kappa \
+    python results/seed001_grid_fmnist/run.py --expected SWEEP_DIR/expected SWEEP_DIR/kappa \
         --nominal SWEEP_DIR/nominal --ibp SWEEP_DIR/ibp --limit 1000 --out results/seed001_grid_fmnist
 
 ``SWEEP_DIR/<name>`` is a ``lit_cert sweep --out`` folder of ``sweeps/seed001_gowal_small_fmnist.yaml``
@@ -29,9 +29,9 @@ from pathlib import Path
 
 import yaml
 
-from lit_cert.analysis.command import main as analyze
-from lit_cert.analysis.command import save_csv
-from lit_cert.sweep import finished_runs
+from lit_cert.commands.analyze import main as analyze
+from lit_cert.reports import save_csv
+from lit_cert.runs import finished_runs
 
 EPS = (0.1, 0.2, 0.3, 0.4)
 

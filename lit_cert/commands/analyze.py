@@ -1,61 +1,28 @@
 """``python -m lit_cert analyze {dln-init,box-reconstruction,landscape,expected-bounds,tightness,cr-curve,pgd-robustness} ...``
 
 Each analysis writes ``<name>.csv`` and ``<name>.png`` into ``--out`` (default ``analysis/``).
-Rows are dicts keyed by the CSV's column names; plots read columns by name."""
+Rows are dicts keyed by the CSV's column names; plots read columns by name. Configured like
+``fit``: each analysis is a dataclass (:data:`ANALYSES`) parsed by jsonargparse, so
+``--config FILE.yaml`` and ``--print_config`` work; list values are given as ``--ckpt A B`` or
+``--ckpt [A,B]``; a run's ``config.yaml`` is ``--run_config``. The computations live in
+:mod:`lit_cert.analysis` and :mod:`lit_cert.evaluation`."""
 
 from __future__ import annotations
 
 import csv
+import math
+from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import Literal, Optional
 
 import numpy as np
 import torch
 
-from lit_cert.commands import CommandParser, add_device_argument, eps_value, positive_float, positive_int, resolve_device
-from lit_cert.errors import ConfigError
+from lit_cert.bounds.registry import bound_method
+from lit_cert.commands.args import resolve_device
+from lit_cert.errors import ConfigError, check
+from lit_cert.reports import column, save_csv, save_plot
 from lit_cert.rundir import ensure_writable_dir
-
-
-def save_csv(path: Path, rows: list[dict], header: list[str] | None = None) -> None:
-    header = header or (list(rows[0]) if rows else [])
-    with open(path, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=header)
-        w.writeheader()
-        w.writerows(rows)
-
-
-def save_plot(path: Path, series: dict, xlabel: str, ylabel: str, logx: bool = False, logy: bool = False, title: str = "") -> None:
-    """``series``: label -> (xs, ys, matplotlib style)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    wide = len(series) > 6  # many curves: legend beside the axes instead of over the data
-    fig, ax = plt.subplots(figsize=(8.0 if wide else 5.5, 3.8))
-    for label, (xs, ys, style) in series.items():
-        ax.plot(xs, ys, style, label=label)
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    if logx:
-        ax.set_xscale("log")
-    if logy:
-        ax.set_yscale("log")
-    ax.grid(alpha=0.3)
-    if wide:
-        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    else:
-        ax.legend(fontsize=8)
-    if title:
-        ax.set_title(title, fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-
-
-def column(rows: list[dict], key: str, **where) -> list:
-    """The values of ``key`` in the rows matching every ``where`` item."""
-    return [r[key] for r in rows if all(r[k] == v for k, v in where.items())]
 
 
 def dln_init(args) -> list[dict]:
@@ -131,9 +98,9 @@ def landscape(args) -> list[dict]:
 
     if args.ckpt:
         from lit_cert.bounds.region import linf_box
-        from lit_cert.certify.data import load_run, split_dataset
+        from lit_cert.runs import load_run, split_dataset
 
-        model, dm = load_run(args.ckpt, args.config)
+        model, dm = load_run(args.ckpt, args.run_config)
         device = resolve_device(args.device)
         net = model.net.eval().to(device)
         dataset = split_dataset(dm, args.split)
@@ -189,42 +156,32 @@ def _label(ckpt: str, model) -> str:
 
 def checkpoint_metric(args, name: str) -> list[dict]:
     """Tightness or CR curves of one or more checkpoints (one row / one curve per checkpoint and
-    certifier)."""
-    from torch.utils.data import DataLoader
-
-    from lit_cert.certify.data import load_run, split_dataset
+    certifier), through the one evaluation loop (:func:`lit_cert.evaluation.evaluate`)."""
+    from lit_cert.evaluation import evaluate
     from lit_cert.metrics import CRCurve, NaturalAccuracy, PropagationTightness
+    from lit_cert.runs import load_run, split_dataset
 
-    if args.config and len(args.ckpt) > 1:
-        raise ConfigError("analyze: --config applies to a single --ckpt")
     device = resolve_device(args.device)
     rows, series = [], {}
     grid = None
     for ckpt in args.ckpt:
-        model, dm = load_run(ckpt, args.config)
+        model, dm = load_run(ckpt, args.run_config)
         ds = split_dataset(dm, args.split)
         n = min(args.limit, len(ds))
-        loader = DataLoader(torch.utils.data.Subset(ds, range(n)), batch_size=100)
-        net, label = model.net.eval().to(device), _label(ckpt, model)
+        label = _label(ckpt, model)
         if name == "tightness":
             eps = model.eps_test if args.eps is None else args.eps
-            tightness, nat = PropagationTightness(eps, args.mode).to(device), NaturalAccuracy().to(device)
-            with torch.no_grad():
-                for x, y in loader:
-                    x, y = x.to(device), y.to(device)
-                    tightness.update(net, x, y)
-                    nat.update(net(x), y)
+            out = evaluate(model.net, ds, {"tightness": PropagationTightness(eps, args.mode), "nat": NaturalAccuracy()}, n, device=device)
             rows.append({"model": label, "checkpoint": ckpt, "split": args.split, "samples": n, "mode": args.mode, "eps": eps,
-                         "tightness": tightness.compute().item(), "natural_accuracy": nat.compute().item()})
+                         "tightness": out["tightness"].item(), "natural_accuracy": out["nat"].item()})
             print(f"lit_cert analyze tightness: {label}: tightness ({args.mode}, eps {eps:g}) {rows[-1]['tightness']:.4f}, "
                   f"natural accuracy {rows[-1]['natural_accuracy']:.4f} over {n} {args.split} samples")
             continue
         if grid is None:  # one grid for all checkpoints, so the curves are comparable
             grid = np.linspace(0, args.eps_max if args.eps_max else 2 * model.eps_test, args.points)
-        for certifier in args.certifier:
-            curve = CRCurve(grid.tolist(), certifier).to(device)
-            for x, y in loader:
-                curve.update(net, x.to(device), y.to(device))
+        curves = {certifier: CRCurve(grid.tolist(), certifier) for certifier in args.certifier}
+        evaluate(model.net, ds, curves, n, device=device)
+        for certifier, curve in curves.items():
             values = curve.compute().tolist()
             rows += [{"model": label, "certifier": certifier, "eps": float(e), "certified_accuracy": v} for e, v in zip(grid, values)]
             series[f"{label}, {certifier}: CR-AUC {curve.auc():.3f}"] = (grid, values, "o-")
@@ -240,31 +197,21 @@ def checkpoint_metric(args, name: str) -> list[dict]:
 def pgd_robustness(args) -> list[dict]:
     """Seed 001's yardstick: test accuracy against PGD robustness (the prediction does not change
     under attack, whatever the label) averaged over several test eps, one point per checkpoint."""
-    from torch.utils.data import DataLoader
-
-    from lit_cert.certify.data import load_run, split_dataset
+    from lit_cert.evaluation import evaluate
     from lit_cert.metrics import NaturalAccuracy, PGDRobustness
+    from lit_cert.runs import load_run, split_dataset
 
-    if args.config and len(args.ckpt) > 1:
-        raise ConfigError("analyze: --config applies to a single --ckpt")
     device = resolve_device(args.device)
     rows, points = [], {}
     for ckpt in args.ckpt:
-        model, dm = load_run(ckpt, args.config)
+        model, dm = load_run(ckpt, args.run_config)
         ds = split_dataset(dm, args.split)
         n = min(args.limit, len(ds))
-        loader = DataLoader(torch.utils.data.Subset(ds, range(n)), batch_size=100)
-        net, label = model.net.eval().to(device), _label(ckpt, model)
-        nat = NaturalAccuracy().to(device)
-        robust = {e: PGDRobustness(e, steps=args.steps, restarts=args.restarts).to(device) for e in args.eps}
-        for x, y in loader:
-            x, y = x.to(device), y.to(device)
-            with torch.no_grad():
-                nat.update(net(x), y)
-            for metric in robust.values():
-                metric.update(net, x)
-        row = {"model": label, "checkpoint": ckpt, "split": args.split, "samples": n, "accuracy": nat.compute().item()}
-        row |= {f"pgd_robustness@{e:g}": m.compute().item() for e, m in robust.items()}
+        label = _label(ckpt, model)
+        metrics = {"accuracy": NaturalAccuracy(), **{e: PGDRobustness(e, steps=args.steps, restarts=args.restarts) for e in args.eps}}
+        out = evaluate(model.net, ds, metrics, n, device=device)
+        row = {"model": label, "checkpoint": ckpt, "split": args.split, "samples": n, "accuracy": out["accuracy"].item()}
+        row |= {f"pgd_robustness@{e:g}": out[e].item() for e in args.eps}
         row["pgd_robustness_mean"] = sum(row[f"pgd_robustness@{e:g}"] for e in args.eps) / len(args.eps)
         rows.append(row)
         points[label] = ([row["accuracy"]], [row["pgd_robustness_mean"]], "o")
@@ -278,83 +225,237 @@ def pgd_robustness(args) -> list[dict]:
     return rows
 
 
-def build_parser() -> CommandParser:
-    from lit_cert.bounds.registry import BOUND_METHODS
-    from lit_cert.certify.data import SPLITS
+# --------------------------------------------------------------------------- configuration
+def _check_ints(cmd, *names: str) -> None:
+    for name in names:
+        values = getattr(cmd, name)
+        for v in values if isinstance(values, (list, tuple)) else [values]:
+            check(isinstance(v, int) and v >= 1, f"--{name}: must be an integer >= 1, got {v}")
 
-    p = CommandParser(prog="python -m lit_cert analyze", description=__doc__)
-    sub = p.add_subparsers(dest="name", required=True)
-    a = sub.add_parser("dln-init", help="tightness at initialisation vs width and depth")
-    a.add_argument("--widths", type=positive_int, nargs="+", default=[4, 16, 64, 256])
-    a.add_argument("--depths", type=positive_int, nargs="+", default=[2, 3, 4])
-    a.add_argument("--samples", type=positive_int, default=10)
-    r = sub.add_parser("box-reconstruction", help="Theorem 3.10: reconstruction radius vs embedding dimension")
-    r.add_argument("--d", type=positive_int, nargs="+", default=[100, 400])
-    r.add_argument("--k", type=positive_int, nargs="+", default=[1, 2, 4, 8, 16, 32, 64])
-    r.add_argument("--trials", type=positive_int, default=20)
-    r.add_argument("--train", action="store_true", help="also train d-k-d bottlenecks (standard vs IBP)")
-    r.add_argument("--train_d", type=positive_int, default=50)
-    r.add_argument("--train_k", type=positive_int, nargs="+", default=[1, 2, 5, 10, 20])
-    r.add_argument("--train_eps", type=eps_value, default=0.01)
-    r.add_argument("--train_epochs", type=positive_int, default=200)
-    b = sub.add_parser("landscape", help="bounds along a parameter direction, per relaxation")
-    b.add_argument("--ckpt", default=None)
-    b.add_argument("--config", default=None)
-    b.add_argument("--split", choices=SPLITS, default="test")
-    b.add_argument("--index", type=int, default=0)
-    b.add_argument("--eps", type=eps_value, default=None)
-    b.add_argument("--output", type=int, default=0)
-    b.add_argument("--w", type=float, default=0.5, help="w of the built-in example (no --ckpt)")
-    b.add_argument("--delta", type=positive_float, default=0.7)
-    b.add_argument("--steps", type=positive_int, default=401)
-    add_device_argument(b)
-    c = sub.add_parser("expected-bounds", help="coverage Gamma and IBP/expected width ratio (seed 001 Fig. 1a, 2)")
-    c.add_argument("--n", type=positive_int, nargs="+", default=[2, 5, 10, 15, 20], help="input sizes (the paper's Fig. 1a range)")
-    c.add_argument("--k", type=positive_int, nargs="+", default=[10, 100, 1000], help="hidden units")
-    c.add_argument("--eps", type=positive_float, default=0.1, help="box radius (the paper: 0.1)")
-    c.add_argument("--trials", type=positive_int, default=1000, help="random blocks per (n, k) (the paper: 1000)")
-    c.add_argument("--samples", type=positive_int, default=1000000, help="uniform samples per block besides the 2^n corners (the paper: 1e6)")
-    for name in ("tightness", "cr-curve"):
-        d = sub.add_parser(name, help=f"{name} of one or more checkpoints on a split")
-        d.add_argument("--ckpt", required=True, nargs="+")
-        d.add_argument("--config", default=None)
-        d.add_argument("--split", choices=SPLITS, default="test", help="test, val or train (e.g. Mao et al.'s Fig. 4)")
-        d.add_argument("--limit", type=positive_int, default=1000)
-        add_device_argument(d)
-        if name == "tightness":
-            d.add_argument("--mode", choices=["margins", "logits"], default="margins",
-                           help="margins (the authors' measurement, default) or logits (all-ones radius)")
-            d.add_argument("--eps", type=eps_value, default=None, help="box radius for margins mode (default: the model's eps_test)")
-        if name == "cr-curve":
-            d.add_argument("--eps_max", type=eps_value, default=None)
-            d.add_argument("--points", type=positive_int, default=11)
-            d.add_argument("--certifier", nargs="+", default=["ibp"], choices=list(BOUND_METHODS),
-                           help="one curve per sound bound method (default ibp)")
-    g = sub.add_parser("pgd-robustness", help="accuracy vs PGD robustness averaged over test eps (seed 001's Fig. 5)")
-    g.add_argument("--ckpt", required=True, nargs="+")
-    g.add_argument("--config", default=None)
-    g.add_argument("--split", choices=SPLITS, default="test")
-    g.add_argument("--limit", type=positive_int, default=1000)
-    g.add_argument("--eps", type=eps_value, nargs="+", default=[0.1, 0.2, 0.3, 0.4], help="test radii (default: the paper's MNIST set)")
-    g.add_argument("--steps", type=positive_int, default=50)
-    g.add_argument("--restarts", type=positive_int, default=1)
-    add_device_argument(g)
-    for s in sub.choices.values():
-        s.add_argument("--out", type=Path, default=Path("analysis"))
-        s.add_argument("--wandb", action="store_true",
-                       help="also log the table and plot to a W&B run (offline unless logged in); automatic inside an active run")
+
+def _check_positive(cmd, *names: str) -> None:
+    for name in names:
+        v = getattr(cmd, name)
+        check(math.isfinite(v) and v > 0, f"--{name}: must be a finite number > 0, got {v}")
+
+
+def _check_eps(cmd, *names: str) -> None:
+    for name in names:
+        values = getattr(cmd, name)
+        for v in values if isinstance(values, (list, tuple)) else [values]:
+            check(v is None or (math.isfinite(v) and 0 <= v <= 1), f"--{name}: must be a finite radius in [0, 1] (pixel units), got {v}")
+
+
+@dataclass
+class Output:
+    """Where an analysis writes (``<name>.csv`` and ``.png``), and whether it also logs to W&B
+    (offline unless logged in; automatic inside an active run)."""
+
+    out: str = "analysis"
+    wandb: bool = False
+
+
+@dataclass
+class DlnInit(Output):
+    """Tightness at initialisation vs width and depth (seed 000, Lemma 3.7 / Cor. 3.8)."""
+
+    widths: list[int] = field(default_factory=lambda: [4, 16, 64, 256])
+    depths: list[int] = field(default_factory=lambda: [2, 3, 4])
+    samples: int = 10
+
+    def __post_init__(self):
+        _check_ints(self, "widths", "depths", "samples")
+
+
+@dataclass
+class BoxReconstruction(Output):
+    """Theorem 3.10: reconstruction radius vs embedding dimension; ``train`` adds trained
+    d-k-d bottlenecks (standard vs IBP)."""
+
+    d: list[int] = field(default_factory=lambda: [100, 400])
+    k: list[int] = field(default_factory=lambda: [1, 2, 4, 8, 16, 32, 64])
+    trials: int = 20
+    train: bool = False
+    train_d: int = 50
+    train_k: list[int] = field(default_factory=lambda: [1, 2, 5, 10, 20])
+    train_eps: float = 0.01
+    train_epochs: int = 200
+
+    def __post_init__(self):
+        _check_ints(self, "d", "k", "trials", "train_d", "train_k", "train_epochs")
+        _check_eps(self, "train_eps")
+
+
+@dataclass
+class Checkpoints(Output):
+    """One or more trained runs and the samples to evaluate them on."""
+
+    ckpt: list[str] = field(default_factory=list)
+    run_config: Optional[str] = None  # the run's config.yaml (single --ckpt only; default: next to checkpoints/)
+    split: Literal["test", "val", "train"] = "test"
+    limit: int = 1000
+    device: str = "auto"
+
+    def __post_init__(self):
+        check(bool(self.ckpt), "--ckpt: give one or more checkpoints")
+        check(not (self.run_config and len(self.ckpt) > 1), "analyze: --run_config applies to a single --ckpt")
+        _check_ints(self, "limit")
+
+
+@dataclass
+class Landscape(Output):
+    """Bounds along a parameter direction, per relaxation: the paradox paper's Sec. 4.1 example,
+    or (``ckpt``) a trained net along each bound's gradient at one sample."""
+
+    ckpt: Optional[str] = None
+    run_config: Optional[str] = None
+    split: Literal["test", "val", "train"] = "test"
+    index: int = 0
+    eps: Optional[float] = None
+    output: int = 0
+    w: float = 0.5  # w of the built-in example (no ckpt)
+    delta: float = 0.7
+    steps: int = 401
+    device: str = "auto"
+
+    def __post_init__(self):
+        _check_ints(self, "steps")
+        _check_positive(self, "delta")
+        _check_eps(self, "eps")
+
+
+@dataclass
+class ExpectedBounds(Output):
+    """Coverage Gamma and IBP/expected width ratio (seed 001 Fig. 1a, 2)."""
+
+    n: list[int] = field(default_factory=lambda: [2, 5, 10, 15, 20])  # input sizes (the paper's Fig. 1a range)
+    k: list[int] = field(default_factory=lambda: [10, 100, 1000])  # hidden units
+    eps: float = 0.1  # box radius (the paper: 0.1)
+    trials: int = 1000  # random blocks per (n, k) (the paper: 1000)
+    samples: int = 1000000  # uniform samples per block besides the 2^n corners (the paper: 1e6)
+
+    def __post_init__(self):
+        _check_ints(self, "n", "k", "trials", "samples")
+        _check_positive(self, "eps")
+
+
+@dataclass
+class Tightness(Checkpoints):
+    """Mean local propagation tightness (Mao et al.) of each checkpoint on a split."""
+
+    mode: Literal["margins", "logits"] = "margins"  # margins: the authors' measurement; logits: all-ones radius
+    eps: Optional[float] = None  # box radius for margins mode (default: the model's eps_test)
+
+    def __post_init__(self):
+        super().__post_init__()
+        _check_eps(self, "eps")
+
+
+@dataclass
+class CRCurveAnalysis(Checkpoints):
+    """Certified accuracy over one eps grid and its CR-AUC, a curve per checkpoint and
+    certifier (seed 002 Tables 1/4)."""
+
+    eps_max: Optional[float] = None  # default: twice the first model's eps_test
+    points: int = 11
+    certifier: list[str] = field(default_factory=lambda: ["ibp"])  # names of the bound registry
+
+    def __post_init__(self):
+        super().__post_init__()
+        _check_ints(self, "points")
+        _check_eps(self, "eps_max")
+        for name in self.certifier:
+            bound_method(name)
+
+
+@dataclass
+class PGDRobustnessAnalysis(Checkpoints):
+    """Accuracy vs PGD robustness averaged over test eps (seed 001's Fig. 5)."""
+
+    eps: list[float] = field(default_factory=lambda: [0.1, 0.2, 0.3, 0.4])  # the paper's MNIST set
+    steps: int = 50
+    restarts: int = 1
+
+    def __post_init__(self):
+        super().__post_init__()
+        _check_ints(self, "steps", "restarts")
+        _check_eps(self, "eps")
+
+
+#: name -> (settings, what runs it)
+ANALYSES = {
+    "dln-init": (DlnInit, dln_init),
+    "box-reconstruction": (BoxReconstruction, box_reconstruction),
+    "landscape": (Landscape, landscape),
+    "expected-bounds": (ExpectedBounds, expected_bounds_cmd),
+    "tightness": (Tightness, lambda args: checkpoint_metric(args, "tightness")),
+    "cr-curve": (CRCurveAnalysis, lambda args: checkpoint_metric(args, "cr-curve")),
+    "pgd-robustness": (PGDRobustnessAnalysis, pgd_robustness),
+}
+
+
+def _list_fields(cls) -> set[str]:
+    return {f.name for f in fields(cls) if "list" in str(f.type)}
+
+
+def translate_lists(name: str, argv: list[str]) -> list[str]:
+    """``--ckpt A B`` (space-separated values, as earlier versions took them) -> ``--ckpt=[A,B]``,
+    a bare switch ``--train`` -> ``--train=true``, ``--config RUN.yaml`` for a run's config ->
+    ``--run_config``."""
+    from lit_cert.commands.certify import translate_legacy
+
+    cls = ANALYSES[name][0] if name in ANALYSES else None
+    lists = _list_fields(cls) if cls else set()
+    flags = {f.name for f in fields(cls) if f.type in (bool, "bool")} if cls else set()
+    out, i = [], 0
+    while i < len(argv):
+        key = argv[i][2:] if argv[i].startswith("--") and "=" not in argv[i] else None
+        if key in flags and (i + 1 == len(argv) or argv[i + 1].startswith("--")):
+            out.append(f"--{key}=true")  # a bare switch, as earlier versions took it
+        elif key in lists:
+            values = []
+            while i + 1 < len(argv) and not argv[i + 1].startswith("--"):
+                values.append(argv[i + 1])
+                i += 1
+            out.append(f"--{key}=[{','.join(values)}]" if values and not values[0].startswith("[") else f"--{key}={''.join(values)}")
+        else:
+            out.append(argv[i])
+        i += 1
+    return translate_legacy(out)
+
+
+def build_parser():
+    from jsonargparse import ActionConfigFile, ArgumentParser
+
+    p = ArgumentParser(prog="python -m lit_cert analyze", description=__doc__, default_env=False, allow_abbrev=False)
+    sub = p.add_subcommands(dest="name", required=True)
+    for name, (cls, _) in ANALYSES.items():
+        s = ArgumentParser(description=(cls.__doc__ or "").strip(), default_env=False, allow_abbrev=False)
+        s.add_argument("--config", action=ActionConfigFile, help="a YAML file of these settings (see --print_config)")
+        s.add_class_arguments(cls, nested_key=None, as_group=False)
+        sub.add_subcommand(name, s, help=(cls.__doc__ or "").strip().split("\n")[0])
     return p
 
 
+def parse(argv: list[str]):
+    from lit_cert.commands.parse_errors import parse_one_line
+
+    name = argv[0] if argv else None
+    argv = [name, *translate_lists(name, argv[1:])] if name else argv
+    cfg = parse_one_line(build_parser(), argv, list(ANALYSES))
+    cls = ANALYSES[cfg.name][0]
+    values = cfg[cfg.name].as_dict()
+    return cfg.name, cls(**{k: v for k, v in values.items() if k in {f.name for f in fields(cls)}})
+
+
 def main(argv: list[str]):
-    args = build_parser().parse_args(argv)
+    name, args = parse(argv)
+    args.out = Path(args.out)
     ensure_writable_dir(args.out, "analysis output folder")
-    handler = {"dln-init": dln_init, "box-reconstruction": box_reconstruction, "landscape": landscape,
-               "expected-bounds": expected_bounds_cmd, "pgd-robustness": pgd_robustness}.get(args.name)
-    rows = handler(args) if handler else checkpoint_metric(args, args.name)
-    print(f"lit_cert analyze {args.name}: wrote {args.out / (args.name + '.csv')}")
+    rows = ANALYSES[name][1](args)
+    print(f"lit_cert analyze {name}: wrote {args.out / (name + '.csv')}")
     if args.wandb or active_wandb_run() is not None:
-        log_to_wandb(args.name, args.out)
+        log_to_wandb(name, args.out)
     return rows
 
 

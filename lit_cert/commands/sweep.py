@@ -43,7 +43,8 @@ from typing import Any
 
 import yaml
 
-from lit_cert.commands import CommandParser, positive_float, positive_int
+from lit_cert.commands.args import CommandParser, positive_float, positive_int
+from lit_cert.runs import read_records
 from lit_cert.errors import ConfigError
 
 DEFAULT_COMMAND = ["${env}", "${interpreter}", "${program}", "${args}"]
@@ -155,29 +156,6 @@ def build_command(cfg: dict, params: dict) -> list[str]:
     return out
 
 
-def read_records(path: Path, warn: bool = True) -> list[dict]:
-    """The records of ``results.jsonl``. A line that is not a complete JSON record -- what a kill
-    or a full disk leaves mid-append -- is skipped with a warning: that run counts as not
-    finished and runs again."""
-    if not path.is_file():
-        return []
-    records = []
-    for number, line in enumerate(path.read_text().splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-            if not isinstance(record, dict) or "run_id" not in record or "status" not in record:
-                raise ValueError("not a run record")
-        except ValueError:
-            if warn:
-                print(f"lit_cert sweep: warning: {path} line {number} is not a complete record (an interrupted "
-                      "write?); it is ignored and that run runs again", file=sys.stderr)
-            continue
-        records.append(record)
-    return records
-
-
 def append_record(path: Path, record: dict) -> None:
     """Append one record as one line; a damaged last line (no newline) is closed off first, so
     the new record never joins it."""
@@ -208,15 +186,6 @@ def check_metric_logged(cfg: dict, records: list[dict]) -> None:
     hint = f" Did you mean {match[0]}?" if match else ""
     raise ConfigError(f"sweep metric {name!r} is not logged by the runs ({len(done)} finished); they log: "
                       f"{', '.join(keys)}.{hint} Fix metric.name in the sweep file; finished runs are kept and not re-run")
-
-
-def finished_runs(out: str | Path) -> list[tuple[dict, Path]]:
-    """``(record, run directory)`` of every finished run in a sweep folder (the latest record of each
-    run id), for evaluation scripts. The run directory is the one the run's ``fit`` reported,
-    relative to the folder the sweep ran in unless the run made it absolute."""
-    latest = {r["run_id"]: r for r in read_records(Path(out) / "results.jsonl")}
-    return [(r, Path(r["metrics"]["run_dir"])) for r in latest.values()
-            if r["status"] == "finished" and "run_dir" in r.get("metrics", {})]
 
 
 def run_one(cfg: dict, params: dict, out: Path, timeout: float | None) -> dict:

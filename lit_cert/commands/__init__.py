@@ -1,0 +1,55 @@
+"""The commands -- the only package that parses arguments.
+
+``python -m lit_cert <command>``:
+
+* ``fit`` / ``validate`` / ``test`` -- :mod:`.fit` (LightningCLI: one config for every method);
+* ``certify`` -- :mod:`.certify` (the cascade over a dataset split, sharded and resumable);
+* ``export`` -- :mod:`.export` (ONNX + VNN-LIB for external verifiers);
+* ``analyze`` -- :mod:`.analyze` (the seeds' analyses, CSV + PNG);
+* ``sweep`` -- :mod:`.sweep` (W&B sweep files without a W&B server).
+
+Each command module is imported only when its command runs. Everything a user can get wrong
+raises a :class:`~lit_cert.errors.UserError` where it is read; :func:`main` -- the one place --
+prints it as ``lit_cert: error: <message>`` and exits with status 2, no traceback.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from typing import Any, Optional
+
+from lit_cert.errors import UserError
+
+#: command -> module of lit_cert.commands that runs it
+COMMANDS = {"fit": "fit", "validate": "fit", "test": "fit", "predict": "fit",
+            "certify": "certify", "export": "export", "analyze": "analyze", "sweep": "sweep"}
+
+
+def _user_error(err: BaseException) -> BaseException | None:
+    """Our UserError, possibly wrapped by jsonargparse or Lightning while instantiating."""
+    seen = set()
+    while err is not None and id(err) not in seen:
+        if isinstance(err, UserError):
+            return err
+        seen.add(id(err))
+        err = err.__cause__ or err.__context__
+    return None
+
+
+def main(args: Optional[list[str]] = None) -> Any:
+    """Run a command (``args=None`` reads ``sys.argv``); bad input exits with status 2 and one
+    line on stderr. Called from Python inside an active W&B run, ``analyze`` logs to that run."""
+    argv = sys.argv[1:] if args is None else list(args)
+    try:
+        if argv and argv[0] in COMMANDS and COMMANDS[argv[0]] != "fit":
+            return importlib.import_module(f"lit_cert.commands.{COMMANDS[argv[0]]}").main(argv[1:])
+        from lit_cert.commands.fit import run
+
+        return run(args)
+    except Exception as err:  # noqa: BLE001 - only our own user-facing errors are caught
+        user_error = _user_error(err)
+        if user_error is None:
+            raise
+        print(f"lit_cert: error: {user_error}", file=sys.stderr)
+        raise SystemExit(2) from None

@@ -1,0 +1,187 @@
+"""``python -m lit_cert certify``: the cascade over a dataset split, sharded and resumable.
+
+Configured like ``fit``: one nested dataclass (:class:`CertifyCommand` -- the run to certify,
+where, and the cascade's :class:`~lit_cert.certify.CascadeSettings`) parsed by jsonargparse, so
+``--config certify.yaml``, ``--print_config`` and nested keys (``--bab.timeout 60``,
+``--milp.timeout 10``, ``--stages [pgd,ibp,bab]``) work, and the settings that guard a resume
+are the dataclass itself. The flags of earlier versions are still accepted and translated
+(``--timeout`` -> ``--milp.timeout``, ``--bab_steps`` -> ``--bab.steps``, ``--stages a,b``, a
+run's ``config.yaml`` given as ``--config`` -> ``--run_config``; see :data:`LEGACY_FLAGS`).
+
+Results go to ``OUT/shards/shard_NNNNN.json`` (:mod:`lit_cert.certify.shards`); an interrupted
+run resumes by skipping finished shards. ``OUT/settings.json`` records what the shards were
+computed with -- the checkpoint's *content hash* (SHA-256, not its path: ``last.ckpt`` is
+overwritten every epoch), eps, split, sample count and every cascade setting -- and a rerun
+with anything different is refused instead of mixing results. ``OUT/summary.json`` and the
+printed table summarise natural, PGD and certified accuracy, decisions and time per stage.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Literal, Optional
+
+import yaml
+
+from lit_cert.certify.cascade import STAGES, CascadeConfig, CascadeSettings, summarize
+from lit_cert.errors import ConfigError, check
+
+#: flags of earlier versions -> today's nested keys
+LEGACY_FLAGS = {
+    "--timeout": "--milp.timeout", "--milp_max_neurons": "--milp.max_neurons",
+    "--bab_timeout": "--bab.timeout", "--bab_max_domains": "--bab.max_domains", "--bab_batch": "--bab.batch",
+    "--bab_steps": "--bab.steps", "--bab_intermediate": "--bab.intermediate",
+    "--pgd_steps": "--pgd.steps", "--pgd_restarts": "--pgd.restarts", "--alpha_steps": "--alpha.steps",
+}
+
+
+@dataclass
+class CertifyCommand(CascadeSettings):
+    """What ``lit_cert certify`` runs: the cascade's settings plus the run and the samples.
+
+    Args:
+        ckpt: checkpoint of a lit_cert run (required).
+        run_config: the run's ``config.yaml`` (default: next to its ``checkpoints/`` folder).
+        out: output folder (default: ``<run dir>/certify/<split>_eps<eps>``).
+        eps: radius in pixel units (default: the model's ``eps_test``).
+        split: ``test``, ``val`` (held out of training) or ``train``.
+        limit: the first N samples of the split (default: all).
+        shard_size, batch_size: samples per result file / per cascade call.
+        data_dir: where the run's dataset is (default: the run config's).
+        device: ``auto`` (the GPU when present), ``cpu``, ``cuda`` or ``cuda:N``.
+        progress: show a progress bar.
+    """
+
+    ckpt: Optional[str] = None
+    run_config: Optional[str] = None
+    out: Optional[str] = None
+    eps: Optional[float] = None
+    split: Literal["test", "val", "train"] = "test"
+    limit: Optional[int] = None
+    shard_size: int = 100
+    batch_size: int = 100
+    data_dir: Optional[str] = None
+    device: str = "auto"
+    progress: bool = True
+
+    def __post_init__(self):
+        super().__post_init__()
+        check(bool(self.ckpt), "certify needs --ckpt CHECKPOINT (a checkpoint of a lit_cert run)")
+        check(self.eps is None or (math.isfinite(self.eps) and 0 <= self.eps <= 1),
+              f"--eps: must be a finite radius in [0, 1] (pixel units), got {self.eps}")
+        for name in ("limit", "shard_size", "batch_size"):
+            value = getattr(self, name)
+            check(value is None or value >= 1, f"--{name}: must be an integer >= 1, got {value}")
+
+    def cascade(self, eps: float) -> CascadeConfig:
+        return CascadeConfig(eps=eps, **{k: getattr(self, k) for k in CascadeSettings.__dataclass_fields__})
+
+
+def _looks_like_run_config(path: str) -> bool:
+    try:
+        text = yaml.safe_load(Path(path).read_text())
+    except (OSError, yaml.YAMLError):
+        return False
+    return isinstance(text, dict) and "model" in text and "data" in text
+
+
+def translate_legacy(argv: list[str]) -> list[str]:
+    """Earlier flags (:data:`LEGACY_FLAGS`, ``--stages a,b``, ``--no_progress``, a run's
+    ``config.yaml`` as ``--config``) in today's form."""
+    out, i = [], 0
+    while i < len(argv):
+        arg = argv[i]
+        name, eq, value = arg.partition("=")
+        if name in LEGACY_FLAGS:
+            out.append(LEGACY_FLAGS[name] + (eq + value if eq else ""))
+        elif name == "--no_progress":
+            out.append("--progress=false")
+        elif name == "--stages":
+            raw = value if eq else (argv[i + 1] if i + 1 < len(argv) else "")
+            if not eq:
+                i += 1
+            if raw.startswith("["):
+                out.append(f"--stages={raw}")
+            else:
+                stages = [s.strip() for s in raw.split(",") if s.strip()]
+                if not stages:
+                    raise ConfigError("--stages is empty; choose from " + ",".join(STAGES))
+                out.append(f"--stages=[{','.join(stages)}]")
+        elif name == "--config":
+            path = value if eq else (argv[i + 1] if i + 1 < len(argv) else "")
+            if not eq:
+                i += 1
+            out += ["--run_config" if _looks_like_run_config(path) else "--config", path]
+        else:
+            out.append(arg)
+        i += 1
+    return out
+
+
+def build_parser():
+    from jsonargparse import ActionConfigFile, ArgumentParser
+
+    parser = ArgumentParser(prog="python -m lit_cert certify", description=__doc__, default_env=False, allow_abbrev=False)
+    parser.add_argument("--config", action=ActionConfigFile, help="a YAML file of these settings (see --print_config)")
+    parser.add_class_arguments(CertifyCommand, nested_key=None, as_group=False)
+    return parser
+
+
+def parse(argv: list[str]) -> CertifyCommand:
+    from lit_cert.commands.parse_errors import parse_one_line
+
+    parser = build_parser()
+    cfg = parse_one_line(parser, translate_legacy(list(argv)))
+    fields = parser.instantiate(cfg).as_dict()
+    fields.pop("config", None)
+    return CertifyCommand(**{k: v for k, v in fields.items() if k in CertifyCommand.__dataclass_fields__})
+
+
+def certify(cmd: CertifyCommand) -> dict:
+    from lit_cert.certify.cascade import Cascade
+    from lit_cert.certify.shards import certify_dataset, check_settings
+    from lit_cert.checkpoints import file_sha256
+    from lit_cert.commands.args import resolve_device
+    from lit_cert.rundir import ensure_writable_dir
+    from lit_cert.runs import load_run, split_dataset
+
+    device = resolve_device(cmd.device)
+    model, dm = load_run(cmd.ckpt, cmd.run_config, cmd.data_dir)
+    net = model.net.to(device)
+    eps = model.eps_test if cmd.eps is None else cmd.eps
+    cfg = cmd.cascade(eps)
+    dataset = split_dataset(dm, cmd.split)
+    n = len(dataset) if cmd.limit is None else min(cmd.limit, len(dataset))
+    out = ensure_writable_dir(Path(cmd.out or Path(cmd.ckpt).resolve().parent.parent / "certify" / f"{cmd.split}_eps{eps:g}"),
+                              "certification output folder")
+    settings = {"ckpt_sha256": file_sha256(cmd.ckpt), "split": cmd.split, "samples": n, "shard_size": cmd.shard_size,
+                "cascade": json.loads(json.dumps(asdict(cfg)))}
+    check_settings(out, settings)
+    results = certify_dataset(Cascade(net, cfg), dataset, out, list(range(n)), cmd.shard_size, cmd.batch_size, device, cmd.progress)
+    summary = summarize(results, cfg.stages)
+    summary.update(eps=eps, split=cmd.split, ckpt=str(Path(cmd.ckpt).resolve()), ckpt_sha256=settings["ckpt_sha256"])
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    print_table(summary, out)
+    return summary
+
+
+def print_table(s: dict, out: Path) -> None:
+    print(f"lit_cert certify: {s['samples']} samples of {s['split']}, eps={s['eps']:g} -> {out}")
+    print(f"  natural accuracy   {100 * s['natural_accuracy']:6.2f}%")
+    print(f"  PGD accuracy       {100 * s['pgd_accuracy']:6.2f}%")
+    print(f"  certified accuracy {100 * s['certified_accuracy']:6.2f}%")
+    print(f"  misclassified {s['misclassified']}, falsified {s['falsified']}, unknown {s['unknown']}")
+    if s.get("float64_rechecks"):
+        print(f"  float64 re-checks of near-zero certificates: {s['float64_rechecks']} ({s['float64_rechecks_failed']} did not hold)")
+    print(f"  {'stage':<12} {'certified':>9} {'ran on':>7} {'seconds':>9} {'samples/s':>10}")
+    for stage, secs in s["stage_seconds"].items():
+        rate = s["stage_samples_per_second"][stage]
+        rate_text = "-" if rate is None else f"{rate:.1f}"
+        print(f"  {stage:<12} {str(s['certified'].get(stage, '-')):>9} {s['stage_samples'][stage]:>7} {secs:>9.3f} {rate_text:>10}")
+
+
+def main(argv: list[str]) -> dict:
+    return certify(parse(argv))

@@ -1,0 +1,74 @@
+"""``python -m lit_cert export``: a run's network as ONNX (normalisation included) and one
+VNN-LIB robustness property per sample, for alpha-beta-CROWN, MN-BaB and other VNN-COMP
+verifiers (:mod:`lit_cert.certify.export`). Configured like ``certify`` (:class:`ExportCommand`,
+``--config``/``--print_config``); the run's ``config.yaml`` is ``--run_config`` (``--config``
+with a run config still works)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, Optional
+
+from lit_cert.errors import check
+
+
+@dataclass
+class ExportCommand:
+    """What ``lit_cert export`` writes.
+
+    Args:
+        ckpt: checkpoint of a lit_cert run (required).
+        out: output folder (required).
+        run_config: the run's ``config.yaml`` (default: next to its ``checkpoints/`` folder).
+        eps: radius in pixel units (default: the model's ``eps_test``).
+        split: ``test``, ``val`` or ``train``.
+        limit: properties for the first N samples.
+        timeout: per-instance timeout written to ``instances.csv``.
+        data_dir: where the run's dataset is (default: the run config's).
+    """
+
+    ckpt: Optional[str] = None
+    out: Optional[str] = None
+    run_config: Optional[str] = None
+    eps: Optional[float] = None
+    split: Literal["test", "val", "train"] = "test"
+    limit: int = 10
+    timeout: float = 300.0
+    data_dir: Optional[str] = None
+
+    def __post_init__(self):
+        check(bool(self.ckpt) and bool(self.out), "export needs --ckpt CHECKPOINT and --out FOLDER")
+        check(self.eps is None or (math.isfinite(self.eps) and 0 <= self.eps <= 1),
+              f"--eps: must be a finite radius in [0, 1] (pixel units), got {self.eps}")
+        check(self.limit >= 1, f"--limit: must be an integer >= 1, got {self.limit}")
+        check(math.isfinite(self.timeout) and self.timeout > 0, f"--timeout: must be a finite number > 0, got {self.timeout}")
+
+
+def parse(argv: list[str]) -> ExportCommand:
+    from jsonargparse import ActionConfigFile, ArgumentParser
+
+    from lit_cert.commands.certify import translate_legacy
+    from lit_cert.commands.parse_errors import parse_one_line
+
+    parser = ArgumentParser(prog="python -m lit_cert export", description=__doc__, default_env=False, allow_abbrev=False)
+    parser.add_argument("--config", action=ActionConfigFile, help="a YAML file of these settings (see --print_config)")
+    parser.add_class_arguments(ExportCommand, nested_key=None, as_group=False)
+    fields = parser.instantiate(parse_one_line(parser, translate_legacy(list(argv)))).as_dict()
+    return ExportCommand(**{k: v for k, v in fields.items() if k in ExportCommand.__dataclass_fields__})
+
+
+def main(argv: list[str]) -> Path:
+    from lit_cert.certify.export import export_split
+    from lit_cert.rundir import ensure_writable_dir
+    from lit_cert.runs import load_run, split_dataset
+
+    cmd = parse(argv)
+    model, dm = load_run(cmd.ckpt, cmd.run_config, cmd.data_dir)
+    eps = model.eps_test if cmd.eps is None else cmd.eps
+    out = ensure_writable_dir(cmd.out, "export folder")
+    n = export_split(model.net, model.data_info.in_shape, model.num_classes, split_dataset(dm, cmd.split), cmd.split, eps,
+                     cmd.limit, cmd.timeout, out)
+    print(f"lit_cert export: model.onnx, {n} VNN-LIB properties and reference_outputs.npz in {out}")
+    return out

@@ -1,0 +1,49 @@
+"""Writing results: a CSV of rows and a line plot of named series -- what every analysis,
+results script and sweep evaluation writes next to its numbers."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+
+def save_csv(path: Path, rows: list[dict], header: list[str] | None = None) -> None:
+    header = header or (list(rows[0]) if rows else [])
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=header)
+        w.writeheader()
+        w.writerows(rows)
+
+
+def save_plot(path: Path, series: dict, xlabel: str, ylabel: str, logx: bool = False, logy: bool = False, title: str = "") -> None:
+    """``series``: label -> (xs, ys, matplotlib style)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    wide = len(series) > 6  # many curves: legend beside the axes instead of over the data
+    fig, ax = plt.subplots(figsize=(8.0 if wide else 5.5, 3.8))
+    for label, (xs, ys, style) in series.items():
+        ax.plot(xs, ys, style, label=label)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if logx:
+        ax.set_xscale("log")
+    if logy:
+        ax.set_yscale("log")
+    ax.grid(alpha=0.3)
+    if wide:
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    else:
+        ax.legend(fontsize=8)
+    if title:
+        ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def column(rows: list[dict], key: str, **where) -> list:
+    """The values of ``key`` in the rows matching every ``where`` item."""
+    return [r[key] for r in rows if all(r[k] == v for k, v in where.items())]
