@@ -55,7 +55,8 @@ def relax(l: torch.Tensor, u: torch.Tensor, kind: str):
         raise ValueError(kind)
     one = torch.ones_like(l)
     pick = lambda stable_value, v: torch.where(active, stable_value, torch.where(dead, zero, v))  # noqa: E731
-    return pick(one, lo_s), torch.where(unstable, lo_b, zero), pick(one, up_s), torch.where(unstable, up_b, zero)
+    active_lower = zero if kind == "crown-0" else one  # seed 002: "x = 0 (even for stable ReLUs)"
+    return pick(active_lower, lo_s), torch.where(unstable, lo_b, zero), pick(one, up_s), torch.where(unstable, up_b, zero)
 
 
 def interval_pre_bounds(segments, lb: torch.Tensor, ub: torch.Tensor):

@@ -10,7 +10,9 @@ lower bound, coefficients >= 0 take ``lo`` and negative ones take ``up``.
 The relaxations of unstable ReLUs (l < 0 < u; stable ones are exact in all of them):
 
 * ``crown`` (= DeepPoly): upper = chord ``u/(u-l) (x - l)``, lower = ``x`` if ``u >= -l`` else 0.
-* ``crown-0``: the same chord, lower line always 0 (seed 002 App. K.4).
+* ``crown-0``: the same chord, lower line always 0 -- *also for stably active neurons* (seed 002
+  Sec. 5.2 and App. K.4: "always use the lower bound x = 0 (even for stable ReLUs)"), which
+  makes it continuous in the bounds and very loose.
 * ``deepz``: both parallel with slope ``u/(u-l)``: lower ``λx``, upper ``λx - λl`` (equivalent to
   DeepZ's zonotope transformer for these networks).
 * ``hbox``: the box ``[0, u]`` (constant functions), exact for stable neurons.
@@ -64,7 +66,8 @@ from lit_cert.layers import Normalize, bn_affine_params
 _DIAGONAL = (Normalize, nn.modules.batchnorm._BatchNorm, nn.ReLU, nn.Flatten, nn.Identity)
 
 #: (l, u, lower_slope override or None) -> (lower slope, lower offset, upper slope, upper offset)
-#: for the *unstable* neurons (the engine makes stable neurons exact whatever the rule says)
+#: for the *unstable* neurons (the engine makes stable neurons exact whatever the rule says, except where a rule is marked
+#: ``lower_zero_when_active``: then an active neuron's lower line is 0, as the paper's CROWN-0 has it)
 UnstableRule = Callable[[torch.Tensor, torch.Tensor, "torch.Tensor | None"], tuple]
 
 
@@ -86,9 +89,10 @@ def _deepz(l, u, lower_slope):
 
 
 def _crown0(l, u, lower_slope):
-    """CROWN-0 (seed 002, App. K.4): CROWN with the lower line fixed to 0 -- no adaptive switch
-    (CROWN's jump at u = -l is gone) but much looser; like hBox it still jumps where a neuron
-    turns stably active (tests/test_relaxations.py, the paradox example at w = 1)."""
+    """CROWN-0 (seed 002, Sec. 5.2, App. K.4): CROWN with the lower line fixed to 0 for every
+    neuron, stably active ones included -- no adaptive switch (CROWN's jump at u = -l is gone)
+    and no jump where a neuron turns stably active (the chord tends to the identity there), so it
+    is continuous (tests/test_relaxations.py, the paradox example) and much looser."""
     chord = _chord(l, u)
     zero = torch.zeros_like(l)
     return (zero if lower_slope is None else lower_slope), zero, chord, -chord * l
@@ -106,6 +110,7 @@ for _rule in (_crown, _crown0, _deepz, _hbox):
     _rule.zero_lower_offset = True
 for _rule in (_deepz, _hbox):  # the lower and upper lines have the same slope
     _rule.equal_slopes = True
+_crown0.lower_zero_when_active = True  # the paper's CROWN-0: lower line 0 even for stably active neurons
 
 
 #: the sound single-neuron ReLU relaxations of the back-substitution engine, by name
@@ -136,7 +141,8 @@ def relu_relaxation(l: torch.Tensor, u: torch.Tensor, rule: UnstableRule, lower_
     active, dead = l >= 0, u <= 0
     unstable = ~(active | dead)
     one, zero = torch.ones_like(l), torch.zeros_like(l)
-    lo_s = torch.where(active, one, torch.where(dead, zero, lo_s))
+    active_lower = zero if getattr(rule, "lower_zero_when_active", False) else one
+    lo_s = torch.where(active, active_lower, torch.where(dead, zero, lo_s))
     up_s = torch.where(active, one, torch.where(dead, zero, up_s))
     lo_b = torch.where(unstable, lo_b, zero)
     up_b = torch.where(unstable, up_b, zero)
