@@ -81,24 +81,24 @@ def test_milp_certifies_from_the_proven_bound_never_within_the_gap(monkeypatch):
     args = (dense_affine_blocks(net, (2,)), lb[0].numpy(), ub[0].numpy(), pre_bounds_for(net, lb, ub), rows, 20)
     honest = verify_milp(*args)
     assert honest.status == "certified" and honest.min_margin > 0
-    real = milp_module.milp
+    real = milp_module.solve_milp
     consts = iter([float(r @ args[0][-1][1]) for r in rows])
 
-    def straddling(c, **kw):  # each row: found margin +1e-5, proven bound -1e-5 (a gap around 0)
-        res, const = real(c, **kw), next(consts)
+    def straddling(model, obj, time_limit):  # each row: found margin +1e-5, proven bound -1e-5 (a gap around 0)
+        res, const = real(model, obj, time_limit), next(consts)
         res.fun, res.mip_dual_bound = -const + 1e-5, -const - 1e-5
         return res
 
-    monkeypatch.setattr(milp_module, "milp", straddling)
+    monkeypatch.setattr(milp_module, "solve_milp", straddling)
     out = verify_milp(*args)
     assert out.status == "unknown" and "within the MIP gap" in out.reason
 
-    def looser(c, **kw):  # the true optimum with a looser, still positive proven bound
-        res = real(c, **kw)
+    def looser(model, obj, time_limit):  # the true optimum with a looser, still positive proven bound
+        res = real(model, obj, time_limit)
         res.mip_dual_bound = res.fun - 0.5 * honest.min_margin
         return res
 
-    monkeypatch.setattr(milp_module, "milp", looser)
+    monkeypatch.setattr(milp_module, "solve_milp", looser)
     out = verify_milp(*args)
     assert out.status == "certified" and out.min_margin == pytest.approx(0.5 * honest.min_margin, rel=1e-6)
 
@@ -358,3 +358,73 @@ def test_vnnlib_refuses_an_inverted_box():
 
     with pytest.raises(ValueError, match="lower > upper"):
         vnnlib_text(torch.ones(1, 2), torch.zeros(1, 2), 0, 3)
+
+
+# --------------------------------------------------------------------------- many workers, evidence
+@pytest.mark.slow
+def test_two_workers_share_one_certify_run(workdir):
+    """Two processes started together, --worker 1/2 and 2/2, into one folder: each computes its
+    half of the shards, the last summary covers all of them and equals one worker's run; a rerun
+    of either worker skips everything."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    ckpt = str(trained_run(workdir))
+    common = ["-m", "lit_cert", "certify", "--ckpt", ckpt, "--limit", "40", "--shard_size", "10", "--batch_size", "10",
+              "--stages", "pgd,ibp,crown", "--progress=false"]
+    env = {**os.environ, "WANDB_MODE": "disabled", "OMP_NUM_THREADS": "1"}
+    procs = [subprocess.Popen([sys.executable, *common, "--out", str(workdir / "shared"), "--worker", f"{k}/2"], cwd=workdir, env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for k in (1, 2)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert all(p.returncode == 0 for p in procs), outs
+    shards = sorted(p.name for p in (workdir / "shared" / "shards").glob("shard_*.json"))
+    assert shards == [f"shard_{i:05d}.json" for i in range(4)]
+    merged = main(["certify", "--ckpt", ckpt, "--limit", "40", "--shard_size", "10", "--batch_size", "10", "--stages", "pgd,ibp,crown",
+                   "--progress=false", "--out", str(workdir / "shared"), "--worker", "2/2"])  # a rerun: nothing left to do
+    single = main(["certify", "--ckpt", ckpt, "--limit", "40", "--shard_size", "10", "--batch_size", "10", "--stages", "pgd,ibp,crown",
+                   "--progress=false", "--out", str(workdir / "single")])
+    assert merged["complete"] and merged["shards"] == {"done": 4, "total": 4}
+    drop = lambda s: {k: v for k, v in s.items() if "second" not in k and k != "ckpt"}  # noqa: E731
+    assert drop(merged) == drop(single)
+    assert json.loads((workdir / "shared" / "summary.json").read_text())["complete"]
+
+
+def test_worker_slices_and_environments():
+    from lit_cert.certify.shards import parse_worker
+    from lit_cert.errors import ConfigError
+
+    assert parse_worker("2/3") == (2, 3) and parse_worker("auto", {}) == (1, 1)
+    assert parse_worker("auto", {"RANK": "3", "WORLD_SIZE": "4"}) == (4, 4)  # torchrun
+    assert parse_worker("auto", {"SLURM_ARRAY_TASK_ID": "7", "SLURM_ARRAY_TASK_MIN": "5", "SLURM_ARRAY_TASK_COUNT": "4"}) == (3, 4)
+    for bad in ("0/2", "3/2", "x"):
+        with pytest.raises(ConfigError, match="--worker"):
+            parse_worker(bad)
+
+
+def test_every_verdict_can_be_rechecked_from_its_evidence():
+    """A falsified sample keeps its counterexample (inside the exact ball, misclassified), a
+    certified one its stage and margin: check_verdict confirms each without the cascade, and
+    refuses a tampered counterexample."""
+    from lit_cert.certify import check_verdict
+
+    seen, res = set(), []
+    for seed in range(6):
+        net = tiny_relu_net((2, 10, 8, 3), seed=seed).float()
+        torch.manual_seed(seed)
+        x = torch.rand(16, 2)
+        y = net(x).argmax(1)
+        y[:2] = (y[:2] + 1) % 3
+        res = Cascade(net, CascadeConfig(eps=0.15, milp=MILPSettings(timeout=10))).run(x, y, list(range(16)))
+        for v in res:
+            if v.status == "falsified":
+                assert v.counterexample is not None and len(v.counterexample) == 2
+            assert check_verdict(net, x[v.index], int(y[v.index]), 0.15, v), v
+        seen |= {v.status for v in res}
+        if "falsified" in {v.status for v in res}:
+            break
+    assert {"certified", "falsified", "misclassified"} <= seen
+    falsified = next(v for v in res if v.status == "falsified")
+    falsified.counterexample = (x[falsified.index] + 0.5).tolist()  # outside the ball
+    assert not check_verdict(net, x[falsified.index], int(y[falsified.index]), 0.15, falsified)

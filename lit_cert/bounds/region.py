@@ -46,6 +46,22 @@ def certified_box(
     return torch.clamp(lb, min=lo, max=hi), torch.clamp(ub, min=lo, max=hi)
 
 
+def inner_box(
+    x: torch.Tensor, eps: float | torch.Tensor, lo: float = 0.0, hi: float = 1.0
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`linf_box` rounded *inward*: every point of it lies in the exact ball ``[x - eps,
+    x + eps] ∩ [lo, hi]`` -- where a counterexample must be for a falsification to hold."""
+    if isinstance(eps, torch.Tensor) and eps.dim() == 1:
+        eps = eps.view(-1, *([1] * (x.dim() - 1)))
+    wide = x.double()
+    eps64 = eps.double() if isinstance(eps, torch.Tensor) else float(eps)
+    exact_lo, exact_hi = (wide - eps64).clamp(lo, hi), (wide + eps64).clamp(lo, hi)
+    lb, ub = exact_lo.to(x.dtype), exact_hi.to(x.dtype)
+    lb = torch.where(lb.double() < exact_lo, torch.nextafter(lb, torch.full_like(lb, float("inf"))), lb)
+    ub = torch.where(ub.double() > exact_hi, torch.nextafter(ub, torch.full_like(ub, -float("inf"))), ub)
+    return torch.minimum(lb, x), torch.maximum(ub, x)
+
+
 def small_box(
     x: torch.Tensor, eps: float, lam: float, point: torch.Tensor, convention: BoxConvention = "sabr"
 ) -> tuple[torch.Tensor, torch.Tensor]:

@@ -6,8 +6,9 @@ dataset (:mod:`.shards`), and ONNX / VNN-LIB writing for external verifiers (:mo
 from lit_cert.bounds.affine import dense_affine_blocks
 from lit_cert.certify.bab import BaBConfig, BranchAndBound
 from lit_cert.certify.cascade import (STAGES, AlphaSettings, Cascade, CascadeConfig, CascadeSettings, MILPSettings, PGDSettings,
+                                      check_verdict,
                                       Stage, Verdict, summarize)
 from lit_cert.certify.milp import verify_milp
 
 __all__ = ["STAGES", "AlphaSettings", "BaBConfig", "BranchAndBound", "Cascade", "CascadeConfig", "CascadeSettings", "MILPSettings",
-           "PGDSettings", "Stage", "Verdict", "summarize", "dense_affine_blocks", "verify_milp"]
+           "PGDSettings", "Stage", "Verdict", "check_verdict", "summarize", "dense_affine_blocks", "verify_milp"]

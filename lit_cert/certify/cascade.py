@@ -26,7 +26,7 @@ from torch import nn
 from lit_cert.attacks import pgd_attack
 from lit_cert.bounds.backsub import LinearBounds, layer_shapes
 from lit_cert.bounds.box import flat_layers, interval_bounds
-from lit_cert.bounds.region import certified_box
+from lit_cert.bounds.region import certified_box, inner_box
 from lit_cert.bounds.registry import bound_method, bound_spec
 from lit_cert.bounds.spec import is_certified, margin_spec
 from lit_cert.bounds.trace import IntervalTrace
@@ -52,6 +52,9 @@ class Verdict:
     reason: str | None = None  # why an unknown sample stayed unknown
     seconds: dict[str, float] = field(default_factory=dict)  # time spent per stage
     details: dict = field(default_factory=dict)  # stage-specific facts (e.g. BaB domains)
+    #: a falsified sample's counterexample (the input, flattened, float32 values inside the exact
+    #: eps-ball), so the verdict can be re-checked without the cascade (:func:`check_verdict`)
+    counterexample: list[float] | None = None
 
     @property
     def open(self) -> bool:
@@ -157,11 +160,13 @@ def _min_other(margins: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 def _pgd_stage(cascade: "Cascade", todo: list[Verdict], x, y, lb, ub, spec) -> None:
     cfg = cascade.config
     x_adv = pgd_attack(cascade.net, x, y, cfg.eps, steps=cfg.pgd.steps, restarts=cfg.pgd.restarts, loss="margin")
+    x_adv = torch.min(torch.max(x_adv, (box := inner_box(x, cfg.eps))[0]), box[1])  # certainly inside the exact ball
     with torch.no_grad():
         margins = torch.einsum("bmk,bk->bm", spec, cascade.net(x_adv))
-    for v, m in zip(todo, _min_other(margins, y).tolist()):
+    for v, m, point in zip(todo, _min_other(margins, y).tolist(), x_adv):
         if m <= 0:
             v.decide("falsified", "pgd", m)
+            v.counterexample = point.flatten().tolist()
 
 
 #: a certificate whose margin is within this fraction of the network's output scale of 0 is
@@ -216,14 +221,17 @@ def _registry_stage(name: str, chunked: bool = False, options: Callable[["Cascad
     return Stage(name, "bound", _bound_stage(name, bound, chunked), f"{method.description} (registry: {method.name})")
 
 
-def _confirm_counterexample(cascade: "Cascade", v: Verdict, stage: str, cex: torch.Tensor, j: int, y, lb, ub, spec, unconfirmed: str) -> None:
-    """A complete stage's counterexample counts only if, clamped into the box, the network itself
-    misclassifies it (float32); otherwise the sample stays open with ``unconfirmed`` as reason."""
-    cex = torch.min(torch.max(cex, lb[j : j + 1]), ub[j : j + 1])
+def _confirm_counterexample(cascade: "Cascade", v: Verdict, stage: str, cex: torch.Tensor, j: int, x, y, spec, unconfirmed: str) -> None:
+    """A complete stage's counterexample counts only if, clamped into the exact eps-ball (the
+    inward-rounded box), the network itself misclassifies it (float32); otherwise the sample
+    stays open with ``unconfirmed`` as reason."""
+    inner_lb, inner_ub = inner_box(x[j : j + 1], cascade.config.eps)
+    cex = torch.min(torch.max(cex.to(inner_lb.dtype), inner_lb), inner_ub)
     with torch.no_grad():
         m = _min_other(torch.einsum("bmk,bk->bm", spec[j : j + 1], cascade.net(cex)), y[j : j + 1]).item()
     if m <= 0:
         v.decide("falsified", stage, m)
+        v.counterexample = cex.flatten().tolist()
     else:
         v.reason = f"{unconfirmed} (margin {m:.2e})"
 
@@ -251,7 +259,7 @@ def _bab_stage(cascade: "Cascade", todo: list[Verdict], x, y, lb, ub, spec) -> N
         if out.status == "certified":
             v.decide("certified", "bab", out.margin)
         elif out.status == "falsified":
-            _confirm_counterexample(cascade, v, "bab", out.counterexample, j, y, lb, ub, spec, "BaB counterexample not confirmed")
+            _confirm_counterexample(cascade, v, "bab", out.counterexample, j, x, y, spec, "BaB counterexample not confirmed")
         else:
             v.reason = out.reason
 
@@ -274,7 +282,7 @@ def _milp_stage(cascade: "Cascade", todo: list[Verdict], x, y, lb, ub, spec) -> 
             v.decide("certified", "milp", out.min_margin)
         elif out.status == "falsified":
             cex = torch.from_numpy(out.counterexample).to(x.dtype).to(x.device).view_as(x[j : j + 1])
-            _confirm_counterexample(cascade, v, "milp", cex, j, y, lb, ub, spec, "MILP counterexample not confirmed in float32")
+            _confirm_counterexample(cascade, v, "milp", cex, j, x, y, spec, "MILP counterexample not confirmed in float32")
         elif out.reason == "time limit":
             v.reason = f"MILP time limit ({cfg.milp.timeout:g}s)"
         else:
@@ -393,6 +401,38 @@ class Cascade:
                 v.status = "unknown"
                 v.reason = v.reason or ("MILP not run" if "milp" not in cfg.stages else "undecided")
         return verdicts
+
+
+def check_verdict(net: nn.Module, x: torch.Tensor, y: int, eps: float, verdict: Verdict) -> bool:
+    """Re-check one recorded verdict from its evidence alone, without the cascade: a falsified
+    sample's counterexample lies in the exact eps-ball around ``x`` and is misclassified; a
+    certified sample's margin bound is recomputed by its stage when that stage is a registry
+    bound (``ibp``, ``crown-ibp``, ``crown``, ``alpha-crown``) and must be positive; a
+    misclassified sample is misclassified. BaB and MILP certificates are re-checked by running
+    that stage again (:class:`Cascade` with ``stages=(stage,)``). ``x`` is the sample as the
+    dataset serves it (no batch dimension)."""
+    net = net.eval()
+    x = x.unsqueeze(0)
+    with torch.no_grad(), certified_numerics():
+        logits = net(x)
+        if verdict.status == "misclassified":
+            return int(logits.argmax(1)) != int(y)
+        if verdict.status == "falsified":
+            if verdict.counterexample is None:
+                return False
+            cex = torch.tensor(verdict.counterexample, dtype=x.dtype, device=x.device).view_as(x)
+            exact = cex.double() - x.double()
+            inside = bool((exact.abs() <= eps).all()) and bool(((cex >= 0) & (cex <= 1)).all())
+            return inside and int(net(cex).argmax(1)) != int(y)
+        if verdict.status == "certified":
+            if verdict.stage in STAGES and STAGES[verdict.stage].kind == "bound":
+                yy = torch.tensor([int(y)], device=x.device)
+                margins = bound_spec(verdict.stage).lower(net, *certified_box(x, eps), margin_spec(yy, logits.shape[1], x.dtype))
+                return bool(is_certified(margins, yy).all())
+            verdicts = Cascade(net, CascadeConfig(eps=eps, stages=(verdict.stage,))).run(x, torch.tensor([int(y)], device=x.device),
+                                                                                          [verdict.index])
+            return verdicts[0].status == "certified"
+    return verdict.status == "unknown"
 
 
 def summarize(results: list[Verdict], stages: tuple[str, ...]) -> dict:

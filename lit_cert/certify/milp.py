@@ -14,10 +14,75 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.optimize import Bounds, LinearConstraint, milp
 from scipy.sparse import coo_matrix
 
 from lit_cert.bounds.affine import silenced_native_output
+
+
+#: HiGHS options of every MILP. Its sub-MIP heuristics (RINS, RENS) are off: on these models --
+#: hundreds of continuous inputs in dense first-layer rows, a few dozen binaries -- each sub-MIP
+#: costs ~0.1-0.3 s and HiGHS runs several per solve, so they were ~90% of the time (measured on
+#: a 784-20-10-5-5 FC: 3.5 s -> 0.35 s for one margin with 13 unstable ReLUs, the same optimum;
+#: benchmarks/bench_milp.py). Nothing else of the search changes.
+HIGHS_OPTIONS = {"output_flag": False, "mip_heuristic_run_rins": False, "mip_heuristic_run_rens": False}
+
+
+def build_highs(lo: np.ndarray, hi: np.ndarray, a, row_lo: np.ndarray, row_hi: np.ndarray, integrality: np.ndarray):
+    """(HiGHS instance, has binaries) holding the MILP (columns ``[lo, hi]``, rows ``row_lo <= a x
+    <= row_hi``, ``integrality`` 1 for the binaries); each margin then only changes the costs."""
+    import highspy
+
+    with silenced_native_output():  # the banner HiGHS prints when created
+        h = highspy.Highs()
+    for key, value in HIGHS_OPTIONS.items():
+        h.setOptionValue(key, value)
+    lp = highspy.HighsLp()
+    lp.num_col_, lp.num_row_ = len(lo), a.shape[0]
+    lp.col_cost_ = np.zeros(len(lo))
+    lp.col_lower_, lp.col_upper_ = lo.astype(float), hi.astype(float)
+    lp.row_lower_, lp.row_upper_ = row_lo, row_hi
+    lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+    lp.a_matrix_.start_, lp.a_matrix_.index_, lp.a_matrix_.value_ = a.indptr, a.indices, a.data
+    if integrality.any():
+        lp.integrality_ = [highspy.HighsVarType.kInteger if v else highspy.HighsVarType.kContinuous for v in integrality]
+    h.passModel(lp)
+    return h, bool(integrality.any())
+
+
+@dataclass
+class SolveResult:
+    """One MILP solve: ``status`` 0 optimal (within the MIP gap), 1 time limit, 2 other; the
+    objective of the best point found (``fun``, ``x``; None without one) and the proven lower
+    bound (``mip_dual_bound``: for an LP, its optimum)."""
+
+    status: int
+    fun: float | None
+    mip_dual_bound: float | None
+    x: np.ndarray | None
+    message: str = ""
+
+
+def solve_milp(model, obj: np.ndarray, time_limit: float) -> SolveResult:
+    """Minimise ``obj @ x`` over the model of :func:`build_highs` within ``time_limit`` seconds."""
+    import highspy
+
+    highs, is_mip = model
+    n = len(obj)
+    highs.changeColsCost(n, np.arange(n, dtype=np.int32), obj.astype(float))
+    highs.setOptionValue("time_limit", float(time_limit))
+    with silenced_native_output():
+        highs.run()
+    model_status = highs.getModelStatus()
+    info = highs.getInfo()
+    status = {highspy.HighsModelStatus.kOptimal: 0, highspy.HighsModelStatus.kTimeLimit: 1}.get(model_status, 2)
+    has_point = info.primal_solution_status == 2  # kSolutionStatusFeasible
+    fun = float(info.objective_function_value) if has_point else None
+    x = np.array(highs.getSolution().col_value) if has_point else None
+    if is_mip:
+        dual = float(info.mip_dual_bound)
+    else:  # an LP (every ReLU stable): its optimum is the proven bound
+        dual = fun if status == 0 else None
+    return SolveResult(status, fun, dual, x, highs.modelStatusToString(model_status))
 
 
 #: a margin is certified only when HiGHS's proven lower bound exceeds this (its primal
@@ -86,9 +151,8 @@ def verify_milp(
             integrality[d_idx[j]] = 1
         prev = a_idx
     w_last, b_last = blocks[-1]
-    constraints = []
-    if r:
-        constraints.append(LinearConstraint(coo_matrix((vals, (rows, cols)), shape=(r, nvar)).tocsr(), np.array(rlo), np.array(rhi)))
+    a = coo_matrix((vals, (rows, cols)), shape=(r, nvar)).tocsc()
+    highs = build_highs(lo, hi, a, np.array(rlo, dtype=float), np.array(rhi, dtype=float), integrality)
     min_margin, status, reason = np.inf, "certified", None
     for row in spec_rows:
         remaining = timeout - (time.perf_counter() - start)
@@ -97,14 +161,11 @@ def verify_milp(
         obj = np.zeros(nvar)
         obj[prev] = row @ w_last
         const = float(row @ b_last)
-        with silenced_native_output():
-            res = milp(obj, constraints=constraints, integrality=integrality, bounds=Bounds(lo, hi), options={"time_limit": remaining})
-        dual = getattr(res, "mip_dual_bound", None)
+        res = solve_milp(highs, obj, remaining)
+        dual = res.mip_dual_bound
         primal = float(res.fun) + const if res.x is not None and res.fun is not None else None
         if primal is not None and primal <= 0:  # a point with a non-positive margin (re-checked by the cascade)
             return MILPResult("falsified", primal, res.x[:n0].copy(), time.perf_counter() - start)
-        if dual is None and res.status == 0 and not integrality.any():
-            dual = res.fun  # a pure LP (every ReLU stable): its optimum is the proven bound
         proven = float(dual) + const if dual is not None and np.isfinite(dual) else None
         if proven is not None and proven > CERTIFY_TOLERANCE:
             # certified by the proven (dual) bound only: the optimum HiGHS reports is exact only up

@@ -51,8 +51,12 @@ class CertifyCommand(CascadeSettings):
         limit: the first N samples of the split (default: all).
         shard_size, batch_size: samples per result file / per cascade call.
         data_dir: where the run's dataset is (default: the run config's).
-        device: ``auto`` (the GPU when present), ``cpu``, ``cuda`` or ``cuda:N``.
+        device: ``auto`` (the GPU when present; a torchrun worker takes ``cuda:LOCAL_RANK``),
+            ``cpu``, ``cuda`` or ``cuda:N``.
         progress: show a progress bar.
+        worker: ``K/N`` -- this process computes the K-th of N interleaved slices of the shards
+            into the same ``out`` (:mod:`lit_cert.certify.shards`); ``auto`` reads the rank and
+            world size of torchrun or a SLURM array, else 1/1.
     """
 
     ckpt: Optional[str] = None
@@ -66,6 +70,7 @@ class CertifyCommand(CascadeSettings):
     data_dir: Optional[str] = None
     device: str = "auto"
     progress: bool = True
+    worker: str = "auto"
 
     def __post_init__(self):
         super().__post_init__()
@@ -142,13 +147,22 @@ def parse(argv: list[str]) -> CertifyCommand:
 
 def certify(cmd: CertifyCommand) -> dict:
     from lit_cert.certify.cascade import Cascade
-    from lit_cert.certify.shards import certify_dataset, check_settings
+    import os
+
+    from lit_cert.certify.shards import certify_dataset, check_settings, parse_worker
     from lit_cert.checkpoints import file_sha256
     from lit_cert.commands.args import resolve_device
     from lit_cert.rundir import ensure_writable_dir
     from lit_cert.runs import load_run, split_dataset
 
-    device = resolve_device(cmd.device)
+    worker = parse_worker(cmd.worker)
+    device_name = cmd.device
+    if device_name == "auto" and worker[1] > 1 and os.environ.get("LOCAL_RANK"):
+        import torch
+
+        if torch.cuda.is_available():  # one GPU per torchrun worker
+            device_name = f"cuda:{int(os.environ['LOCAL_RANK']) % torch.cuda.device_count()}"
+    device = resolve_device(device_name)
     model, dm = load_run(cmd.ckpt, cmd.run_config, cmd.data_dir)
     net = model.net.to(device)
     eps = model.eps_test if cmd.eps is None else cmd.eps
@@ -160,11 +174,19 @@ def certify(cmd: CertifyCommand) -> dict:
     settings = {"ckpt_sha256": file_sha256(cmd.ckpt), "split": cmd.split, "samples": n, "shard_size": cmd.shard_size,
                 "cascade": json.loads(json.dumps(asdict(cfg)))}
     check_settings(out, settings)
-    results = certify_dataset(Cascade(net, cfg), dataset, out, list(range(n)), cmd.shard_size, cmd.batch_size, device, cmd.progress)
+    results, missing = certify_dataset(Cascade(net, cfg), dataset, out, list(range(n)), cmd.shard_size, cmd.batch_size, device,
+                                       cmd.progress, worker)
     summary = summarize(results, cfg.stages)
-    summary.update(eps=eps, split=cmd.split, ckpt=str(Path(cmd.ckpt).resolve()), ckpt_sha256=settings["ckpt_sha256"])
-    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    total = -(-n // cmd.shard_size)
+    summary.update(eps=eps, split=cmd.split, ckpt=str(Path(cmd.ckpt).resolve()), ckpt_sha256=settings["ckpt_sha256"],
+                   shards={"done": total - missing, "total": total}, complete=missing == 0)
+    tmp = out / f".summary.{os.getpid()}.tmp"
+    tmp.write_text(json.dumps(summary, indent=2))
+    os.replace(tmp, out / "summary.json")  # atomically: workers finishing together never leave a torn file
     print_table(summary, out)
+    if missing:
+        print(f"lit_cert certify: worker {worker[0]}/{worker[1]} done; {missing} of {total} shards are still missing "
+              "(other workers); the summary covers the shards present and is rewritten by each finishing worker")
     return summary
 
 
