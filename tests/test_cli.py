@@ -261,3 +261,15 @@ def test_runs_without_a_logger_get_their_own_directories(workdir):
     for d in dirs:
         assert (Path(d) / "config.yaml").is_file() and (Path(d) / "checkpoints" / "last.ckpt").is_file()
     assert not (workdir / "checkpoints").exists()
+
+
+def test_no_validation_split_trains_on_everything_and_keeps_the_last_checkpoint(workdir, capsys):
+    """data.val_size 0 (the paradox authors' choice): every training image is trained on, there
+    is no validation and no best checkpoint, and --test_after_fit tests the last weights."""
+    cfg = write_config(workdir)
+    main(["fit", "--config", cfg, "--data.init_args.val_size=0", "--test_after_fit=true", "--trainer.max_epochs=1"])
+    out = capsys.readouterr()
+    assert "64 training / 0 validation" in out.err and "the last checkpoint is the result" in out.err
+    assert "test natural accuracy" in out.out
+    ckpts = os.listdir(Path(run_dirs(workdir)[0]) / "checkpoints")
+    assert ckpts == ["last.ckpt"]

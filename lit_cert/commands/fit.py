@@ -194,6 +194,10 @@ class LitCertCLI(LightningCLI):
         # the default monitor suits certified training; Standard/PGD pick theirs (see
         # CertifiedMethod.checkpoint_monitor) unless the user chose another one explicitly
         ckpt = self.trainer.checkpoint_callback
+        if ckpt is not None and getattr(self.datamodule, "val_size", None) == 0 and ckpt.monitor is not None:
+            # no validation split: nothing to select by; the last checkpoint is the result
+            ckpt.monitor, ckpt.save_top_k = None, 0
+            print("lit_cert: no validation split (data.val_size 0): the last checkpoint is the result", file=sys.stderr)
         wanted = getattr(self.model, "checkpoint_monitor", None)
         if ckpt is not None and ckpt.monitor == DEFAULT_MONITOR and wanted and wanted != ckpt.monitor:
             ckpt.monitor = wanted

@@ -127,7 +127,10 @@ class ImageDataModule(L.LightningDataModule):
             which dataset was read from where, with the split sizes.
         batch_size: training batch size (global per process).
         eval_batch_size: validation/test batch size (defaults to ``batch_size``).
-        val_size: samples carved out of the *training* set for validation (int) or a fraction.
+        val_size: samples carved out of the *training* set for validation (int) or a fraction;
+            ``0``: no validation split -- train on every training image and keep the last
+            checkpoint (the paradox authors' choice, seed 002); the test set is never used for
+            model selection either way.
         split_seed: seed of that split (fixed, independent of the run seed).
         num_workers: DataLoader workers.
         download: try torchvision's download when no local copy is found.
@@ -173,8 +176,8 @@ class ImageDataModule(L.LightningDataModule):
             raise ConfigError(f"data.batch_size and eval_batch_size must be >= 1, got {batch_size}, {eval_batch_size}")
         if isinstance(val_size, float) and not 0 < val_size < 1:
             raise ConfigError(f"data.val_size as a fraction must be in (0, 1), got {val_size}")
-        if isinstance(val_size, int) and val_size < 1:
-            raise ConfigError(f"data.val_size must be >= 1 (model selection never uses the test set), got {val_size}")
+        if isinstance(val_size, int) and val_size < 0:
+            raise ConfigError(f"data.val_size must be >= 0 (0: no validation split; model selection never uses the test set), got {val_size}")
         if crop_padding < 0 or num_workers < 0:
             raise ConfigError(f"data.crop_padding and num_workers must be >= 0, got {crop_padding}, {num_workers}")
         if padding_mode not in ("zeros", "edge"):
@@ -352,7 +355,7 @@ class ImageDataModule(L.LightningDataModule):
         self.check_arrays(x_te, y_te, "test")
         n = len(y_tr)
         n_val = int(round(self.val_size * n)) if isinstance(self.val_size, float) else int(self.val_size)
-        if not 0 < n_val < n:
+        if not (0 < n_val < n or (self.val_size == 0 and n > 0)):
             raise ConfigError(f"data.val_size={self.val_size} leaves no training data ({n} training samples)")
         perm = torch.randperm(n, generator=torch.Generator().manual_seed(self.split_seed))
         val_idx, train_idx = perm[:n_val], perm[n_val:]
@@ -399,7 +402,9 @@ class ImageDataModule(L.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.train_set, True)
 
-    def val_dataloader(self) -> DataLoader:
+    def val_dataloader(self):
+        if len(self.val_set) == 0:  # val_size 0: no validation (Lightning skips an empty list)
+            return []
         return self._loader(self.val_set, False)
 
     def test_dataloader(self) -> DataLoader:
