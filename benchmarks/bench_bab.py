@@ -29,7 +29,8 @@ from lit_cert.attacks import pgd_attack  # noqa: E402
 from lit_cert.bounds import linf_box, margin_spec  # noqa: E402
 from lit_cert.bounds.backsub import LinearBounds  # noqa: E402
 from lit_cert.bounds.alpha_crown import alpha_crown_margins  # noqa: E402
-from lit_cert.certify.bab import BaBConfig, BranchAndBound  # noqa: E402
+from lit_cert.certify.bab import BranchAndBound  # noqa: E402
+from lit_cert.certify.settings import BaBConfig  # noqa: E402
 from lit_cert.data import FashionMNIST  # noqa: E402
 from lit_cert.models import CNN3, CONV  # noqa: E402
 

@@ -12,7 +12,8 @@ import torch
 from lit_cert.bounds import linf_box, margin_spec
 from lit_cert.bounds.alpha_crown import optimised_lower_bounds
 from lit_cert.bounds.backsub import LinearBounds
-from lit_cert.certify.bab import BaBConfig, BranchAndBound
+from lit_cert.certify.bab import BranchAndBound
+from lit_cert.certify.settings import BaBConfig
 from lit_cert.certify.cascade import Cascade, CascadeConfig
 from lit_cert.bounds.affine import dense_affine_blocks
 

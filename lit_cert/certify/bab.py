@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Literal
+from typing import Callable
 
 import numpy as np
 import torch
@@ -51,37 +51,11 @@ from lit_cert.attacks.pgd import StepPolicy, pgd_maximize
 from lit_cert.bounds.alpha_crown import optimised_lower_bounds
 from lit_cert.bounds.backsub import LinearBounds
 from lit_cert.bounds.box import flat_layers
-from lit_cert.errors import check
+from lit_cert.certify.settings import BaBConfig
 
 
 #: PGD started exactly at a candidate point, steps of a quarter of the eps radius, halved twice
 _SEEDED = StepPolicy(step_size=0.25, milestones=(10, 15), decay=0.5, scale="radius", start="at_x")
-
-
-@dataclass
-class BaBConfig:
-    """Branch-and-bound settings (per sample)."""
-
-    timeout: float = 30.0  # seconds for all margins of one sample
-    max_domains: int = 100_000  # domains bounded per sample
-    batch: int = 64  # domains split per step (2x this many bounded at once)
-    steps: int = 10  # alpha/beta-CROWN steps per bound (0: CROWN, split constraints only through exact neurons)
-    beta: bool = True  # optimise split multipliers (beta-CROWN) along with the slopes
-    lr: float = 0.1  # Adam step for slopes and multipliers
-    #: "root": every domain keeps its parent's intermediate bounds (from the root's CROWN), clamped
-    #: at its split neurons, and only the output bound is recomputed -- one back-substituted row
-    #: per domain, the default of alpha-beta-CROWN; "recompute": intermediate bounds deeper than
-    #: the split are recomputed under the splits (tighter, but every unstable neuron of those
-    #: layers is back-substituted for every domain)
-    intermediate: Literal["root", "recompute"] = "root"
-    pgd_every: int = 5  # PGD from the worst children's candidates every this many steps
-    pgd_steps: int = 20
-
-    def __post_init__(self):
-        check(self.timeout > 0 and self.max_domains >= 1 and self.batch >= 1 and self.steps >= 0 and self.lr > 0
-              and self.pgd_every >= 0 and self.pgd_steps >= 1,
-              f"bab: timeout and lr must be > 0, max_domains, batch and pgd_steps >= 1, steps and pgd_every >= 0; got {self}")
-        check(self.intermediate in ("root", "recompute"), f"bab.intermediate must be root or recompute, got {self.intermediate!r}")
 
 
 @dataclass

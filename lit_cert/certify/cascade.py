@@ -30,10 +30,10 @@ from lit_cert.bounds.region import certified_box, inner_box
 from lit_cert.bounds.registry import bound_method, bound_spec
 from lit_cert.bounds.spec import is_certified, margin_spec
 from lit_cert.bounds.trace import IntervalTrace
-from lit_cert.certify.bab import BaBConfig, BranchAndBound
+from lit_cert.certify.bab import BranchAndBound
+from lit_cert.certify.settings import STAGE_NAMES, CascadeConfig
 from lit_cert.bounds.affine import dense_affine_blocks
 from lit_cert.certify.milp import verify_milp
-from lit_cert.errors import ConfigError, check
 from lit_cert.numerics import certified_numerics, check_full_precision_weights, full_precision
 
 Status = Literal["certified", "falsified", "misclassified", "unknown"]
@@ -79,75 +79,6 @@ class Stage:
     kind: Literal["attack", "bound", "complete"]
     run: Callable[..., None]
     description: str
-
-
-@dataclass
-class PGDSettings:
-    """The PGD stage's attack (margin loss)."""
-
-    steps: int = 50
-    restarts: int = 3
-
-    def __post_init__(self):
-        check(self.steps >= 1 and self.restarts >= 1, f"pgd.steps and pgd.restarts must be >= 1, got {self.steps}, {self.restarts}")
-
-
-@dataclass
-class AlphaSettings:
-    """The alpha-CROWN stage: Adam steps on the lower slopes (the registry's ``alpha-crown``)."""
-
-    steps: int = 20
-
-    def __post_init__(self):
-        check(self.steps >= 0, f"alpha.steps must be >= 0, got {self.steps}")
-
-
-@dataclass
-class MILPSettings:
-    """The MILP stage (HiGHS, big-M): time limit per sample, and the size beyond which it is skipped."""
-
-    timeout: float = 30.0
-    max_neurons: int = 5000
-
-    def __post_init__(self):
-        check(self.timeout > 0 and self.max_neurons >= 0, f"milp.timeout must be > 0 and max_neurons >= 0, got {self}")
-
-
-@dataclass
-class CascadeSettings:
-    """Everything about the cascade but the radius: which stages, and each stage's settings."""
-
-    #: the stages to run, in cascade order whatever order they are given in (default: all)
-    stages: tuple[str, ...] = ()
-    pgd: PGDSettings = field(default_factory=PGDSettings)
-    alpha: AlphaSettings = field(default_factory=AlphaSettings)
-    bab: BaBConfig = field(default_factory=BaBConfig)
-    milp: MILPSettings = field(default_factory=MILPSettings)
-    #: memory for the CROWN / alpha-CROWN stages: larger networks are bounded in smaller chunks
-    memory_gb: float = 8.0
-
-    def __post_init__(self):
-        stages = tuple(self.stages or ())
-        if isinstance(self.stages, str):
-            stages = tuple(s.strip() for s in self.stages.split(",") if s.strip())
-        if not stages:
-            stages = tuple(STAGES)
-        unknown = [s for s in stages if s not in STAGES]
-        if unknown:
-            raise ConfigError(f"unknown stages {unknown}; available: {', '.join(STAGES)}")
-        self.stages = tuple(s for s in STAGES if s in stages)  # always in cascade order
-        check(self.memory_gb > 0, f"memory_gb must be > 0, got {self.memory_gb}")
-
-
-@dataclass
-class CascadeConfig(CascadeSettings):
-    """The cascade's settings and the radius ``eps`` (pixel units) it certifies."""
-
-    eps: float | None = None
-
-    def __post_init__(self):
-        super().__post_init__()
-        check(self.eps is not None and 0 <= self.eps <= 1, f"the cascade needs eps in [0, 1] (pixel units), got {self.eps}")
 
 
 def _min_other(margins: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -302,6 +233,7 @@ STAGES: dict[str, Stage] = {
         Stage("milp", "complete", _milp_stage, "big-M MILP (HiGHS), complete up to its time limit"),
     )
 }
+assert tuple(STAGES) == STAGE_NAMES, "lit_cert.certify.settings.STAGE_NAMES must list STAGES in order"
 
 
 @dataclass

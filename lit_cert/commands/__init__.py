@@ -51,5 +51,6 @@ def main(args: Optional[list[str]] = None) -> Any:
         user_error = _user_error(err)
         if user_error is None:
             raise
-        print(f"lit_cert: error: {user_error}", file=sys.stderr)
+        message = " ".join(str(user_error).split())  # one line, whatever the message held
+        print(f"lit_cert: error: {message}", file=sys.stderr)
         raise SystemExit(2) from None

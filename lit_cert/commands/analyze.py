@@ -16,9 +16,7 @@ from pathlib import Path
 from typing import Literal, Optional
 
 import numpy as np
-import torch
 
-from lit_cert.bounds.registry import bound_method
 from lit_cert.commands.args import resolve_device
 from lit_cert.errors import ConfigError, check
 from lit_cert.reports import column, save_csv, save_plot
@@ -112,6 +110,8 @@ def landscape(args) -> list[dict]:
         from lit_cert.analysis.examples import paradox_example
 
         net, lb, ub = paradox_example(args.w)
+    import torch
+
     deltas = np.linspace(-args.delta, args.delta, args.steps)
     direction = None
     if not args.ckpt:  # the example's parameter is w, the first neuron's bias
@@ -151,7 +151,7 @@ def expected_bounds_cmd(args) -> list[dict]:
 def _label(ckpt: str, model) -> str:
     """A short name for a checkpoint in tables and legends: method class and run id."""
     run = Path(ckpt).resolve().parent.parent.name
-    return f"{type(model).__name__} ({run})"
+    return f"{model.method_name} ({run})"
 
 
 def checkpoint_metric(args, name: str) -> list[dict]:
@@ -364,6 +364,8 @@ class CRCurveAnalysis(Checkpoints):
         super().__post_init__()
         _check_ints(self, "points")
         _check_eps(self, "eps_max")
+        from lit_cert.bounds.registry import bound_method
+
         for name in self.certifier:
             bound_method(name)
 

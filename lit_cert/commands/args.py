@@ -11,8 +11,6 @@ from __future__ import annotations
 import argparse
 import math
 
-import torch
-
 from lit_cert.errors import ConfigError
 
 
@@ -56,8 +54,10 @@ def add_device_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", help="auto (the GPU when present), cpu, cuda or cuda:N")
 
 
-def resolve_device(name: str) -> torch.device:
+def resolve_device(name: str):
     """``auto`` -> the first CUDA device if there is one, else the CPU; others are checked."""
+    import torch
+
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:

@@ -26,7 +26,7 @@ from typing import Literal, Optional
 
 import yaml
 
-from lit_cert.certify.cascade import STAGES, CascadeConfig, CascadeSettings, summarize
+from lit_cert.certify.settings import STAGE_NAMES, CascadeConfig, CascadeSettings
 from lit_cert.errors import ConfigError, check
 
 #: flags of earlier versions -> today's nested keys
@@ -113,7 +113,7 @@ def translate_legacy(argv: list[str]) -> list[str]:
             else:
                 stages = [s.strip() for s in raw.split(",") if s.strip()]
                 if not stages:
-                    raise ConfigError("--stages is empty; choose from " + ",".join(STAGES))
+                    raise ConfigError("--stages is empty; choose from " + ",".join(STAGE_NAMES))
                 out.append(f"--stages=[{','.join(stages)}]")
         elif name == "--config":
             path = value if eq else (argv[i + 1] if i + 1 < len(argv) else "")
@@ -146,7 +146,7 @@ def parse(argv: list[str]) -> CertifyCommand:
 
 
 def certify(cmd: CertifyCommand) -> dict:
-    from lit_cert.certify.cascade import Cascade
+    from lit_cert.certify.cascade import Cascade, summarize
     import os
 
     from lit_cert.certify.shards import certify_dataset, check_settings, parse_worker

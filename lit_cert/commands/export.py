@@ -60,11 +60,12 @@ def parse(argv: list[str]) -> ExportCommand:
 
 
 def main(argv: list[str]) -> Path:
+    cmd = parse(argv)  # before the torch imports: --help and bad flags answer at once
+
     from lit_cert.certify.export import export_split
     from lit_cert.rundir import ensure_writable_dir
     from lit_cert.runs import load_run, split_dataset
 
-    cmd = parse(argv)
     model, dm = load_run(cmd.ckpt, cmd.run_config, cmd.data_dir)
     eps = model.eps_test if cmd.eps is None else cmd.eps
     out = ensure_writable_dir(cmd.out, "export folder")

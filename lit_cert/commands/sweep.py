@@ -64,7 +64,7 @@ def load_sweep(path: str | Path) -> dict:
     try:
         cfg = yaml.safe_load(Path(path).read_text())
     except yaml.YAMLError as err:
-        raise ConfigError(f"{path} is not valid YAML: {err}") from None
+        raise ConfigError(f"{path} is not valid YAML: {' '.join(str(err).split())}") from None
     if not isinstance(cfg, dict):
         raise ConfigError(f"{path}: a sweep file is a mapping with 'method' and 'parameters'")
     for key in ("method", "parameters"):

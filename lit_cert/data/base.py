@@ -19,7 +19,6 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence, Union
 
-import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset
 
@@ -114,8 +113,11 @@ def random_crop_flip(x: torch.Tensor, padding: int, flip: bool, generator: torch
     return x.contiguous()
 
 
-class ImageDataModule(L.LightningDataModule):
-    """Base class of all image datasets.
+class ImageData:
+    """Base class of all image datasets -- plain Python, no Lightning: certification, export and
+    the analyses read data through it without importing Lightning; the DataModules that ``fit``
+    uses are these classes with :class:`lightning.LightningDataModule` mixed in
+    (:mod:`lit_cert.data.modules`).
 
     Args:
         data_dir: the folder that holds the data (or its usual subfolders; downloads go here).

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lit_cert.data.base import ImageDataModule, label_tensor, pixel_tensor
+from lit_cert.data.base import ImageData, label_tensor, pixel_tensor
 from lit_cert.errors import DataError
 from lit_cert.data.info import DataInfo
 
@@ -22,7 +22,7 @@ def read_cifar_batch(path: Path) -> tuple[torch.Tensor, torch.Tensor]:
     return data, labels
 
 
-class CIFAR10(ImageDataModule):
+class CIFAR10Data(ImageData):
     """CIFAR-10 (32x32 RGB, 10 classes). Default augmentation: 2-pixel padding + random crop."""
 
     info = DataInfo("cifar10", (3, 32, 32), 10, (0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010))

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lit_cert.data.base import ImageDataModule, label_tensor, pixel_tensor
+from lit_cert.data.base import ImageData, label_tensor, pixel_tensor
 from lit_cert.data.info import DataInfo
 
 _IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: np.dtype(">i2"), 0x0C: np.dtype(">i4"), 0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
@@ -33,7 +33,7 @@ def read_idx(path: Path) -> np.ndarray:
     return arr.reshape(shape)
 
 
-class _IdxDataModule(ImageDataModule):
+class _IdxData(ImageData):
     required_files = (
         "train-images-idx3-ubyte",
         "train-labels-idx1-ubyte",
@@ -49,7 +49,7 @@ class _IdxDataModule(ImageDataModule):
         return x, label_tensor(read_idx(label_file), str(label_file))
 
 
-class MNIST(_IdxDataModule):
+class MNISTData(_IdxData):
     """MNIST (28x28 grey, 10 classes)."""
 
     info = DataInfo("mnist", (1, 28, 28), 10, (0.1307,), (0.3081,))
@@ -64,7 +64,7 @@ class MNIST(_IdxDataModule):
         torchvision.datasets.MNIST(str(root), train=False, download=True)
 
 
-class FashionMNIST(_IdxDataModule):
+class FashionMNISTData(_IdxData):
     """Fashion-MNIST (28x28 grey, 10 classes); Debian's ``dataset-fashion-mnist`` is found."""
 
     info = DataInfo("fashion_mnist", (1, 28, 28), 10, (0.2860,), (0.3530,))

@@ -8,7 +8,7 @@ import numpy as np
 import scipy.io
 import torch
 
-from lit_cert.data.base import ImageDataModule, label_tensor, pixel_tensor
+from lit_cert.data.base import ImageData, label_tensor, pixel_tensor
 from lit_cert.errors import DataError
 from lit_cert.data.info import DataInfo
 
@@ -23,7 +23,7 @@ def read_svhn_mat(path: Path) -> tuple[torch.Tensor, torch.Tensor]:
     return x, y % 10
 
 
-class SVHN(ImageDataModule):
+class SVHNData(ImageData):
     """SVHN (32x32 RGB, 10 classes; the ``extra`` split is not used)."""
 
     info = DataInfo("svhn", (3, 32, 32), 10, (0.4377, 0.4438, 0.4728), (0.1980, 0.2011, 0.1970))

@@ -6,11 +6,11 @@ from typing import Sequence
 
 import torch
 
-from lit_cert.data.base import ImageDataModule
+from lit_cert.data.base import ImageData
 from lit_cert.data.info import DataInfo
 
 
-class SyntheticImages(ImageDataModule):
+class SyntheticImagesData(ImageData):
     """Noisy copies of one random prototype image per class, quantised to uint8.
 
     Deterministic given ``seed``; classes are separable, so every method can lower its loss.

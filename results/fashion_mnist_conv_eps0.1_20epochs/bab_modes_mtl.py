@@ -4,7 +4,7 @@ recompute mode at 30 s, root mode at 120 s. Writes results/fashion_mnist_conv_ep
     python results/fashion_mnist_conv_eps0.1_20epochs/bab_modes_mtl.py
 """
 import json, time, torch
-from lit_cert.certify.cascade import Cascade, CascadeConfig, BaBConfig
+from lit_cert.certify import BaBConfig, Cascade, CascadeConfig
 from lit_cert.runs import load_run, split_dataset
 d = json.load(open("results/fashion_mnist_conv_eps0.1_20epochs/bab_vs_milp/bab_vs_milp_mtl.json"))
 idx = [r["index"] for r in d["records"] if r["bab"]["status"] == "unknown"]

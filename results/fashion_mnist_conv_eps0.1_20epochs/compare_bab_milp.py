@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from lit_cert.certify.cascade import Cascade, CascadeConfig, BaBConfig, MILPSettings
+from lit_cert.certify import BaBConfig, Cascade, CascadeConfig, MILPSettings
 from lit_cert.runs import load_run, split_dataset
 
 

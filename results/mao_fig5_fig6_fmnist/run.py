@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 from lit_cert.reports import save_csv, save_plot
-from lit_cert.certify.cascade import Cascade, CascadeConfig, BaBConfig
+from lit_cert.certify import BaBConfig, Cascade, CascadeConfig
 from lit_cert.evaluation import evaluate
 from lit_cert.runs import load_run, split_dataset
 from lit_cert.runs import finished_runs

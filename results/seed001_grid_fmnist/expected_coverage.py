@@ -16,6 +16,7 @@ import torch
 from lit_cert.attacks import pgd_attack
 from lit_cert.bounds import linf_box, margin_spec
 from lit_cert.bounds.expected import expected_bounds
+from lit_cert.methods import load_method
 from lit_cert.runs import load_run, split_dataset
 
 p = argparse.ArgumentParser()
@@ -25,6 +26,7 @@ args = p.parse_args()
 torch.manual_seed(0)
 for run in args.runs:
     model, dm = load_run(f"{run}/checkpoints/last.ckpt", None)
+    masks = load_method(f"{run}/checkpoints/last.ckpt").masks  # the trained method's mask choice
     net = model.net.eval()
     ds = split_dataset(dm, "test")
     x = torch.stack([ds[i][0] for i in range(args.limit)])
@@ -36,7 +38,7 @@ for run in args.runs:
     for eps in (0.1, 0.2, 0.3, 0.4):
         lb, ub = linf_box(x, eps)
         with torch.no_grad():
-            low = expected_bounds(net, lb, ub, spec, model.masks, need_upper=False)[0]  # (n, K) margin lower bounds
+            low = expected_bounds(net, lb, ub, spec, masks, need_upper=False)[0]  # (n, K) margin lower bounds
         adv = pgd_attack(net, x, y, eps, steps=50)
         with torch.no_grad():
             m = torch.einsum("bmk,bk->bm", spec, net(adv))
