@@ -134,6 +134,38 @@ def test_skipping_zero_rows():
     assert torch.equal(skip_zero_rows(fn, uneven), fn(uneven)) and calls[-1] == (3, 4, 4)
 
 
+@pytest.mark.parametrize("relaxation", ["crown", "crown-0", "alpha"])
+def test_shared_rows_relu_step_equals_the_per_sample_step(relaxation):
+    """The ReLU step of batch-shared rows (sign split by clamps) = the per-sample select: the
+    coefficients and offsets bitwise, the gradients of all inputs to rounding -- with exact
+    zeros among the coefficients, where the two forms could differ."""
+    from lit_cert.bounds.backsub import relu_backward, relu_relaxation, resolve_rule
+
+    torch.manual_seed(5)
+    b, m, shape = 4, 6, (3, 5, 5)
+    l = torch.randn(b, *shape, dtype=torch.float64) - 0.3
+    u = l + torch.rand(b, *shape, dtype=torch.float64) * 2
+    a = torch.randn(1, m, *shape, dtype=torch.float64)
+    a[a.abs() < 0.3] = 0.0
+    rule = resolve_rule("crown" if relaxation == "alpha" else relaxation)
+    slopes = torch.rand(b, *shape, dtype=torch.float64) if relaxation == "alpha" else None
+    outs = []
+    for shared in (True, False):
+        leaves = [t.clone().requires_grad_() for t in (a, l, u)] + ([slopes.clone().requires_grad_()] if slopes is not None else [])
+        rows = leaves[0] if shared else leaves[0].expand(b, *leaves[0].shape[1:])
+        lines = relu_relaxation(leaves[1], leaves[2], rule, leaves[3] if slopes is not None else None)
+        new_a, c = relu_backward(rows, torch.zeros(b, m, dtype=torch.float64), rule, *lines)
+        assert new_a.shape == (b, m, *shape)
+        w = torch.randn(new_a.shape, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+        grads = torch.autograd.grad((new_a * w).sum() + (c ** 2).sum(), leaves)
+        outs.append((new_a.detach(), c.detach(), grads))
+    (a1, c1, g1), (a2, c2, g2) = outs
+    assert torch.equal(a1, a2) and torch.equal(c1, c2)
+    for x1, x2 in zip(g1, g2):
+        assert torch.allclose(x1, x2, rtol=1e-12, atol=1e-12)
+    assert all(g.abs().sum() > 0 for g in g1)
+
+
 def _reference_loss(method, x, y):
     """CE of the negated margin lower bounds from the dense reference (kappa = 0)."""
     spec = margin_spec(y, method.num_classes, x.dtype)

@@ -165,6 +165,20 @@ def relu_backward(a: torch.Tensor, c: torch.Tensor, rule, lo_s, lo_b, up_s, up_b
     product, offsets as batched mat-vec products; DeepZ's equal slopes need no select at all."""
     if getattr(rule, "equal_slopes", False):
         new_a = a * up_s.unsqueeze(1)
+    elif a.shape[0] == 1 < lo_s.shape[0]:
+        # rows shared by the batch (the intermediate-bound rows before their first ReLU): the
+        # sign split is two batch-1 products with the 0/1 sign mask, and ``a+ lo + a- up`` is
+        # bitwise ``a * slope`` (one of the two terms is an exact zero) -- where a select
+        # broadcast from the batch-1 mask to every sample, and its backward, cost ~3 products
+        # each on CPU (benchmarks/RESULTS.md: the paradox CONV's CROWN step 566 -> 367 standard
+        # steps). The mask (not clamps) keeps the select's gradient at a == 0: the a >= 0 side.
+        keep = (a >= 0).to(a.dtype)
+        pos, neg = a * keep, a * (1 - keep)
+        new_a = (pos * lo_s.unsqueeze(1)).addcmul_(neg, up_s.unsqueeze(1))
+        c = c + _dot(neg, up_b)
+        if not getattr(rule, "zero_lower_offset", False):
+            c = c + _dot(pos, lo_b)
+        return new_a, c
     else:
         new_a = a * torch.where(a >= 0, lo_s.unsqueeze(1), up_s.unsqueeze(1))
     c = c + _dot(a.clamp(max=0), up_b)

@@ -16,6 +16,7 @@ import csv
 import glob
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -42,6 +43,8 @@ def run_seed(seed: int) -> None:
     for m in METHODS:
         if (out / f"certify_{m}.json").is_file():
             continue
+        for stale in (work / f"tight_{m}", work / f"cert_{m}"):  # an interrupted earlier try: its checkpoint is not this one
+            shutil.rmtree(stale, ignore_errors=True)
         before = set(glob.glob(str(work / "runs" / "lit_cert" / "*")))
         lit_cert("fit", "--config", str(ROOT / f"configs/fashion_mnist/convmed_{m}.yaml"), f"--seed_everything={seed}",
                  "--trainer.logger=false", *TRAIN["colt" if m == "colt" else "other"], cwd=work)
