@@ -166,6 +166,42 @@ def test_shared_rows_relu_step_equals_the_per_sample_step(relaxation):
     assert all(g.abs().sum() > 0 for g in g1)
 
 
+@pytest.mark.parametrize("relaxation", ["crown", "deepz"])
+def test_rows_chunked_by_the_coefficient_budget_give_the_same_bounds(relaxation):
+    """coefficient_memory splits every intermediate walk into row chunks (here a budget of a few
+    rows): the same bounds, and the chunking really happens (walks counted)."""
+    from lit_cert.bounds.backsub import coefficient_memory
+
+    torch.manual_seed(2)
+    net = conv_net().double().eval()
+    x = torch.rand(3, 2, 8, 8, dtype=torch.float64)
+    lb, ub = linf_box(x, 0.05)
+    spec = margin_spec(torch.tensor([0, 1, 2]), 4, torch.float64)
+    free = LinearBounds(net, lb, ub, relaxation, sparse=False)
+    ref = free.output_bounds(spec, need_upper=False)[0]
+    walks = []
+    original = LinearBounds._bounds
+
+    def counting(self, end, a):
+        walks.append(a.shape[1])
+        return original(self, end, a)
+
+    with coefficient_memory(1e-6):  # ~1 KB: a handful of rows per walk
+        eng = LinearBounds(net, lb, ub, relaxation, sparse=False)
+        rows = eng.rows_per_walk(len(eng.layers))
+        LinearBounds._bounds = counting
+        try:
+            got = eng.output_bounds(spec, need_upper=False)[0]
+        finally:
+            LinearBounds._bounds = original
+    assert rows is not None and max(walks) <= rows and len(walks) > 4
+    assert torch.allclose(got, ref, rtol=1e-10, atol=1e-10)
+    for idx, (l, u) in free.pre_bounds.items():
+        assert torch.allclose(eng.pre_bounds[idx][0], l, rtol=1e-10, atol=1e-10)
+        assert torch.allclose(eng.pre_bounds[idx][1], u, rtol=1e-10, atol=1e-10)
+    assert LinearBounds(net, lb, ub, relaxation).rows_per_walk(3) is None  # outside the block: no chunking
+
+
 def _reference_loss(method, x, y):
     """CE of the negated margin lower bounds from the dense reference (kappa = 0)."""
     spec = margin_spec(y, method.num_classes, x.dtype)

@@ -51,8 +51,10 @@ of the true class is not walked (:func:`lit_cert.bounds.spec.skip_zero_rows`).
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import math
-from typing import Callable, Literal, Sequence
+from typing import Callable, Iterator, Literal, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -64,6 +66,25 @@ from lit_cert.bounds.trace import IntervalTrace
 from lit_cert.layers import Normalize, bn_affine_params
 
 _DIAGONAL = (Normalize, nn.modules.batchnorm._BatchNorm, nn.ReLU, nn.Flatten, nn.Identity)
+
+#: bytes one walk's coefficient blocks may take (None: no limit); see :func:`coefficient_memory`
+_COEFF_BUDGET: contextvars.ContextVar[float | None] = contextvars.ContextVar("coefficient_budget", default=None)
+#: A-sized tensors a walk holds at once (A, the next A, the ReLU step's sign-split temporaries)
+_BLOCKS_PER_WALK = 4
+
+
+@contextlib.contextmanager
+def coefficient_memory(gigabytes: float | None) -> Iterator[None]:
+    """Within this block, intermediate bounds back-substitute their rows in chunks whose
+    coefficient blocks fit ``gigabytes`` (None: all rows at once). Chunking changes no bound
+    (each row is walked on its own); it is what lets full CROWN / alpha-CROWN / BaB run on a CNN7,
+    whose second convolution alone has 50,176 neurons per sample. The certification cascade
+    sets it from ``memory_gb``; training does not (its graph keeps every chunk anyway)."""
+    token = _COEFF_BUDGET.set(None if gigabytes is None else float(gigabytes) * 2**30)
+    try:
+        yield
+    finally:
+        _COEFF_BUDGET.reset(token)
 
 #: (l, u, lower_slope override or None) -> (lower slope, lower offset, upper slope, upper offset)
 #: for the *unstable* neurons (the engine makes stable neurons exact whatever the rule says, except where a rule is marked
@@ -500,9 +521,31 @@ class LinearBounds:
             getattr(self._rule(i), "equal_slopes", False) for i in range(end) if isinstance(self.layers[i], nn.ReLU)
         )
 
+    def rows_per_walk(self, end: int) -> int | None:
+        """How many rows one walk back from layer ``end`` may carry within the budget of
+        :func:`coefficient_memory` (None: no budget set). A row costs, per sample, the widest
+        activation it meets on the way, ``_BLOCKS_PER_WALK`` times."""
+        budget = _COEFF_BUDGET.get()
+        if budget is None:
+            return None
+        widest = max(math.prod(s[1:]) for s in self.shapes[: end + 1])
+        per_row = _BLOCKS_PER_WALK * self.lb.shape[0] * widest * self.lb.element_size()
+        return max(1, int(budget // per_row))
+
     def bounds(self, end: int, a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Lower and upper bounds (B, M) over the input box of ``a · h_end`` (shapes as in
-        :meth:`lower`): one walk of ``a`` for equal-slope rules, else ``a`` and ``-a``."""
+        :meth:`lower`): one walk of ``a`` for equal-slope rules, else ``a`` and ``-a``; rows in
+        chunks when :func:`coefficient_memory` asks for it."""
+        m = a.shape[1]
+        step = self.rows_per_walk(end)
+        if step is not None:
+            step = max(1, step if self._one_walk_for_both(end) else step // 2)
+            if step < m:
+                parts = [self._bounds(end, a[:, i : i + step]) for i in range(0, m, step)]
+                return torch.cat([p[0] for p in parts], 1), torch.cat([p[1] for p in parts], 1)
+        return self._bounds(end, a)
+
+    def _bounds(self, end: int, a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         m = a.shape[1]
         if not self._one_walk_for_both(end):
             low = self.lower(end, torch.cat([a, -a], dim=1))

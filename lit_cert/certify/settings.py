@@ -86,7 +86,8 @@ class CascadeSettings:
     alpha: AlphaSettings = field(default_factory=AlphaSettings)
     bab: BaBConfig = field(default_factory=BaBConfig)
     milp: MILPSettings = field(default_factory=MILPSettings)
-    #: memory for the CROWN / alpha-CROWN stages: larger networks are bounded in smaller chunks
+    #: memory (GB) for the coefficient blocks of the CROWN / alpha-CROWN / BaB stages: samples
+    #: go in chunks, and each walk's rows too (lit_cert.bounds.backsub.coefficient_memory)
     memory_gb: float = 8.0
 
     def __post_init__(self):
