@@ -169,7 +169,8 @@ def test_shared_rows_relu_step_equals_the_per_sample_step(relaxation):
 @pytest.mark.parametrize("relaxation", ["crown", "deepz"])
 def test_rows_chunked_by_the_coefficient_budget_give_the_same_bounds(relaxation):
     """coefficient_memory splits every intermediate walk into row chunks (here a budget of a few
-    rows): the same bounds, and the chunking really happens (walks counted)."""
+    rows): the same bounds, the chunking really happens (walks counted), and only one chunk's
+    walk is alive at a time (no walk waits on the bounds of a layer below)."""
     from lit_cert.bounds.backsub import coefficient_memory
 
     torch.manual_seed(2)
@@ -179,12 +180,17 @@ def test_rows_chunked_by_the_coefficient_budget_give_the_same_bounds(relaxation)
     spec = margin_spec(torch.tensor([0, 1, 2]), 4, torch.float64)
     free = LinearBounds(net, lb, ub, relaxation, sparse=False)
     ref = free.output_bounds(spec, need_upper=False)[0]
-    walks = []
+    walks, depth, deepest = [], [0], [0]
     original = LinearBounds._bounds
 
-    def counting(self, end, a):
+    def counting(self, end, a):  # rows per walk, and how many walks are alive at once
         walks.append(a.shape[1])
-        return original(self, end, a)
+        depth[0] += 1
+        deepest[0] = max(deepest[0], depth[0])
+        try:
+            return original(self, end, a)
+        finally:
+            depth[0] -= 1
 
     with coefficient_memory(1e-6):  # ~1 KB: a handful of rows per walk
         eng = LinearBounds(net, lb, ub, relaxation, sparse=False)
@@ -195,6 +201,7 @@ def test_rows_chunked_by_the_coefficient_budget_give_the_same_bounds(relaxation)
         finally:
             LinearBounds._bounds = original
     assert rows is not None and max(walks) <= rows and len(walks) > 4
+    assert deepest[0] == 1  # the layers below are bounded first: no chunk waits on another one's walk
     assert torch.allclose(got, ref, rtol=1e-10, atol=1e-10)
     for idx, (l, u) in free.pre_bounds.items():
         assert torch.allclose(eng.pre_bounds[idx][0], l, rtol=1e-10, atol=1e-10)

@@ -450,10 +450,13 @@ class LinearBounds:
             return self.neuron_bounds(idx)
         order = torch.argsort(unstable.to(torch.int8), dim=1, descending=True, stable=True)[:, :k]  # unstable first
         valid = torch.arange(k, device=order.device).unsqueeze(0) < counts.unsqueeze(1)
-        rows = torch.zeros(b, k, n, dtype=self.lb.dtype, device=self.lb.device)
-        rows.scatter_(2, order.unsqueeze(2), valid.unsqueeze(2).to(rows.dtype))
-        rows = rows.view(b, k, *shape[1:])
-        low, up = self.bounds(idx, rows)
+
+        def rows(i: int, j: int) -> torch.Tensor:  # the unit rows of packed positions i..j-1
+            out = torch.zeros(b, j - i, n, dtype=self.lb.dtype, device=self.lb.device)
+            out.scatter_(2, order[:, i:j].unsqueeze(2), valid[:, i:j].unsqueeze(2).to(out.dtype))
+            return out.view(b, j - i, *shape[1:])
+
+        low, up = self._bounds_of_rows(idx, rows, k)
         flat_l, flat_u = ref_l.reshape(b, n), ref_u.reshape(b, n)
         new_l = torch.where(valid, low, flat_l.gather(1, order))
         new_u = torch.where(valid, up, flat_u.gather(1, order))
@@ -465,9 +468,30 @@ class LinearBounds:
         (batch dimension 1) and only become per-sample at the first ReLU."""
         shape = self.shapes[idx]
         n = math.prod(shape[1:])
-        eye = torch.eye(n, dtype=self.lb.dtype, device=self.lb.device).view(1, n, *shape[1:])
-        low, up = self.bounds(idx, eye)
-        return low.view(shape), up.view(shape)
+
+        def rows(i: int, j: int) -> torch.Tensor:  # unit rows of neurons i..j-1, shared by the batch
+            out = torch.zeros(j - i, n, dtype=self.lb.dtype, device=self.lb.device)
+            out[torch.arange(j - i), torch.arange(i, j)] = 1
+            return out.view(1, j - i, *shape[1:])
+
+        low, up = self._bounds_of_rows(idx, rows, n)
+        return low.reshape(shape), up.reshape(shape)
+
+    def _bounds_of_rows(self, idx: int, rows: Callable[[int, int], torch.Tensor], m: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`bounds` of ``m`` rows that ``rows(i, j)`` builds a slice at a time: under a
+        :func:`coefficient_memory` budget only one chunk of rows exists at once (a CNN7 layer's
+        unit rows alone, 50k x 50k floats, would not fit)."""
+        step = self.rows_per_walk(idx)
+        if step is not None:  # deeper bounds first: a chunk's walk must not hold a chunk of the layer below
+            for i in range(idx):
+                if isinstance(self.layers[i], nn.ReLU):
+                    self.relu_input_bounds(i)
+        if step is not None and not self._one_walk_for_both(idx):
+            step = max(1, step // 2)
+        if step is None or step >= m:
+            return self.bounds(idx, rows(0, m))
+        parts = [self.bounds(idx, rows(i, min(i + step, m))) for i in range(0, m, step)]
+        return torch.cat([p[0] for p in parts], 1), torch.cat([p[1] for p in parts], 1)
 
     def _rule(self, idx: int):
         """The relaxation rule at ReLU ``idx`` (CROWN's general form under optimised slopes)."""
