@@ -1,5 +1,6 @@
 """Certification cascade, alpha-CROWN, MILP against brute force, ONNX / VNN-LIB export, resume."""
 
+import contextlib
 import re
 import shutil
 from pathlib import Path
@@ -158,6 +159,39 @@ def test_cascade_never_certifies_a_sample_with_a_counterexample():
     assert "certified" in statuses and "falsified" in statuses
     # the complete stage decides every sample of these tiny networks
     assert "unknown" not in statuses
+
+
+def test_cascade_stages_share_the_intermediate_bounds_of_a_box(monkeypatch):
+    """alpha-CROWN and the BaB root start from the CROWN stage's intermediate bounds of the same
+    box instead of recomputing them: the same verdicts and margins as with the sharing off, and
+    the CROWN-bounded layers are computed once per sample."""
+    import lit_cert.bounds.backsub as backsub
+    import lit_cert.certify.cascade as cascade_mod
+
+    net = tiny_relu_net((4, 12, 10, 8, 3), seed=3).float()
+    torch.manual_seed(0)
+    x = torch.rand(12, 4)
+    y = net(x).argmax(1)
+    stages = ("crown", "alpha-crown", "bab")
+    calls = []
+    original = backsub.LinearBounds._compute_input_bounds
+
+    def counted(self, idx):
+        calls.append(idx)
+        return original(self, idx)
+
+    monkeypatch.setattr(backsub.LinearBounds, "_compute_input_bounds", counted)
+    shared = Cascade(net, CascadeConfig(eps=0.08, stages=stages)).run(x, y, list(range(12)))
+    n_shared = len(calls)
+    calls.clear()
+    monkeypatch.setattr(cascade_mod, "shared_intermediate_bounds", contextlib.nullcontext)
+    alone = Cascade(net, CascadeConfig(eps=0.08, stages=stages)).run(x, y, list(range(12)))
+    assert [(v.status, v.stage) for v in shared] == [(v.status, v.stage) for v in alone]
+    assert {v.stage for v in shared} >= {"crown", "bab"}  # samples went on past CROWN, through alpha-CROWN to BaB
+    for u, v in zip(shared, alone):
+        if u.margin is not None:
+            assert u.margin == pytest.approx(v.margin, abs=1e-6)
+    assert n_shared < len(calls), (n_shared, len(calls))
 
 
 def test_crown_stages_in_memory_sized_chunks_give_the_same_verdicts():

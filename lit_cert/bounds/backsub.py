@@ -73,6 +73,28 @@ _COEFF_BUDGET: contextvars.ContextVar[float | None] = contextvars.ContextVar("co
 _BLOCKS_PER_WALK = 4
 
 
+#: per-sample intermediate bounds shared by the engines of one block (see :func:`shared_intermediate_bounds`)
+_SHARED_BOUNDS: contextvars.ContextVar[dict | None] = contextvars.ContextVar("shared_intermediate_bounds", default=None)
+
+
+@contextlib.contextmanager
+def shared_intermediate_bounds() -> Iterator[dict]:
+    """Within this block, engines on the same network (the same layer objects, unchanged), rule
+    and sparsity reuse each other's per-sample intermediate bounds of an input box instead of
+    recomputing them: the certification cascade's CROWN, alpha-CROWN and branch-and-bound root
+    stages all start from CROWN's intermediate bounds of the same box, which on a CNN7 are nearly
+    all of each stage's cost. Only unconstrained engines take part (no splits, prior bounds or
+    optimised slopes) and only without autograd, so a reused bound is one the same computation
+    made for the same sample's box (batch-mates may change rounding, never soundness). Yields
+    the cache ({key: {ReLU index: (l, u)}}, per sample)."""
+    cache: dict = {}
+    token = _SHARED_BOUNDS.set(cache)
+    try:
+        yield cache
+    finally:
+        _SHARED_BOUNDS.reset(token)
+
+
 @contextlib.contextmanager
 def coefficient_memory(gigabytes: float | None) -> Iterator[None]:
     """Within this block, intermediate bounds back-substitute their rows in chunks whose
@@ -411,8 +433,33 @@ class LinearBounds:
 
     def relu_input_bounds(self, idx: int) -> tuple[torch.Tensor, torch.Tensor]:
         if idx not in self.pre_bounds:
-            self.pre_bounds[idx] = self._constrain(idx, *self._compute_input_bounds(idx))
+            shared = self._shared_entries()
+            if shared is not None and all(idx in e for e in shared):
+                l, u = (torch.stack([e[idx][k] for e in shared]) for k in (0, 1))
+                self.pre_bounds[idx] = (l, u)
+            else:
+                self.pre_bounds[idx] = self._constrain(idx, *self._compute_input_bounds(idx))
+                if shared is not None:
+                    l, u = self.pre_bounds[idx]
+                    for j, e in enumerate(shared):
+                        e[idx] = (l[j].detach(), u[j].detach())
         return self.pre_bounds[idx]
+
+    def _shared_entries(self) -> list[dict] | None:
+        """This engine's per-sample entries of the :func:`shared_intermediate_bounds` cache, or
+        None when no cache is active or the engine's bounds are not the plain ones of its box."""
+        cache = _SHARED_BOUNDS.get()
+        if cache is None or self.intermediate != "same" or self.lower_slopes or self.prior_bounds or torch.is_grad_enabled() \
+                or any(bool((s != 0).any()) for s in self.splits.values()):
+            return None
+        if getattr(self, "_shared", None) is None:
+            net = (tuple(id(m) for m in self.layers), tuple(int(p.data_ptr()) for m in self.layers for p in m.parameters(recurse=False)))
+            rule = self.relaxation if isinstance(self.relaxation, str) else id(self.rule)
+            head = (net, rule, self.sparse, self.lb.dtype, str(self.lb.device))
+            lbs, ubs = self.lb.detach().flatten(1).cpu(), self.ub.detach().flatten(1).cpu()
+            self._shared = [cache.setdefault((head, lbs[j].numpy().tobytes(), ubs[j].numpy().tobytes()), {})
+                            for j in range(self.lb.shape[0])]
+        return self._shared
 
     def _compute_input_bounds(self, idx: int) -> tuple[torch.Tensor, torch.Tensor]:
         if idx <= self.reuse_prior_upto and idx in self.prior_bounds:

@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from lit_cert.attacks import pgd_attack
-from lit_cert.bounds.backsub import LinearBounds, coefficient_memory, layer_shapes
+from lit_cert.bounds.backsub import LinearBounds, coefficient_memory, layer_shapes, shared_intermediate_bounds
 from lit_cert.bounds.box import flat_layers, interval_bounds
 from lit_cert.bounds.region import certified_box, inner_box
 from lit_cert.bounds.registry import bound_method, bound_spec
@@ -304,7 +304,7 @@ class Cascade:
         float32-matmul settings (:func:`lit_cert.numerics.certified_numerics`), on the outward-
         rounded eps-box."""
         check_full_precision_weights(self.net, "certification")
-        with certified_numerics(), coefficient_memory(self.config.memory_gb):
+        with certified_numerics(), coefficient_memory(self.config.memory_gb), shared_intermediate_bounds():
             return self._run(full_precision(x), y, indices)
 
     def _run(self, x: torch.Tensor, y: torch.Tensor, indices: list[int]) -> list[Verdict]:
