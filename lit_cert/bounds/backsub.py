@@ -518,7 +518,7 @@ class LinearBounds:
 
         def rows(i: int, j: int) -> torch.Tensor:  # unit rows of neurons i..j-1, shared by the batch
             out = torch.zeros(j - i, n, dtype=self.lb.dtype, device=self.lb.device)
-            out[torch.arange(j - i), torch.arange(i, j)] = 1
+            out[torch.arange(j - i, device=out.device), torch.arange(i, j, device=out.device)] = 1
             return out.view(1, j - i, *shape[1:])
 
         low, up = self._bounds_of_rows(idx, rows, n)
