@@ -192,6 +192,15 @@ def test_cascade_stages_share_the_intermediate_bounds_of_a_box(monkeypatch):
         if u.margin is not None:
             assert u.margin == pytest.approx(v.margin, abs=1e-6)
     assert n_shared < len(calls), (n_shared, len(calls))
+    # alpha-CROWN computes no intermediate bound the CROWN stage already has (the CROWN stage
+    # passes its rule resolved, alpha-CROWN by name: the same rule)
+    monkeypatch.setattr(cascade_mod, "shared_intermediate_bounds", backsub.shared_intermediate_bounds)
+    counts = []
+    for stages in (("crown",), ("crown", "alpha-crown")):
+        calls.clear()
+        Cascade(net, CascadeConfig(eps=0.08, stages=stages)).run(x, y, list(range(12)))
+        counts.append(len(calls))
+    assert counts[0] == counts[1] > 0, counts
 
 
 def test_crown_stages_in_memory_sized_chunks_give_the_same_verdicts():

@@ -454,7 +454,7 @@ class LinearBounds:
             return None
         if getattr(self, "_shared", None) is None:
             net = (tuple(id(m) for m in self.layers), tuple(int(p.data_ptr()) for m in self.layers for p in m.parameters(recurse=False)))
-            rule = self.relaxation if isinstance(self.relaxation, str) else id(self.rule)
+            rule = next((k for k, v in RELU_RELAXATIONS.items() if v is self.rule), id(self.rule))  # "crown" or the rule itself
             head = (net, rule, self.sparse, self.lb.dtype, str(self.lb.device))
             lbs, ubs = self.lb.detach().flatten(1).cpu(), self.ub.detach().flatten(1).cpu()
             self._shared = [cache.setdefault((head, lbs[j].numpy().tobytes(), ubs[j].numpy().tobytes()), {})
