@@ -181,7 +181,7 @@ def test_rows_chunked_by_the_coefficient_budget_give_the_same_bounds(relaxation)
     free = LinearBounds(net, lb, ub, relaxation, sparse=False)
     ref = free.output_bounds(spec, need_upper=False)[0]
     walks, depth, deepest = [], [0], [0]
-    original = LinearBounds._bounds
+    original = LinearBounds.bounds
 
     def counting(self, end, a):  # rows per walk, and how many walks are alive at once
         walks.append(a.shape[1])
@@ -195,11 +195,11 @@ def test_rows_chunked_by_the_coefficient_budget_give_the_same_bounds(relaxation)
     with coefficient_memory(1e-6):  # ~1 KB: a handful of rows per walk
         eng = LinearBounds(net, lb, ub, relaxation, sparse=False)
         rows = eng.rows_per_walk(len(eng.layers))
-        LinearBounds._bounds = counting
+        LinearBounds.bounds = counting
         try:
             got = eng.output_bounds(spec, need_upper=False)[0]
         finally:
-            LinearBounds._bounds = original
+            LinearBounds.bounds = original
     assert rows is not None and max(walks) <= rows and len(walks) > 4
     assert deepest[0] == 1  # the layers below are bounded first: no chunk waits on another one's walk
     assert torch.allclose(got, ref, rtol=1e-10, atol=1e-10)

@@ -206,6 +206,7 @@ def relu_backward(a: torch.Tensor, c: torch.Tensor, rule, lo_s, lo_b, up_s, up_b
     negative ones the upper line. Written to create as few A-sized tensors as possible (they
     dominate the cost of CROWN/DeepZ/hBox, see benchmarks/RESULTS.md): one slope select and one
     product, offsets as batched mat-vec products; DeepZ's equal slopes need no select at all."""
+    pos = neg = None
     if getattr(rule, "equal_slopes", False):
         new_a = a * up_s.unsqueeze(1)
     elif a.shape[0] == 1 < lo_s.shape[0]:
@@ -213,20 +214,16 @@ def relu_backward(a: torch.Tensor, c: torch.Tensor, rule, lo_s, lo_b, up_s, up_b
         # sign split is two batch-1 products with the 0/1 sign mask, and ``a+ lo + a- up`` is
         # bitwise ``a * slope`` (one of the two terms is an exact zero) -- where a select
         # broadcast from the batch-1 mask to every sample, and its backward, cost ~3 products
-        # each on CPU (benchmarks/RESULTS.md: the paradox CONV's CROWN step 566 -> 367 standard
+        # each on CPU (benchmarks/RESULTS.md: the paradox CONV's CROWN step 487 -> 362 standard
         # steps). The mask (not clamps) keeps the select's gradient at a == 0: the a >= 0 side.
         keep = (a >= 0).to(a.dtype)
         pos, neg = a * keep, a * (1 - keep)
         new_a = (pos * lo_s.unsqueeze(1)).addcmul_(neg, up_s.unsqueeze(1))
-        c = c + _dot(neg, up_b)
-        if not getattr(rule, "zero_lower_offset", False):
-            c = c + _dot(pos, lo_b)
-        return new_a, c
     else:
         new_a = a * torch.where(a >= 0, lo_s.unsqueeze(1), up_s.unsqueeze(1))
-    c = c + _dot(a.clamp(max=0), up_b)
+    c = c + _dot(a.clamp(max=0) if neg is None else neg, up_b)
     if not getattr(rule, "zero_lower_offset", False):
-        c = c + _dot(a.clamp(min=0), lo_b)
+        c = c + _dot(a.clamp(min=0) if pos is None else pos, lo_b)
     return new_a, c
 
 
@@ -605,18 +602,8 @@ class LinearBounds:
 
     def bounds(self, end: int, a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Lower and upper bounds (B, M) over the input box of ``a · h_end`` (shapes as in
-        :meth:`lower`): one walk of ``a`` for equal-slope rules, else ``a`` and ``-a``; rows in
-        chunks when :func:`coefficient_memory` asks for it."""
-        m = a.shape[1]
-        step = self.rows_per_walk(end)
-        if step is not None:
-            step = max(1, step if self._one_walk_for_both(end) else step // 2)
-            if step < m:
-                parts = [self._bounds(end, a[:, i : i + step]) for i in range(0, m, step)]
-                return torch.cat([p[0] for p in parts], 1), torch.cat([p[1] for p in parts], 1)
-        return self._bounds(end, a)
-
-    def _bounds(self, end: int, a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        :meth:`lower`): one walk of ``a`` for equal-slope rules, else ``a`` and ``-a``. All rows
+        in one walk; :meth:`_bounds_of_rows` chunks them under :func:`coefficient_memory`."""
         m = a.shape[1]
         if not self._one_walk_for_both(end):
             low = self.lower(end, torch.cat([a, -a], dim=1))
