@@ -4,6 +4,7 @@ results script and sweep evaluation writes next to its numbers."""
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 
 
@@ -47,3 +48,22 @@ def save_plot(path: Path, series: dict, xlabel: str, ylabel: str, logx: bool = F
 def column(rows: list[dict], key: str, **where) -> list:
     """The values of ``key`` in the rows matching every ``where`` item."""
     return [r[key] for r in rows if all(r[k] == v for k, v in where.items())]
+
+
+class RowCache:
+    """Finished evaluations of runs, one JSON row per line of ``path`` keyed by ``row["run"]``:
+    a results script's rerun evaluates only the runs it has not seen (rows are appended as they
+    are made, so an interrupted script loses at most the row in progress)."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        lines = self.path.read_text().splitlines() if self.path.exists() else []
+        self.rows = {r["run"]: r for r in map(json.loads, lines)}
+
+    def get(self, run: str) -> dict | None:
+        return self.rows.get(run)
+
+    def add(self, row: dict) -> None:
+        self.rows[row["run"]] = row
+        with self.path.open("a") as f:
+            f.write(json.dumps(row) + "\n")

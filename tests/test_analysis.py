@@ -270,3 +270,16 @@ def test_pgd_robustness_against_accuracy(workdir):
     assert 1.0 >= row["pgd_robustness@0.1"] >= row["pgd_robustness@0.3"] >= 0.0
     assert row["pgd_robustness_mean"] == pytest.approx((1.0 + row["pgd_robustness@0.1"] + row["pgd_robustness@0.3"]) / 3)
     assert 0 < row["accuracy"] <= 1 and (out / "pgd-robustness.png").stat().st_size > 1000
+
+
+def test_row_cache_keeps_finished_evaluations_across_reruns(tmp_path):
+    """The results scripts' evaluation cache: rows appended as made, read back by run id."""
+    from lit_cert.reports import RowCache
+
+    path = tmp_path / "cache.jsonl"
+    first = RowCache(path)
+    assert first.get("a") is None
+    first.add({"run": "a", "acc": 0.5})
+    first.add({"run": "b", "acc": 0.25})
+    again = RowCache(path)
+    assert again.get("a") == {"run": "a", "acc": 0.5} and again.get("b")["acc"] == 0.25 and len(again.rows) == 2

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from lit_cert.reports import save_csv, save_plot
+from lit_cert.reports import RowCache, save_csv, save_plot
 from lit_cert.certify import BaBConfig, Cascade, CascadeConfig
 from lit_cert.evaluation import evaluate
 from lit_cert.runs import load_run, split_dataset
@@ -71,10 +71,7 @@ def main() -> None:
     args = p.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    cache_file = out / "cache.jsonl"  # finished evaluations by run id: a rerun only adds new runs
-    cache = {}
-    if cache_file.exists():
-        cache = {r["run"]: r for r in map(json.loads, cache_file.read_text().splitlines())}
+    cache = RowCache(out / "cache.jsonl")  # finished evaluations by run id: a rerun only adds new runs
     rows = []
     for sweep in map(Path, args.sweeps):
         for r, run_dir in finished_runs(sweep):
@@ -83,13 +80,12 @@ def main() -> None:
                    "eps": params.get("model.init_args.eps_train"), "lam": params.get("model.init_args.lam"),
                    "run": run_dir.name, "train_minutes": round(r["seconds"] / 60, 1),
                    "val_nat_acc": r["metrics"].get("val/nat_acc"), "val_cert_acc": r["metrics"].get("val/cert_acc")}
-            if run_dir.name in cache:
-                row = {**cache[run_dir.name], **row}
+            if cache.get(run_dir.name) is not None:
+                row = {**cache.get(run_dir.name), **row}
             else:
                 n_cert = args.certify_pgd if row["method"] == "PGD" and args.certify_pgd is not None else args.certify
                 row.update(evaluate_run(run_dir / "checkpoints" / "last.ckpt", args.limit, n_cert, args.bab_timeout))
-                with cache_file.open("a") as f:
-                    f.write(json.dumps(row) + "\n")
+                cache.add(row)
             rows.append(row)
             print(json.dumps(row), flush=True)
     save_csv(out / "runs.csv", rows, header=list(dict.fromkeys(k for r in rows for k in r)))

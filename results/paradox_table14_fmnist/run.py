@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 
-from lit_cert.reports import save_csv
+from lit_cert.reports import RowCache, save_csv
 from lit_cert.evaluation import evaluate
 from lit_cert.runs import load_run, split_dataset
 from lit_cert.metrics import CertifiedAccuracy, NaturalAccuracy, PropagationTightness
@@ -56,8 +56,7 @@ def main() -> None:
     args = p.parse_args()
     out, sweep = Path(args.out), Path(args.sweep)
     out.mkdir(parents=True, exist_ok=True)
-    cache_file = out / "cache.jsonl"  # finished evaluations by run id: a rerun only adds new runs
-    cache = {r["run"]: r for r in map(json.loads, cache_file.read_text().splitlines())} if cache_file.exists() else {}
+    cache = RowCache(out / "cache.jsonl")  # finished evaluations by run id: a rerun only adds new runs
     rows = []
     for line in (sweep / "results.jsonl").read_text().splitlines():
         r = json.loads(line)
@@ -70,8 +69,7 @@ def main() -> None:
         if row is None:
             row = {"relaxation": name, "trained_with": own, "run": run_dir.name, "train_seconds": r["seconds"],
                    "paper_acc": paper_acc, "paper_cr": paper_cr, **evaluate_run(run_dir / "checkpoints" / "last.ckpt", own, args.limit)}
-            with cache_file.open("a") as f:
-                f.write(json.dumps(row) + "\n")
+            cache.add(row)
         rows.append(row)
         print(json.dumps(row), flush=True)
     save_csv(out / "runs.csv", rows, header=list(dict.fromkeys(k for r in rows for k in r)))

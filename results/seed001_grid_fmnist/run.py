@@ -30,7 +30,7 @@ from pathlib import Path
 import yaml
 
 from lit_cert.commands.analyze import main as analyze
-from lit_cert.reports import save_csv
+from lit_cert.reports import RowCache, save_csv
 from lit_cert.runs import finished_runs
 
 EPS = (0.1, 0.2, 0.3, 0.4)
@@ -48,7 +48,7 @@ def evaluate(ckpt: Path, limit: int) -> dict:
             **{f"rob@{e:g}": row[f"pgd_robustness@{e:g}"] for e in EPS}, "rob_mean": row["pgd_robustness_mean"]}
 
 
-def collect(sweep: Path, kind: str, cache: dict, cache_file: Path, limit: int) -> list[dict]:
+def collect(sweep: Path, kind: str, cache: RowCache, limit: int) -> list[dict]:
     rows = []
     for r, run_dir in finished_runs(sweep):
         args = yaml.safe_load((run_dir / "config.yaml").read_text())["model"]["init_args"]  # what the run used
@@ -56,12 +56,11 @@ def collect(sweep: Path, kind: str, cache: dict, cache_file: Path, limit: int) -
                "eps_train": args["eps_train"] if kind != "nominal" else None,
                "epochs": r["params"].get("trainer.max_epochs"), "run": run_dir.name, "train_minutes": round(r["seconds"] / 60, 1),
                "val_acc": r["metrics"].get("val/nat_acc"), "val_pgd_acc@0.1": r["metrics"].get("val/pgd_acc")}
-        if run_dir.name in cache:
-            row = {**cache[run_dir.name], **row}
+        if cache.get(run_dir.name) is not None:
+            row = {**cache.get(run_dir.name), **row}
         else:
             row.update(evaluate(run_dir / "checkpoints" / "last.ckpt", limit))
-            with cache_file.open("a") as f:
-                f.write(json.dumps(row) + "\n")
+            cache.add(row)
         rows.append(row)
         print(json.dumps(row), flush=True)
     return rows
@@ -121,13 +120,12 @@ def main() -> None:
     args = p.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    cache_file = out / "cache.jsonl"
-    cache = {r["run"]: r for r in map(json.loads, cache_file.read_text().splitlines())} if cache_file.exists() else {}
-    rows = collect(Path(args.nominal), "nominal", cache, cache_file, args.limit)
+    cache = RowCache(out / "cache.jsonl")
+    rows = collect(Path(args.nominal), "nominal", cache, args.limit)
     for folder in args.expected:
-        rows += collect(Path(folder), "expected", cache, cache_file, args.limit)
+        rows += collect(Path(folder), "expected", cache, args.limit)
     if args.ibp:
-        rows += collect(Path(args.ibp), "ibp", cache, cache_file, args.limit)
+        rows += collect(Path(args.ibp), "ibp", cache, args.limit)
     order = {"nominal": 0, "expected": 1, "ibp": 2}
     rows.sort(key=lambda r: (order[r["training"]], r["eps_train"] or 0, -r["lr"], -(r["T"] or 1), -(r["kappa"] or 0)))
     for r in rows:
