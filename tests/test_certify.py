@@ -161,6 +161,23 @@ def test_cascade_never_certifies_a_sample_with_a_counterexample():
     assert "unknown" not in statuses
 
 
+def interrupt_cascade_run(monkeypatch, at_call: int):
+    """Make the ``at_call``-th Cascade.run raise KeyboardInterrupt (a user's Ctrl-C between
+    shards); returns the function that puts the real run back."""
+    from lit_cert.certify import cascade as cascade_module
+
+    original, calls = cascade_module.Cascade.run, {"n": 0}
+
+    def interrupted(self, *a, **k):
+        calls["n"] += 1
+        if calls["n"] == at_call:
+            raise KeyboardInterrupt
+        return original(self, *a, **k)
+
+    monkeypatch.setattr(cascade_module.Cascade, "run", interrupted)
+    return lambda: monkeypatch.setattr(cascade_module.Cascade, "run", original)
+
+
 def test_cascade_stages_share_the_intermediate_bounds_of_a_box(monkeypatch):
     """alpha-CROWN and the BaB root start from the CROWN stage's intermediate bounds of the same
     box instead of recomputing them: the same verdicts and margins as with the sharing off, and
@@ -235,22 +252,11 @@ def test_certify_command_resumes_to_the_same_summary(workdir, monkeypatch, capsy
     assert full["samples"] == 40
     assert full["certified_accuracy"] <= full["pgd_accuracy"] <= full["natural_accuracy"]
 
-    from lit_cert.certify import cascade as cascade_module
-
-    calls = {"n": 0}
-    original = cascade_module.Cascade.run
-
-    def flaky(self, *a, **k):
-        calls["n"] += 1
-        if calls["n"] == 3:
-            raise KeyboardInterrupt
-        return original(self, *a, **k)
-
-    monkeypatch.setattr(cascade_module.Cascade, "run", flaky)
+    undo = interrupt_cascade_run(monkeypatch, at_call=3)
     with pytest.raises(KeyboardInterrupt):
         main(["certify", *common, "--out", str(workdir / "resumed")])
     assert len(list((workdir / "resumed" / "shards").glob("*.json"))) == 2
-    monkeypatch.setattr(cascade_module.Cascade, "run", original)
+    undo()
     resumed = main(["certify", *common, "--out", str(workdir / "resumed")])
     drop = lambda s: {k: v for k, v in s.items() if "second" not in k}  # noqa: E731 - timings differ
     assert drop(resumed) | {"ckpt": None} == drop(full) | {"ckpt": None}
@@ -366,20 +372,10 @@ def test_certify_refuses_to_resume_with_a_changed_checkpoint(workdir, monkeypatc
     ckpt = trained_run(workdir)
     common = ["--ckpt", str(ckpt), "--limit", "20", "--shard_size", "10", "--batch_size", "10",
               "--stages", "pgd,ibp,crown", "--no_progress", "--out", str(workdir / "cert")]
-    from lit_cert.certify import cascade as cascade_module
-
-    original, calls = cascade_module.Cascade.run, {"n": 0}
-
-    def interrupted(self, *a, **k):
-        calls["n"] += 1
-        if calls["n"] == 2:
-            raise KeyboardInterrupt
-        return original(self, *a, **k)
-
-    monkeypatch.setattr(cascade_module.Cascade, "run", interrupted)
+    undo = interrupt_cascade_run(monkeypatch, at_call=2)
     with pytest.raises(KeyboardInterrupt):
         main(["certify", *common])
-    monkeypatch.setattr(cascade_module.Cascade, "run", original)
+    undo()
     # the checkpoint changes under the same path (training went on)
     state = torch.load(ckpt, weights_only=True)
     state["state_dict"] = {k: v + 0.5 if v.is_floating_point() else v for k, v in state["state_dict"].items()}
