@@ -131,7 +131,7 @@ def test_weak_bounds_end_in_exact_lp_leaves(monkeypatch):
     monkeypatch.setattr(BranchAndBound, "_exact_leaf", counting)
     for seed, eps in [(10, 0.4), (13, 0.4), (7, 0.1), (19, 0.1)]:  # draws that reach fully split domains
         net, lb, ub, rows = problem(seed, sizes=(2, 4, 3), eps=eps)
-        bab = BranchAndBound(net, BaBConfig(timeout=60, batch=4, steps=0, beta=False, pgd_every=0),
+        bab = BranchAndBound(net, BaBConfig(timeout=60, batch=4, steps=0, root_steps=0, attack_restarts=0, beta=False, pgd_every=0),
                              dense_blocks=lambda: dense_affine_blocks(net, (2,)))
         result = bab.verify(lb, ub, rows)
         assert result.status in ("certified", "falsified")
@@ -172,3 +172,25 @@ def test_cascade_stage_records_and_agrees_with_milp():
     assert len({v.status for v in bab[2:]}) == 2  # both verdicts occur in this draw
     lb, ub = linf_box(x, eps)
     assert np.isfinite([v.margin for v in bab[2:]]).all()
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_branching_probes_bound_each_child_soundly(seed):
+    """Filtered smart branching scores a candidate by one cheap bound of each child: each is a
+    true lower bound of its child's exact minimum, and the chosen neuron is an unsplit unstable one."""
+    net, lb, ub, rows = problem(seed, sizes=(3, 10, 8, 3), eps=0.3)
+    bab = BranchAndBound(net, BaBConfig(fsb_candidates=4))
+    row = rows[:1]
+    value, engine = bab._bound(lb, ub, row.view(1, 1, -1), None, None, -1)
+    splits = {i: torch.zeros_like(engine.pre_bounds[i][0], dtype=torch.int8) for i in bab.relu_idx}
+    choice = bab._choose(engine, splits, lb, ub, row.view(1, 1, -1))
+    pos, j = choice[0].tolist()
+    if pos < 0:
+        pytest.skip("no unstable neuron in this draw")
+    l, u = engine.pre_bounds[bab.relu_idx[pos]]
+    assert l.flatten()[j] < 0 < u.flatten()[j]
+    cand = torch.tensor([[[pos, j]]])
+    worse = bab._probe(engine, splits, lb, ub, row.view(1, 1, -1), cand)[0, 0].item()
+    exact = [min_linear_objective(net, lb[0].numpy(), ub[0].numpy(), row[0].numpy(), splits={(pos, j): s}) for s in (1, -1)]
+    exact = [e for e in exact if e is not None]  # an empty child bounds nothing
+    assert exact and worse <= min(exact) + 1e-7

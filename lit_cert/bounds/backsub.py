@@ -205,8 +205,10 @@ def relu_backward(a: torch.Tensor, c: torch.Tensor, rule, lo_s, lo_b, up_s, up_b
     """One ReLU of the backward walk for a *lower* bound: coefficients >= 0 take the lower line,
     negative ones the upper line. Written to create as few A-sized tensors as possible (they
     dominate the cost of CROWN/DeepZ/hBox, see benchmarks/RESULTS.md): one slope select and one
-    product, offsets as batched mat-vec products; DeepZ's equal slopes need no select at all."""
+    product, offsets as batched mat-vec products; DeepZ's equal slopes need no select at all.
+    ``lo_s`` is per sample (B, *shape) or per row (B, M, *shape) like ``a``."""
     pos = neg = None
+    lo_rows = lo_s if lo_s.dim() == a.dim() else lo_s.unsqueeze(1)
     if getattr(rule, "equal_slopes", False):
         new_a = a * up_s.unsqueeze(1)
     elif a.shape[0] == 1 < lo_s.shape[0]:
@@ -218,9 +220,9 @@ def relu_backward(a: torch.Tensor, c: torch.Tensor, rule, lo_s, lo_b, up_s, up_b
         # steps). The mask (not clamps) keeps the select's gradient at a == 0: the a >= 0 side.
         keep = (a >= 0).to(a.dtype)
         pos, neg = a * keep, a * (1 - keep)
-        new_a = (pos * lo_s.unsqueeze(1)).addcmul_(neg, up_s.unsqueeze(1))
+        new_a = (pos * lo_rows).addcmul_(neg, up_s.unsqueeze(1))
     else:
-        new_a = a * torch.where(a >= 0, lo_s.unsqueeze(1), up_s.unsqueeze(1))
+        new_a = a * torch.where(a >= 0, lo_rows, up_s.unsqueeze(1))
     c = c + _dot(a.clamp(max=0) if neg is None else neg, up_b)
     if not getattr(rule, "zero_lower_offset", False):
         c = c + _dot(a.clamp(min=0) if pos is None else pos, lo_b)
@@ -568,7 +570,11 @@ class LinearBounds:
                 l, u = self.relu_input_bounds(idx)
                 if record:
                     self.coefficients[idx] = a.detach()
-                lo_s, lo_b, up_s, up_b = relu_relaxation(l, u, self.rule, self.lower_slopes.get(idx))
+                slope = self.lower_slopes.get(idx)
+                per_row = slope is not None and slope.dim() == a.dim()  # one slope per row (optimised intermediate bounds)
+                lo_s, lo_b, up_s, up_b = relu_relaxation(l, u, self.rule, None if per_row else slope)
+                if per_row:
+                    lo_s = torch.where(((l < 0) & (u > 0)).unsqueeze(1), slope, lo_s.unsqueeze(1))
                 if both:
                     a, c_lo, c_up = relu_backward_both(a, c_lo, c_up, self._rule(idx), lo_s, lo_b, up_s, up_b)
                 else:

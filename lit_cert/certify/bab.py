@@ -1,14 +1,22 @@
 """Complete verification by branch and bound on ReLU splits, batched on the model's device.
 
 For one sample and one margin row ``c`` (prove ``min_x c @ f(x) > 0`` over the input box), the
-input box is the root *domain*. A domain is the box together with split constraints: some
-unstable ReLUs fixed to their active (``z >= 0``) or inactive (``z <= 0``) piece. Each step
+input box is the root *domain*. The box is bounded once for all rows of the sample: intermediate
+bounds and each row's slopes optimised together (``root_steps`` Adam steps, optimised
+intermediate bounds as in alpha-beta-CROWN, :func:`~lit_cert.bounds.alpha_crown.optimised_box_bounds`);
+every row's search inherits them. A row not proven there first meets a targeted PGD
+(``attack_restarts`` starts: the bound's minimiser and random points). A domain is the box
+together with split constraints: some unstable ReLUs fixed to their active (``z >= 0``) or
+inactive (``z <= 0``) piece. Each step
 
 1. takes the ``batch`` open domains with the lowest lower bounds,
-2. splits each on one unstable, not yet split ReLU chosen by BaBSR's intercept score (Bunel et
-   al., JMLR 2020): the bound's coefficient ``A`` at that ReLU's output times the offset of the
-   upper relaxation line, ``max(-A, 0) * (-l u / (u - l))`` -- what the bound gains if that
-   neuron's relaxation became exact -- with ``|A| (u - l)`` to break ties,
+2. splits each on one unstable, not yet split ReLU. BaBSR's intercept score (Bunel et al., JMLR
+   2020) rates every candidate: the bound's coefficient ``A`` at that ReLU's output times the
+   offset of the upper relaxation line, ``max(-A, 0) * (-l u / (u - l))`` -- what the bound gains
+   if that neuron's relaxation became exact -- with ``|A| (u - l)`` to break ties. With
+   ``branching="fsb"`` (the default; filtered smart branching, De Palma et al. 2021) the
+   ``fsb_candidates`` best-rated ones each get both children bounded once with the parent's
+   slopes, and the neuron whose worse child is best is split; ``"babsr"`` splits the best-rated,
 3. bounds all children at once (one batch) with CROWN plus ``steps`` Adam steps on the
    lower slopes and on the multipliers of the split constraints (beta-CROWN, Wang et al. 2021),
    warm-started from the parent's, *under the split constraints*: a split neuron's input
@@ -48,7 +56,7 @@ import torch
 from torch import nn
 
 from lit_cert.attacks.pgd import StepPolicy, pgd_maximize
-from lit_cert.bounds.alpha_crown import optimised_lower_bounds
+from lit_cert.bounds.alpha_crown import OptimisedBox, optimised_box_bounds, optimised_lower_bounds
 from lit_cert.bounds.backsub import LinearBounds
 from lit_cert.bounds.box import flat_layers
 from lit_cert.certify.settings import BaBConfig
@@ -145,15 +153,16 @@ class BranchAndBound:
         start = time.perf_counter()
         deadline = start + self.config.timeout
         budget = [self.config.max_domains]
-        with torch.inference_mode(False), torch.no_grad():
-            root = self._bound(lb, ub, rows.unsqueeze(1), None, None, -1)[0][:, 0]
+        root_box = self._root(lb, ub, rows)
+        root = root_box.lower[0]
         order = torch.argsort(root).tolist()  # most violated first: falsification is quickest there
         proven, domains, depth, reason = [], 0, 0, None
         for r in order:
             if root[r] > 0:
                 proven.append(float(root[r]))
                 continue
-            out = self._row(lb, ub, rows[r], deadline, budget)
+            slopes = {"alpha": {j: s[:, r] for j, s in root_box.slopes.items()}}
+            out = self._row(lb, ub, rows[r], deadline, budget, root_box.pre_bounds, slopes)
             domains += out.stats["domains"]
             depth = max(depth, out.stats["max_depth"])
             if out.status == "falsified":
@@ -168,6 +177,14 @@ class BranchAndBound:
         return BaBResult("certified", min(proven) if proven else None, None, domains, depth, seconds)
 
     # ------------------------------------------------------------------ bounding
+    def _root(self, lb, ub, rows) -> OptimisedBox:
+        """The box bounded once for all rows: intermediate bounds and each row's slopes, optimised
+        together for ``root_steps`` steps (:func:`optimised_box_bounds`); every row's search
+        starts from them (its root domain reuses the intermediate bounds)."""
+        return optimised_box_bounds(self.layers, lb, ub, rows.unsqueeze(0), self.config.root_steps, lr=self.config.lr,
+                                    optimise_intermediate=self.config.root_intermediate,
+                                    time_limit=self.config.root_share * self.config.timeout)
+
     def _bound(self, lb, ub, spec, splits, prior, reuse_upto, start=None):
         """Bounds (D, 1) of ``spec`` (D, 1, K) on each domain, and the engine that made them."""
         d = spec.shape[0]
@@ -187,11 +204,15 @@ class BranchAndBound:
         with torch.no_grad():
             return self.net(x) @ row
 
-    def _choose(self, engine: LinearBounds, splits: dict[int, torch.Tensor]) -> torch.Tensor:
+    def _choose(self, engine: LinearBounds, splits: dict[int, torch.Tensor], lb, ub, spec1) -> torch.Tensor:
         """(D, 2): the ReLU (position in ``relu_idx``) and flat neuron to split next, -1 if every
-        neuron is stable or split (BaBSR intercept score, module docstring)."""
-        best_score, best = None, None
-        for pos, idx in enumerate(self.relu_idx):
+        neuron is stable or split. ``branching="babsr"``: the best BaBSR intercept score (module
+        docstring); ``"fsb"`` (filtered smart branching, De Palma et al. 2021): the
+        ``fsb_candidates`` best-scored neurons each get both children bounded once, cheaply
+        (the parent's slopes and multipliers, no optimisation), and the neuron whose worse child
+        is best wins."""
+        scores = []
+        for idx in self.relu_idx:
             l, u = engine.pre_bounds[idx]
             a = engine.coefficients[idx][:, 0]  # coefficients at the ReLU output (D, *shape)
             unstable = (l < 0) & (u > 0)
@@ -199,31 +220,76 @@ class BranchAndBound:
                 unstable &= splits[idx] == 0
             width = (u - l).clamp(min=1e-12)
             intercept = (-a).clamp(min=0) * (-l * u / width).clamp(min=0)
-            score = torch.where(unstable, intercept + 1e-4 * a.abs() * width + 1e-12, torch.full_like(l, -1.0))
-            flat = score.flatten(1)
-            val, arg = flat.max(1)
-            cand = torch.stack([torch.full_like(arg, pos), arg], 1)
-            if best is None:
-                best_score, best = val, cand
-            else:
-                better = val > best_score
-                best_score = torch.where(better, val, best_score)
-                best = torch.where(better.unsqueeze(1), cand, best)
-        return torch.where((best_score > 0).unsqueeze(1), best, torch.full_like(best, -1))
+            scores.append(torch.where(unstable, intercept + 1e-4 * a.abs() * width + 1e-12, torch.full_like(l, -1.0)).flatten(1))
+        sizes = torch.tensor([0] + [sc.shape[1] for sc in scores], device=lb.device).cumsum(0)
+        flat = torch.cat(scores, 1)
+        k = min(self.config.fsb_candidates if self.config.branching == "fsb" else 1, flat.shape[1])
+        val, arg = flat.topk(k, dim=1)
+        pos = torch.searchsorted(sizes[1:], arg, right=True)
+        cand = torch.stack([pos, arg - sizes[pos]], 2)  # (D, k, 2)
+        pick = torch.zeros(len(flat), dtype=torch.long, device=lb.device)
+        if k > 1:
+            worse = self._probe(engine, splits, lb, ub, spec1, cand)  # (D, k)
+            worse = torch.where(val > 0, worse, torch.full_like(worse, -float("inf")))
+            pick = worse.argmax(1)
+        best = cand[torch.arange(len(flat), device=lb.device), pick]
+        return torch.where((val[:, 0] > 0).unsqueeze(1), best, torch.full_like(best, -1))
+
+    def _probe(self, engine: LinearBounds, splits, lb, ub, spec1, cand: torch.Tensor) -> torch.Tensor:
+        """(D, k): the smaller of the two children's bounds for each candidate split, from one
+        walk per child with the parent's intermediate bounds, slopes and multipliers (sound on the
+        child, not optimised); an empty child counts as +inf. In chunks of domains that fit the
+        coefficient budget (lit_cert.bounds.backsub.coefficient_memory)."""
+        d, k = cand.shape[:2]
+        per = engine.rows_per_walk(len(self.layers))  # rows per walk of all d domains within the budget
+        chunk = d if per is None else max(1, per * d // (2 * k))  # one row per child
+        out = []
+        for c0 in range(0, d, chunk):
+            sel = torch.arange(c0, min(d, c0 + chunk), device=lb.device)
+            n = len(sel)
+            rep = sel.repeat_interleave(2 * k)  # domain of each child: (domain, candidate, sign)
+            which = torch.arange(k, device=lb.device).repeat_interleave(2).repeat(n)
+            sign = torch.tensor([1, -1], dtype=torch.int8, device=lb.device).repeat(n * k)
+            child_splits = {}
+            for p, idx in enumerate(self.relu_idx):
+                base = splits[idx] if idx in splits else torch.zeros_like(engine.pre_bounds[idx][0], dtype=torch.int8)
+                s = base[rep].clone()
+                c = cand[rep, which]
+                hit = torch.nonzero(c[:, 0] == p).flatten()
+                s.view(len(rep), -1)[hit, c[hit, 1]] = sign[hit]
+                child_splits[idx] = s
+            prior = {i: (l[rep], u[rep]) for i, (l, u) in engine.pre_bounds.items()}
+            blb, bub = lb.expand(len(rep), *lb.shape[1:]), ub.expand(len(rep), *ub.shape[1:])
+            child = LinearBounds(self.layers, blb, bub, "crown", "same", splits=child_splits, prior_bounds=prior,
+                                 reuse_prior_upto=len(self.layers))
+            child.lower_slopes = {i: a[rep] for i, a in engine.lower_slopes.items()}
+            child.split_multipliers = {i: b[rep] for i, b in engine.split_multipliers.items()}
+            with torch.no_grad():
+                value = child.lower(len(self.layers), spec1.expand(len(rep), 1, -1))[:, 0]
+                value = torch.where(child.infeasible(), torch.full_like(value, float("inf")), value)
+            out.append(value.view(n, k, 2).min(2).values)
+        return torch.cat(out)
 
     # ------------------------------------------------------------------ one row
-    def _row(self, lb, ub, row, deadline, budget) -> _RowOutcome:
+    def _row(self, lb, ub, row, deadline, budget, root_bounds, start) -> _RowOutcome:
         cfg = self.config
         stats = {"domains": 1, "max_depth": 0}
         dev = lb.device
         spec1 = row.view(1, 1, -1)
         t_root = time.perf_counter()
         with torch.inference_mode(False), torch.no_grad():
-            value, engine = self._bound(lb, ub, spec1, None, None, -1)
+            value, engine = self._bound(lb, ub, spec1, None, root_bounds, len(self.layers), start)
         per_domain = (time.perf_counter() - t_root) / 4  # a guess until the first step is timed
+        if cfg.attack_restarts:  # a targeted attack on this row first: from the bound's minimiser and random points
+            g = torch.Generator(device="cpu").manual_seed(0)
+            noise = torch.rand((cfg.attack_restarts - 1, *lb.shape[1:]), generator=g, dtype=lb.dtype).to(dev)
+            starts = torch.cat([self._candidates(engine), lb + (ub - lb) * noise])
+            found = self._pgd(lb, ub, row, starts)
+            if found is not None:
+                return _RowOutcome("falsified", found[0], found[1], stats=stats)
         splits = {i: torch.zeros_like(engine.pre_bounds[i][0], dtype=torch.int8) for i in self.relu_idx}
         pool = _Domains(splits, dict(engine.pre_bounds), value[:, 0], torch.zeros(1, dtype=torch.long, device=dev),
-                        self._choose(engine, splits), dict(engine.lower_slopes), {})
+                        self._choose(engine, splits, lb, ub, spec1), dict(engine.lower_slopes), {})
         lowest = float("inf")  # smallest bound of the pruned domains (the proven margin)
         step = 0
         while len(pool):
@@ -279,7 +345,7 @@ class BranchAndBound:
                 if found is not None:
                     return _RowOutcome("falsified", found[0], found[1], stats=stats)
             children = _Domains(children.splits, {i: engine.pre_bounds[i] for i in self.relu_idx}, value,
-                                children.depth, self._choose(engine, children.splits), dict(engine.lower_slopes),
+                                children.depth, self._choose(engine, children.splits, lb, ub, spec1), dict(engine.lower_slopes),
                                 dict(engine.split_multipliers))
             proven = value > 0
             finite = proven & torch.isfinite(value)

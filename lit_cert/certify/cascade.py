@@ -181,10 +181,12 @@ def _bab_stage(cascade: "Cascade", todo: list[Verdict], x, y, lb, ub, spec) -> N
             lb64, ub64 = certified_box(x[j : j + 1].double(), cfg.eps)
             again = BranchAndBound(cascade.net64(), bab_config).verify(lb64, ub64, rows.double())
             v.details["float64_recheck"] = {"stage": "bab", "float32_margin": out.margin, "float64_margin": again.margin,
-                                            "held": again.status == "certified"}
+                                            "held": again.status == "certified", "float64_status": again.status,
+                                            "float64_reason": again.reason}
             v.seconds["bab"] += again.seconds
             if again.status != "certified":
-                v.reason = f"float32 BaB certificate (margin {out.margin:.2e}) not confirmed in float64"
+                v.reason = (f"float32 BaB certificate (margin {out.margin:.2e}) not confirmed in float64 "
+                            f"({again.status}: {again.reason or 'margin %.2e' % again.margin})")
                 continue
             out = again
         if out.status == "certified":

@@ -33,14 +33,28 @@ class BaBConfig:
     #: the split are recomputed under the splits (tighter, but every unstable neuron of those
     #: layers is back-substituted for every domain)
     intermediate: Literal["root", "recompute"] = "root"
+    #: the box is bounded once per sample for all its rows: this many Adam steps on the lower slopes
+    #: of the rows and (``root_intermediate``) of every unstable neuron's own bounds -- optimised
+    #: intermediate bounds, which every domain of the search then inherits
+    #: (lit_cert.bounds.alpha_crown.optimised_box_bounds); 0: CROWN's bounds
+    root_steps: int = 30
+    root_intermediate: bool = True
+    root_share: float = 0.25  # at most this share of ``timeout`` goes to the root's optimisation steps
+    #: which neuron a domain splits: "babsr" (the best BaBSR score) or "fsb" (the best of the
+    #: ``fsb_candidates`` best-scored, by one cheap bound of both children each)
+    branching: Literal["babsr", "fsb"] = "fsb"
+    fsb_candidates: int = 3
+    attack_restarts: int = 8  # a targeted PGD on each open row before its search (0: none), from this many starts
     pgd_every: int = 5  # PGD from the worst children's candidates every this many steps
     pgd_steps: int = 20
 
     def __post_init__(self):
-        check(self.timeout > 0 and self.max_domains >= 1 and self.batch >= 1 and self.steps >= 0 and self.lr > 0
+        check(self.timeout > 0 and self.max_domains >= 1 and self.batch >= 1 and self.steps >= 0 and self.root_steps >= 0 and self.attack_restarts >= 0 and 0 < self.root_share <= 1 and self.lr > 0
               and self.pgd_every >= 0 and self.pgd_steps >= 1,
-              f"bab: timeout and lr must be > 0, max_domains, batch and pgd_steps >= 1, steps and pgd_every >= 0; got {self}")
+              f"bab: timeout and lr must be > 0, max_domains, batch and pgd_steps >= 1, steps, root_steps, attack_restarts and pgd_every >= 0, root_share in (0, 1]; got {self}")
         check(self.intermediate in ("root", "recompute"), f"bab.intermediate must be root or recompute, got {self.intermediate!r}")
+        check(self.branching in ("babsr", "fsb") and self.fsb_candidates >= 1,
+              f"bab.branching must be babsr or fsb and bab.fsb_candidates >= 1, got {self.branching!r}, {self.fsb_candidates}")
 
 
 
