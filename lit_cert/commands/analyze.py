@@ -1,4 +1,4 @@
-"""``python -m lit_cert analyze {dln-init,box-reconstruction,ibp-alignment,landscape,expected-bounds,tightness,cr-curve,pgd-robustness} ...``
+"""``python -m lit_cert analyze {dln-init,box-reconstruction,ibp-alignment,landscape,sgd-dynamics,expected-bounds,tightness,cr-curve,pgd-robustness} ...``
 
 Each analysis writes ``<name>.csv`` and ``<name>.png`` into ``--out`` (default ``analysis/``).
 Rows are dicts keyed by the CSV's column names; plots read columns by name. Configured like
@@ -154,6 +154,44 @@ def landscape(args) -> list[dict]:
     save_csv(args.out / "landscape.csv", rows)
     xlabel = "delta along each bound's gradient" if args.ckpt else f"delta added to w (w = {args.w:g} at 0)"
     save_plot(args.out / "landscape.png", series, xlabel, f"lower bound of output {args.output}")
+    return rows
+
+
+def sgd_dynamics(args) -> list[dict]:
+    from lit_cert.analysis.sgd_dynamics import BASELINE, SETTINGS, survey
+
+    rows, curves = [], []
+    for relaxation in args.relaxations:
+        cases = survey(relaxation, range(args.seed, args.seed + args.networks), span=args.span, points=args.points)
+        shown = [c for c in cases if c.shows_claim]
+        lr, decay, steps = SETTINGS[relaxation]
+        rows += [{"relaxation": c.relaxation, "seed": c.seed, "bound_at_0": c.start, "ascent_final": c.final,
+                  "ascent_final_box": c.final_box, "landscape_max": c.best, "landscape_max_box": c.best_box,
+                  "largest_drop": c.drop, "bending_share": c.curved_share, "bending_share_box": c.curved_share_box,
+                  "ends_below_box": c.ends_below_box, "fell": c.fell, "shows_claim": c.shows_claim} for c in cases]
+        n = max(len(cases), 1)
+        print(f"lit_cert analyze sgd-dynamics: {relaxation} (lr {lr}, decay {decay}, {steps} steps) vs Box on {len(cases)} "
+              f"networks: landscape above Box's but ascent ends below Box's in {len(shown)} ({100 * len(shown) / n:.1f}%); "
+              f"ascent ends below Box's in {sum(c.ends_below_box for c in cases)}; its bound fell during ascent in "
+              f"{sum(c.fell for c in cases)} (with the claim: {sum(c.fell for c in shown)}); "
+              f"landscape bends at {100 * np.mean([c.curved_share for c in cases]):.0f}% of grid points "
+              f"(Box {100 * np.mean([c.curved_share_box for c in cases]):.0f}%)")
+        if not shown:
+            continue
+        c = next((c for c in shown if c.fell), shown[0])  # the first that shows it, falling if one does (the paper plots one chosen example)
+        curves += [{"relaxation": relaxation, "seed": c.seed, "bound": name, "kind": "landscape", "step": "", "delta": float(d), "value": float(v)}
+                   for name, vals in ((relaxation, c.values), (BASELINE, c.values_box)) for d, v in zip(c.deltas, vals)]
+        curves += [{"relaxation": relaxation, "seed": c.seed, "bound": name, "kind": "ascent", "step": t, "delta": d, "value": v}
+                   for name, path in ((relaxation, c.path), (BASELINE, c.path_box)) for t, (d, v) in enumerate(path)]
+        series = {f"{relaxation} landscape": (c.deltas, c.values, "-"), "Box landscape": (c.deltas, c.values_box, "-"),
+                  f"{relaxation} ascent": ([d for d, _ in c.path], [v for _, v in c.path], "o"),
+                  "Box ascent": ([d for d, _ in c.path_box], [v for _, v in c.path_box], "x")}
+        save_plot(args.out / f"sgd-dynamics-{relaxation}.png", series, "delta along the initial gradient",
+                  "lower bound of output 0", title=f"seed 002 Fig. {5 if relaxation == 'crown' else 6} setting, network {c.seed}: "
+                  f"ascent ends at {c.final:.3g} ({relaxation}) vs {c.final_box:.3g} (Box)")
+    save_csv(args.out / "sgd-dynamics.csv", rows)
+    if curves:
+        save_csv(args.out / "sgd-dynamics-curves.csv", curves)
     return rows
 
 
@@ -374,6 +412,26 @@ class Landscape(Output):
 
 
 @dataclass
+class SgdDynamics(Output):
+    """Gradient ascent on a bound along one line (seed 002 Sec. 4.4, App. F, Figs. 5/6): how often
+    a discontinuous (CROWN) or sensitive (DeepZ) relaxation's ascent ends below Box's although
+    its landscape reaches higher, over random integer networks."""
+
+    relaxations: list[str] = field(default_factory=lambda: ["crown", "deepz"])
+    networks: int = 200
+    seed: int = 0
+    span: float = 3.0  # the landscape grid: delta in [-span, span]
+    points: int = 301
+
+    def __post_init__(self):
+        _check_ints(self, "networks", "points")
+        bad = [r for r in self.relaxations if r not in ("crown", "deepz")]
+        check(not bad, f"--relaxations: crown and/or deepz (the paper's two studied relaxations), got {bad}")
+        check(self.seed >= 0, f"--seed: must be >= 0, got {self.seed}")
+        _check_positive(self, "span")
+
+
+@dataclass
 class ExpectedBounds(Output):
     """Coverage Gamma and IBP/expected width ratio (seed 001 Fig. 1a, 2)."""
 
@@ -439,6 +497,7 @@ ANALYSES = {
     "box-reconstruction": (BoxReconstruction, box_reconstruction),
     "ibp-alignment": (IbpAlignment, ibp_alignment),
     "landscape": (Landscape, landscape),
+    "sgd-dynamics": (SgdDynamics, sgd_dynamics),
     "expected-bounds": (ExpectedBounds, expected_bounds_cmd),
     "tightness": (Tightness, lambda args: checkpoint_metric(args, "tightness")),
     "cr-curve": (CRCurveAnalysis, lambda args: checkpoint_metric(args, "cr-curve")),
