@@ -194,3 +194,27 @@ def test_branching_probes_bound_each_child_soundly(seed):
     exact = [min_linear_objective(net, lb[0].numpy(), ub[0].numpy(), row[0].numpy(), splits={(pos, j): s}) for s in (1, -1)]
     exact = [e for e in exact if e is not None]  # an empty child bounds nothing
     assert exact and worse <= min(exact) + 1e-7
+
+
+def test_the_quick_search_hands_an_open_sample_to_every_lever(monkeypatch):
+    net, lb, ub, rows = problem(2)
+    bab = BranchAndBound(net, BaBConfig(timeout=10, quick_share=0.3))
+    seen = []
+
+    def fake_search(self, lb, ub, rows):
+        c = self.config
+        seen.append((c.timeout, c.root_steps, c.branching, c.attack_restarts))
+        if len(seen) == 1:  # the quick phase returns at once here: the full search gets the rest of the limit
+            return BaBResult("unknown", domains=7, max_depth=3, reason=f"BaB time limit ({c.timeout:g}s)")
+        return BaBResult("certified", 0.5, domains=5, max_depth=2)
+
+    from lit_cert.certify.bab import BaBResult
+    monkeypatch.setattr(BranchAndBound, "_search", fake_search)
+    out = bab.verify(lb, ub, rows)
+    assert seen[0] == (3.0, 0, "babsr", 0)
+    assert 9 < seen[1][0] <= 10 and seen[1][1:] == (BaBConfig().root_steps, "fsb", BaBConfig().attack_restarts)
+    assert out.status == "certified" and out.domains == 12 and out.max_depth == 3
+    assert bab.config.timeout == 10  # the caller's settings are left as they were
+    seen.clear()
+    BranchAndBound(net, BaBConfig(timeout=10, quick_share=0)).verify(lb, ub, rows)
+    assert len(seen) == 1 and seen[0][2] == "fsb"  # no quick phase

@@ -159,7 +159,7 @@ def study(seed: int, relaxation: str, span: float = 3.0, points: int = 601, outp
     drops = [a[1] - b[1] for a, b in zip(path, path[1:])]
     tol = 1e-7 * (1 + np.abs(values).max())
     tol_box = 1e-7 * (1 + np.abs(values_box).max())
-    return Case(seed, relaxation, float(v0), path[-1][1], path_box[-1][1], float(values.max()), float(values_box.max()),
+    return Case(seed, relaxation, float(v0.detach()), path[-1][1], path_box[-1][1], float(values.max()), float(values_box.max()),
                 max(drops + [0.0]), float((second_differences(values) > tol).mean()),
                 float((second_differences(values_box) > tol_box).mean()), deltas, values, values_box, path, path_box)
 

@@ -48,7 +48,7 @@ with the reason. The record has the domains bounded, the maximum split depth and
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
 import numpy as np
@@ -149,7 +149,39 @@ class BranchAndBound:
 
     # ------------------------------------------------------------------ public
     def verify(self, lb: torch.Tensor, ub: torch.Tensor, rows: torch.Tensor) -> BaBResult:
-        """Prove every row of ``rows`` (M, K) positive over the box ``[lb, ub]`` (1, *in_shape)."""
+        """Prove every row of ``rows`` (M, K) positive over the box ``[lb, ub]`` (1, *in_shape).
+
+        With ``quick_share > 0`` the first share of the time limit runs the plain search (CROWN's
+        root, BaBSR, no targeted attack): most open samples are decided there within a second,
+        without the fixed cost of the stronger levers; a sample it leaves open is searched again
+        from the root with every lever for the rest of the time (domains and seconds add up)."""
+        cfg = self.config
+        if not cfg.quick_share or (cfg.root_steps == 0 and cfg.branching == "babsr" and not cfg.attack_restarts):
+            return self._verify(lb, ub, rows, cfg)
+        start = time.perf_counter()
+        quick = self._verify(lb, ub, rows, replace(cfg, timeout=cfg.quick_share * cfg.timeout, root_steps=0,
+                                                       branching="babsr", attack_restarts=0))
+        if quick.status != "unknown" or quick.reason and "domain limit" in quick.reason:
+            return quick
+        left = cfg.timeout - (time.perf_counter() - start)
+        if left <= 0:
+            return quick
+        full = self._verify(lb, ub, rows, replace(cfg, timeout=left, max_domains=max(1, cfg.max_domains - quick.domains)))
+        full.domains += quick.domains
+        full.max_depth = max(full.max_depth, quick.max_depth)
+        full.seconds = time.perf_counter() - start
+        if full.status == "unknown" and "time limit" in (full.reason or ""):
+            full.reason = f"BaB time limit ({cfg.timeout:g}s)"
+        return full
+
+    def _verify(self, lb: torch.Tensor, ub: torch.Tensor, rows: torch.Tensor, cfg: BaBConfig) -> BaBResult:
+        saved, self.config = self.config, cfg
+        try:
+            return self._search(lb, ub, rows)
+        finally:
+            self.config = saved
+
+    def _search(self, lb: torch.Tensor, ub: torch.Tensor, rows: torch.Tensor) -> BaBResult:
         start = time.perf_counter()
         deadline = start + self.config.timeout
         budget = [self.config.max_domains]

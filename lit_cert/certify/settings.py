@@ -44,14 +44,17 @@ class BaBConfig:
     #: ``fsb_candidates`` best-scored, by one cheap bound of both children each)
     branching: Literal["babsr", "fsb"] = "fsb"
     fsb_candidates: int = 3
+    #: the first this share of ``timeout`` runs the plain search (root_steps 0, babsr, no attack),
+    #: the rest -- if the sample is still open -- every lever above (0: every lever from the start)
+    quick_share: float = 0.2
     attack_restarts: int = 8  # a targeted PGD on each open row before its search (0: none), from this many starts
     pgd_every: int = 5  # PGD from the worst children's candidates every this many steps
     pgd_steps: int = 20
 
     def __post_init__(self):
-        check(self.timeout > 0 and self.max_domains >= 1 and self.batch >= 1 and self.steps >= 0 and self.root_steps >= 0 and self.attack_restarts >= 0 and 0 < self.root_share <= 1 and self.lr > 0
+        check(self.timeout > 0 and self.max_domains >= 1 and self.batch >= 1 and self.steps >= 0 and self.root_steps >= 0 and self.attack_restarts >= 0 and 0 < self.root_share <= 1 and 0 <= self.quick_share < 1 and self.lr > 0
               and self.pgd_every >= 0 and self.pgd_steps >= 1,
-              f"bab: timeout and lr must be > 0, max_domains, batch and pgd_steps >= 1, steps, root_steps, attack_restarts and pgd_every >= 0, root_share in (0, 1]; got {self}")
+              f"bab: timeout and lr must be > 0, max_domains, batch and pgd_steps >= 1, steps, root_steps, attack_restarts and pgd_every >= 0, root_share in (0, 1], quick_share in [0, 1); got {self}")
         check(self.intermediate in ("root", "recompute"), f"bab.intermediate must be root or recompute, got {self.intermediate!r}")
         check(self.branching in ("babsr", "fsb") and self.fsb_candidates >= 1,
               f"bab.branching must be babsr or fsb and bab.fsb_candidates >= 1, got {self.branching!r}, {self.fsb_candidates}")

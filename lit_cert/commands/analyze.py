@@ -187,8 +187,8 @@ def sgd_dynamics(args) -> list[dict]:
                   f"{relaxation} ascent": ([d for d, _ in c.path], [v for _, v in c.path], "o"),
                   "Box ascent": ([d for d, _ in c.path_box], [v for _, v in c.path_box], "x")}
         save_plot(args.out / f"sgd-dynamics-{relaxation}.png", series, "delta along the initial gradient",
-                  "lower bound of output 0", title=f"seed 002 Fig. {5 if relaxation == 'crown' else 6} setting, network {c.seed}: "
-                  f"ascent ends at {c.final:.3g} ({relaxation}) vs {c.final_box:.3g} (Box)")
+                  "lower bound of output 0", title=f"Fig. {5 if relaxation == 'crown' else 6} setting, network {c.seed}: "
+                  f"ends {c.final:.3g} ({relaxation}) vs {c.final_box:.3g} (Box)")
     save_csv(args.out / "sgd-dynamics.csv", rows)
     if curves:
         save_csv(args.out / "sgd-dynamics-curves.csv", curves)

@@ -28,9 +28,10 @@ from lit_cert.runs import load_run, split_dataset
 #: lever name -> BaB settings (everything else the defaults)
 LEVERS = {
     "before": {"root_steps": 0, "branching": "babsr", "attack_restarts": 0},  # the search as before #25 item 2
-    "optimised-root": {"branching": "babsr", "attack_restarts": 0},  # + optimised intermediate bounds at the root
-    "attack": {"branching": "babsr"},  # + a targeted PGD per open margin
-    "default": {},  # + filtered smart branching: today's defaults
+    "optimised-root": {"branching": "babsr", "attack_restarts": 0, "quick_share": 0},  # + optimised intermediate bounds at the root
+    "attack": {"branching": "babsr", "quick_share": 0},  # + a targeted PGD per open margin
+    "all-levers": {"quick_share": 0},  # + filtered smart branching, every lever from the start
+    "default": {},  # today's defaults: the plain search for the first 20% of the limit, then every lever
 }
 
 
