@@ -77,6 +77,21 @@ def test_expected_bound_coverage_grows_with_input_size():
     assert box.shape == (8, 3) and set(box.sum(1).tolist()) == {0.0, 1.0, 2.0, 3.0}
 
 
+def test_expected_bounds_beyond_one_block_get_tighter_than_ibp_with_depth():
+    """Seed 001 Fig. 3a/b: the IBP/expected width ratio grows with depth (n = k, fewer trials and
+    a smaller width than the paper's 500); Fig. 1b's Gamma of a deeper network is a coverage in [0, 1]."""
+    from lit_cert.analysis.expected_validity import block, gamma_and_ratio, network
+
+    ratios = [gamma_and_ratio(40, 40, trials=10, radius=0.1, layers=d, coverage=False)["ibp_over_expected_width"] for d in (2, 3, 5)]
+    assert 1 < ratios[0] < ratios[1] < ratios[2]
+    deep = gamma_and_ratio(8, 8, trials=10, samples=2000, layers=4)
+    assert 0 <= deep["gamma_min"] <= deep["gamma"] <= 1 and deep["layers"] == 4
+    net = network([5, 7, 7, 1], torch.Generator().manual_seed(0))
+    assert [m.out_features for m in net if isinstance(m, torch.nn.Linear)] == [7, 7, 1]
+    assert sum(isinstance(m, torch.nn.ReLU) for m in net) == 2
+    assert len(block(5, 7, torch.Generator().manual_seed(0))) == 3
+
+
 def test_depth_closed_form_with_unequal_widths():
     assert tau_depth([16, 64]) == pytest.approx(tau_closed_form(16) * tau_closed_form(64))
     with pytest.raises(ValueError):

@@ -210,6 +210,36 @@ def expected_bounds_cmd(args) -> list[dict]:
         print(f"lit_cert analyze expected-bounds: k={k}: Gamma " + ", ".join(f"{g:.3f} (n={n})" for n, g in zip(ns, column(rows, "gamma", k=k))))
     save_plot(args.out / "expected-bounds.png", series, "input size n", "value", logy=True,
               title=f"seed 001 Fig. 1a/2: coverage Gamma and IBP/expected width, eps {args.eps:g}")
+    if args.depths:
+        rows += expected_bounds_depth(args)
+    return rows
+
+
+def expected_bounds_depth(args) -> list[dict]:
+    """Seed 001 beyond one block: Gamma vs depth with every layer as wide as the input (Fig. 1b),
+    and the IBP/expected width ratio vs depth at n = k = ``depth_width`` (Fig. 3a/b)."""
+    from lit_cert.analysis.expected_validity import gamma_and_ratio
+
+    keys = ["n", "k", "layers", "eps", "trials", "samples", "gamma", "gamma_min", "ibp_over_expected_width"]
+    rows = [{key: r[key] for key in keys} for n in args.depth_n for layers in args.depths
+            for r in [gamma_and_ratio(n, n, trials=args.depth_trials, samples=args.depth_samples, radius=args.eps, layers=layers)]]
+    rows += [{key: r[key] for key in keys} for eps in args.depth_eps for layers in args.depths
+             for r in [gamma_and_ratio(args.depth_width, args.depth_width, trials=args.depth_trials, radius=eps, layers=layers,
+                                       coverage=False)]]
+    save_csv(args.out / "expected-bounds-depth.csv", rows, keys)
+    series = {}
+    for n in args.depth_n:
+        sel = [r for r in rows if r["n"] == n and r["gamma"] is not None]
+        series[f"Gamma, n = k = {n}"] = ([r["layers"] for r in sel], [r["gamma"] for r in sel], "o-")
+        print(f"lit_cert analyze expected-bounds: n = k = {n}, eps {args.eps:g}: Gamma by depth " +
+              ", ".join(f"{r['gamma']:.3f} ({r['layers']})" for r in sel))
+    for eps in args.depth_eps:
+        sel = [r for r in rows if r["n"] == args.depth_width and r["eps"] == eps and r["gamma"] is None]
+        series[f"IBP/expected width, n = k = {args.depth_width}, eps {eps:g}"] = ([r["layers"] for r in sel], [r["ibp_over_expected_width"] for r in sel], "x--")
+        print(f"lit_cert analyze expected-bounds: n = k = {args.depth_width}, eps {eps:g}: IBP/expected width by depth " +
+              ", ".join(f"{r['ibp_over_expected_width']:.3g} ({r['layers']})" for r in sel))
+    save_plot(args.out / "expected-bounds-depth.png", series, "affine layers", "value", logy=True,
+              title="seed 001 Fig. 1b / 3a-b: Gamma and IBP/expected width vs depth")
     return rows
 
 
@@ -440,10 +470,21 @@ class ExpectedBounds(Output):
     eps: float = 0.1  # box radius (the paper: 0.1)
     trials: int = 1000  # random blocks per (n, k) (the paper: 1000)
     samples: int = 1000000  # uniform samples per block besides the 2^n corners (the paper: 1e6)
+    #: beyond one block (Fig. 1b, Fig. 3a/b): affine layers of the deeper networks (empty: not run)
+    depths: list[int] = field(default_factory=list)
+    depth_n: list[int] = field(default_factory=lambda: [10, 20])  # Fig. 1b: input size = every hidden width
+    depth_width: int = 500  # Fig. 3a/b: n = k = 500
+    depth_eps: list[float] = field(default_factory=lambda: [0.01, 0.1, 0.5])
+    depth_trials: int = 100
+    depth_samples: int = 100000
 
     def __post_init__(self):
-        _check_ints(self, "n", "k", "trials", "samples")
+        _check_ints(self, "n", "k", "trials", "samples", "depth_n", "depth_width", "depth_trials", "depth_samples")
+        if self.depths:
+            _check_ints(self, "depths")
+            check(min(self.depths) >= 2, f"--depths: affine layers, at least 2 (one block), got {self.depths}")
         _check_positive(self, "eps")
+        _check_eps(self, "depth_eps")
 
 
 @dataclass
