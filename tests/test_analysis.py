@@ -298,3 +298,27 @@ def test_row_cache_keeps_finished_evaluations_across_reruns(tmp_path):
     first.add({"run": "b", "acc": 0.25})
     again = RowCache(path)
     assert again.get("a") == {"run": "a", "acc": 0.5} and again.get("b")["acc"] == 0.25 and len(again.rows) == 2
+
+
+def test_expected_bounds_against_exact_milp_ranges():
+    """Seed 001 Table 1's measurement: each logit's exact range (MILP) equals the exact optimum
+    of tests/exact.py, lies inside IBP's interval, and Gamma is the covered share of it."""
+    import numpy as np
+
+    from lit_cert.analysis.expected_validity import exact_coverage
+
+    from .exact import min_linear_objective, tiny_relu_net
+
+    net = tiny_relu_net((3, 8, 6, 3), seed=4)
+    x = torch.full((1, 3), 0.5, dtype=torch.float64)
+    out = exact_coverage(net.float(), x.float(), 0.2, timeout=30)
+    assert next(net.parameters()).dtype == torch.float32  # the caller's network is untouched (a float64 copy is bounded)
+    net.double()
+    assert out["all_optimal"]
+    lb, ub = np.full(3, 0.3), np.full(3, 0.7)
+    for j in range(3):
+        row = np.eye(3)[j]
+        low, high = min_linear_objective(net, lb, ub, row), -min_linear_objective(net, lb, ub, -row)
+        assert out["exact_width"][j] == pytest.approx(high - low, abs=1e-6)
+    assert (out["ibp_width"] >= out["exact_width"] - 1e-9).all()
+    assert ((0 <= out["gamma"]) & (out["gamma"] <= 1)).all()

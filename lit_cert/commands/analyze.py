@@ -1,4 +1,4 @@
-"""``python -m lit_cert analyze {dln-init,box-reconstruction,ibp-alignment,landscape,sgd-dynamics,expected-bounds,tightness,cr-curve,pgd-robustness} ...``
+"""``python -m lit_cert analyze {dln-init,box-reconstruction,ibp-alignment,landscape,sgd-dynamics,expected-bounds,expected-exact,tightness,cr-curve,pgd-robustness} ...``
 
 Each analysis writes ``<name>.csv`` and ``<name>.png`` into ``--out`` (default ``analysis/``).
 Rows are dicts keyed by the CSV's column names; plots read columns by name. Configured like
@@ -240,6 +240,38 @@ def expected_bounds_depth(args) -> list[dict]:
               ", ".join(f"{r['ibp_over_expected_width']:.3g} ({r['layers']})" for r in sel))
     save_plot(args.out / "expected-bounds-depth.png", series, "affine layers", "value", logy=True,
               title="seed 001 Fig. 1b / 3a-b: Gamma and IBP/expected width vs depth")
+    return rows
+
+
+def expected_exact(args) -> list[dict]:
+    """Seed 001 Table 1: Gamma of the expected bounds against the exact (MILP) logit ranges of a
+    trained network, and their width against IBP's, per eps, over the first ``limit`` samples."""
+    from lit_cert.analysis.expected_validity import exact_coverage
+    from lit_cert.runs import load_run, split_dataset
+
+    model, dm = load_run(args.ckpt[0], args.run_config)
+    dataset = split_dataset(dm, args.split)
+    n = min(args.limit, len(dataset))
+    rows = []
+    for eps in args.eps:
+        runs = [exact_coverage(model.net, dataset[i][0].unsqueeze(0), eps, args.timeout) for i in range(n)]
+        gamma = np.concatenate([r["gamma"] for r in runs])
+        ibp, exp_w, exact = (np.concatenate([r[key] for r in runs]) for key in ("ibp_width", "expected_width", "exact_width"))
+        row = {"eps": eps, "samples": n, "logits": len(gamma), "gamma_mean": float(gamma.mean()), "gamma_std": float(gamma.std()),
+               "gamma_min": float(gamma.min()), "gamma_max": float(gamma.max()),
+               "ibp_minus_expected_width": float(np.abs(ibp - exp_w).mean()), "ibp_over_expected_width": float((ibp / np.maximum(exp_w, 1e-12)).mean()),
+               "expected_over_exact_width": float((exp_w / np.maximum(exact, 1e-12)).mean()),
+               "ibp_over_exact_width": float((ibp / np.maximum(exact, 1e-12)).mean()),
+               "all_milp_optimal": all(r["all_optimal"] for r in runs)}
+        rows.append(row)
+        print(f"lit_cert analyze expected-exact: eps {eps:g}: Gamma {row['gamma_mean']:.3f} +- {row['gamma_std']:.3f} "
+              f"(min {row['gamma_min']:.3f}, max {row['gamma_max']:.3f}); |W_IBP - W_M| {row['ibp_minus_expected_width']:.3g}, "
+              f"W_IBP / W_M {row['ibp_over_expected_width']:.3g}; W_M / W_exact {row['expected_over_exact_width']:.3g} "
+              f"({n} samples x {len(gamma) // max(n, 1)} logits{'' if row['all_milp_optimal'] else '; some MILP not optimal'})")
+    save_csv(args.out / "expected-exact.csv", rows)
+    series = {"Gamma (mean)": (args.eps, [r["gamma_mean"] for r in rows], "o-"), "Gamma (min)": (args.eps, [r["gamma_min"] for r in rows], "x--"),
+              "W_M / W_exact": (args.eps, [r["expected_over_exact_width"] for r in rows], "s:")}
+    save_plot(args.out / "expected-exact.png", series, "eps", "value", title="seed 001 Table 1: expected bounds vs exact (MILP) logit ranges")
     return rows
 
 
@@ -488,6 +520,22 @@ class ExpectedBounds(Output):
 
 
 @dataclass
+class ExpectedExact(Checkpoints):
+    """Gamma of the expected bounds against the exact MILP logit ranges of a trained network
+    (seed 001 Table 1), per eps."""
+
+    eps: list[float] = field(default_factory=lambda: [0.01, 0.02, 0.03])  # the paper's Table 1 radii
+    limit: int = 20
+    timeout: float = 60.0  # MILP seconds per sample (all 2K logit extremes)
+
+    def __post_init__(self):
+        super().__post_init__()
+        check(len(self.ckpt) == 1, "analyze expected-exact: one --ckpt")
+        _check_eps(self, "eps")
+        _check_positive(self, "timeout")
+
+
+@dataclass
 class Tightness(Checkpoints):
     """Mean local propagation tightness (Mao et al.) of each checkpoint on a split."""
 
@@ -540,6 +588,7 @@ ANALYSES = {
     "landscape": (Landscape, landscape),
     "sgd-dynamics": (SgdDynamics, sgd_dynamics),
     "expected-bounds": (ExpectedBounds, expected_bounds_cmd),
+    "expected-exact": (ExpectedExact, expected_exact),
     "tightness": (Tightness, lambda args: checkpoint_metric(args, "tightness")),
     "cr-curve": (CRCurveAnalysis, lambda args: checkpoint_metric(args, "cr-curve")),
     "pgd-robustness": (PGDRobustnessAnalysis, pgd_robustness),
