@@ -164,7 +164,8 @@ class BranchAndBound:
         if quick.status != "unknown" or quick.reason and "domain limit" in quick.reason:
             return quick
         left = cfg.timeout - (time.perf_counter() - start)
-        if left <= 0:
+        if left <= 0:  # the quick phase (its root bounds included) used up the whole limit
+            quick.reason = f"BaB time limit ({cfg.timeout:g}s)"
             return quick
         full = self._verify(lb, ub, rows, replace(cfg, timeout=left, max_domains=max(1, cfg.max_domains - quick.domains)))
         full.domains += quick.domains
