@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 
 from lit_cert.certify import BaBConfig, Cascade, CascadeConfig
+from lit_cert.evaluation import batches
 from lit_cert.reports import RowCache
 from lit_cert.runs import load_run, split_dataset
 
@@ -50,8 +51,7 @@ def main() -> None:
     net = model.net.eval()
     ds = split_dataset(dm, "test")
     n = min(args.limit, len(ds))
-    x = torch.stack([ds[i][0] for i in range(n)])
-    y = torch.tensor([int(ds[i][1]) for i in range(n)])
+    x, y = next(batches(ds, n, batch_size=n))
     eps = model.eps_test if args.eps is None else args.eps
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
