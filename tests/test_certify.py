@@ -280,6 +280,12 @@ def test_certify_is_configured_like_fit(workdir, capsys):
                     "--stages", "ibp,pgd", "--no_progress", "--config", str(Path(ckpt).parent.parent / "config.yaml")])
     assert (legacy.milp.timeout, legacy.bab.timeout, legacy.bab.steps, legacy.alpha.steps) == (3.0, 4.0, 2, 5)
     assert legacy.stages == ("pgd", "ibp") and legacy.progress is False and legacy.run_config.endswith("config.yaml")
+    # the legacy names are certify's alone: export's own --timeout is its own, and a run config still translates
+    from lit_cert.commands.export import parse as parse_export
+
+    exported = parse_export(["--ckpt", ckpt, "--out", str(workdir / "e"), "--timeout", "5",
+                             "--config", str(Path(ckpt).parent.parent / "config.yaml")])
+    assert exported.timeout == 5.0 and exported.run_config.endswith("config.yaml")
     # the settings that guard a resume are the dataclass: a changed nested value is refused
     main(["certify", "--ckpt", ckpt, "--limit", "8", "--stages", "ibp", "--out", str(workdir / "c"), "--progress=false"])
     with pytest.raises(SystemExit) as ex:

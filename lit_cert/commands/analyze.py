@@ -629,7 +629,7 @@ def translate_lists(name: str, argv: list[str]) -> list[str]:
         else:
             out.append(argv[i])
         i += 1
-    return translate_legacy(out)
+    return translate_legacy(out, certify_flags=False)
 
 
 def build_parser():

@@ -93,14 +93,20 @@ def _looks_like_run_config(path: str) -> bool:
     return isinstance(text, dict) and "model" in text and "data" in text
 
 
-def translate_legacy(argv: list[str]) -> list[str]:
+def translate_legacy(argv: list[str], certify_flags: bool = True) -> list[str]:
     """Earlier flags (:data:`LEGACY_FLAGS`, ``--stages a,b``, ``--no_progress``, a run's
-    ``config.yaml`` as ``--config``) in today's form."""
+    ``config.yaml`` as ``--config``) in today's form.
+
+    ``certify_flags=False`` translates only the run config: the flags of :data:`LEGACY_FLAGS` and
+    ``--stages`` are the cascade's, and another command (``export --timeout``, ``analyze``) may
+    have a flag of the same name that means something else."""
     out, i = [], 0
     while i < len(argv):
         arg = argv[i]
         name, eq, value = arg.partition("=")
-        if name in LEGACY_FLAGS:
+        if not certify_flags and name != "--config":
+            out.append(arg)
+        elif name in LEGACY_FLAGS:
             out.append(LEGACY_FLAGS[name] + (eq + value if eq else ""))
         elif name == "--no_progress":
             out.append("--progress=false")

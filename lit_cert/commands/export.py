@@ -55,7 +55,7 @@ def parse(argv: list[str]) -> ExportCommand:
     parser = ArgumentParser(prog="python -m lit_cert export", description=__doc__, default_env=False, allow_abbrev=False)
     parser.add_argument("--config", action=ActionConfigFile, help="a YAML file of these settings (see --print_config)")
     parser.add_class_arguments(ExportCommand, nested_key=None, as_group=False)
-    fields = parser.instantiate(parse_one_line(parser, translate_legacy(list(argv)))).as_dict()
+    fields = parser.instantiate(parse_one_line(parser, translate_legacy(list(argv), certify_flags=False))).as_dict()
     return ExportCommand(**{k: v for k, v in fields.items() if k in ExportCommand.__dataclass_fields__})
 
 
