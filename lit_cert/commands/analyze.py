@@ -1,4 +1,4 @@
-"""``python -m lit_cert analyze {dln-init,box-reconstruction,ibp-alignment,landscape,sgd-dynamics,expected-bounds,expected-exact,tightness,cr-curve,pgd-robustness} ...``
+"""``python -m lit_cert analyze {dln-init,box-reconstruction,ibp-alignment,landscape,sgd-dynamics,sensitivity,expected-bounds,expected-exact,tightness,cr-curve,pgd-robustness} ...``
 
 Each analysis writes ``<name>.csv`` and ``<name>.png`` into ``--out`` (default ``analysis/``).
 Rows are dicts keyed by the CSV's column names; plots read columns by name. Configured like
@@ -192,6 +192,57 @@ def sgd_dynamics(args) -> list[dict]:
     save_csv(args.out / "sgd-dynamics.csv", rows)
     if curves:
         save_csv(args.out / "sgd-dynamics-curves.csv", curves)
+    return rows
+
+
+def sensitivity(args) -> list[dict]:
+    """Seed 002 Sec. 4.2: the exact degree of each relaxation's bounds as rational functions of
+    the first layer's shift, on worst-case networks, against the paper's count."""
+    from lit_cert.analysis.sensitivity import measure, paper_sensitivity
+
+    rows, missing = [], []
+    for hidden in args.hidden:
+        for width in args.widths:
+            for k in range(args.networks):
+                got = measure(width, hidden, args.seed + k, args.relaxations)
+                rows += got
+                if not got:
+                    missing.append((width, hidden, args.seed + k))
+    check(rows, "no network with every ReLU unstable was found; try other --widths/--hidden")
+    worst = max(r["engine_gap"] for r in rows)
+    out = [r for r in rows if r["output"]]
+    over = [r for r in out if r["measured_degree"] > r["paper_degree"]]
+    for relaxation in args.relaxations:
+        cells = []
+        for hidden in args.hidden:
+            for width in args.widths:
+                ds = column(out, "measured_degree", relaxation=relaxation, width=width, hidden=hidden)
+                if ds:
+                    cells.append(f"M={width},H={hidden}: {max(ds)}/{paper_sensitivity(relaxation, width, hidden)}")
+        print(f"lit_cert analyze sensitivity: {relaxation}: measured max / paper's count: " + ", ".join(cells))
+    print(f"lit_cert analyze sensitivity: {len(out) // len(args.relaxations)} networks, largest gap to the float64 engine "
+          f"{worst:.1e}; above the paper's count: {len(over)}" + (f"; no worst-case network for {missing}" if missing else ""))
+    save_csv(args.out / "sensitivity.csv", rows)
+    styles = {"ibp": "bo", "hbox": "gs", "deepz": "r^", "crown": "mv", "crown-ibp": "cD"}
+    families = {"Box, hBox": ("ibp", "k:"), "DeepZ, CROWN": ("deepz", "r--"), "CROWN-IBP": ("crown-ibp", "c--")}
+    for axis, fixed in (("width", "hidden"), ("hidden", "width")):
+        values = args.hidden if fixed == "hidden" else args.widths
+        pick = values[len(values) // 2]  # one slice of the grid per plot
+        series = {}
+        for relaxation in args.relaxations:
+            sel = {fixed: pick, "relaxation": relaxation}
+            xs = sorted(set(column(out, axis, **sel)))
+            if xs:
+                series[f"{relaxation} measured (max)"] = (xs, [max(column(out, "measured_degree", **sel, **{axis: x})) for x in xs],
+                                                          styles.get(relaxation, "ko") + "-")
+        xs = sorted(set(column(out, axis, **{fixed: pick})))
+        for label, (relaxation, style) in families.items():
+            series[f"{label}: paper's count"] = (xs, [paper_sensitivity(relaxation, **{fixed: pick, axis: x}) for x in xs], style)
+        if series:
+            save_plot(args.out / f"sensitivity-{axis}.png", series, "width M" if axis == "width" else "hidden ReLU layers",
+                      "degree N of the output bounds", logy=True,
+                      title=f"seed 002 Sec. 4.2: sensitivity, {'H' if fixed == 'hidden' else 'M'} = {pick}, "
+                            f"{args.networks} worst-case networks each")
     return rows
 
 
@@ -501,6 +552,27 @@ class SgdDynamics(Output):
 
 
 @dataclass
+class Sensitivity(Output):
+    """Sensitivity of relaxations (seed 002 Sec. 4.2), measured exactly: the degree of the output
+    bounds as rational functions of the first layer's shift, per width and depth, against the
+    paper's worst-case count (:mod:`lit_cert.analysis.sensitivity`)."""
+
+    widths: list[int] = field(default_factory=lambda: [1, 2, 3, 4, 5])  # M: input and every hidden layer
+    hidden: list[int] = field(default_factory=lambda: [1, 2, 3])  # hidden ReLU layers (B + 1)
+    networks: int = 5  # worst-case networks (every ReLU unstable) per (width, depth)
+    relaxations: list[str] = field(default_factory=lambda: ["ibp", "hbox", "deepz", "crown", "crown-ibp"])
+    seed: int = 0
+
+    def __post_init__(self):
+        from lit_cert.analysis.sensitivity import RELAXATIONS
+
+        _check_ints(self, "widths", "hidden", "networks")
+        bad = [r for r in self.relaxations if r not in RELAXATIONS]
+        check(self.relaxations and not bad, f"--relaxations: choose from {', '.join(RELAXATIONS)}, got {bad or 'none'}")
+        check(self.seed >= 0, f"--seed: must be >= 0, got {self.seed}")
+
+
+@dataclass
 class ExpectedBounds(Output):
     """Coverage Gamma and IBP/expected width ratio (seed 001 Fig. 1a, 2)."""
 
@@ -594,6 +666,7 @@ ANALYSES = {
     "ibp-alignment": (IbpAlignment, ibp_alignment),
     "landscape": (Landscape, landscape),
     "sgd-dynamics": (SgdDynamics, sgd_dynamics),
+    "sensitivity": (Sensitivity, sensitivity),
     "expected-bounds": (ExpectedBounds, expected_bounds_cmd),
     "expected-exact": (ExpectedExact, expected_exact),
     "tightness": (Tightness, lambda args: checkpoint_metric(args, "tightness")),
