@@ -218,3 +218,111 @@ def test_the_quick_search_hands_an_open_sample_to_every_lever(monkeypatch):
     seen.clear()
     BranchAndBound(net, BaBConfig(timeout=10, quick_share=0)).verify(lb, ub, rows)
     assert len(seen) == 1 and seen[0][2] == "fsb"  # no quick phase
+
+
+def _hard_certified(min_domains=12, dtype=torch.float64):
+    """A sample whose certificate needs a real search (many domains), with its leaves recorded."""
+    for seed in range(40):
+        net, lb, ub, rows = problem(seed)
+        net, lb, ub, rows = net.to(dtype), lb.to(dtype), ub.to(dtype), rows.to(dtype)
+        bab = BranchAndBound(net, BaBConfig(timeout=60, batch=4), dense_blocks=lambda n=net: dense_affine_blocks(n, (3,)))
+        bab.record_leaves = True
+        r = bab.verify(lb, ub, rows)
+        if r.status == "certified" and r.domains >= min_domains and r.leaves:
+            return seed, net, lb, ub, rows, r
+    raise AssertionError("no hard certified sample in 40 draws")
+
+
+def _inside(net, x, leaves, relu_idx):
+    """Per point of x (N, in), the leaves whose split constraints it satisfies."""
+    from lit_cert.bounds.box import flat_layers
+
+    layers, pre, h = flat_layers(net), {}, x
+    for i, m in enumerate(layers):
+        if i in relu_idx:
+            pre[relu_idx.index(i)] = h.reshape(len(x), -1)
+        h = m(h)
+    ok = torch.ones(len(x), leaves.count, dtype=torch.bool)
+    for leaf, p, n, sign in leaves.entries.tolist():
+        z = pre[p][:, n]
+        ok[:, leaf] &= (z >= 0) if sign > 0 else (z <= 0)
+    return ok
+
+
+def test_a_finished_search_leaves_domains_that_cover_the_box():
+    """The recorded leaves of a certified row: every sampled input of the box (and every PGD-like
+    corner) lies in at least one of them, and they merge back to the root (Leaves.covers); a set
+    with one leaf dropped does not."""
+    from lit_cert.certify.bab import Leaves
+
+    _, net, lb, ub, rows, r = _hard_certified()
+    relu_idx = [i for i, m in enumerate(net) if isinstance(m, torch.nn.ReLU)]
+    g = torch.Generator().manual_seed(0)
+    x = lb + (ub - lb) * torch.rand(4000, lb.shape[1], generator=g, dtype=lb.dtype)
+    x = torch.cat([x, torch.where(torch.rand(200, lb.shape[1], generator=g) < 0.5, lb, ub)])
+    for row, leaves in r.leaves.items():
+        assert leaves.count >= 2 and leaves.covers()
+        assert bool(_inside(net, x, leaves, relu_idx).any(1).all())
+        keep = leaves.entries[leaves.entries[:, 0] != leaves.count - 1]
+        assert not Leaves(keep, leaves.count - 1).covers()
+
+
+def test_a_float32_certificate_is_replayed_in_float64_from_its_leaves():
+    """The float64 re-check of a BaB certificate bounds the float32 search's leaves instead of
+    searching again: the same verdict as a float64 search from scratch, far fewer domains; leaves
+    that do not cover the box are not trusted (the row is searched from its root)."""
+    from lit_cert.certify.bab import Leaves
+
+    seed, net32, lb32, ub32, rows32, r32 = _hard_certified(dtype=torch.float32)
+    net, lb, ub, rows = problem(seed)
+    cfg = BaBConfig(timeout=60, batch=4)
+    blocks = lambda: dense_affine_blocks(net, (3,))  # noqa: E731
+    again = BranchAndBound(net, cfg, dense_blocks=blocks).replay(lb, ub, rows, r32.leaves)
+    scratch = BranchAndBound(net, cfg, dense_blocks=blocks).verify(lb, ub, rows)
+    assert again.status == scratch.status == "certified"
+    leaves = sum(lv.count for lv in r32.leaves.values())
+    assert again.domains < r32.domains and again.domains <= leaves + len(rows)
+    check_verdict(net, lb, ub, rows, again)
+    # a cover with a leaf missing is not trusted: that row is searched again from its root
+    row = next(iter(r32.leaves))
+    lv = r32.leaves[row]
+    kept = lv.entries[lv.entries[:, 0] != 0].clone()
+    kept[:, 0] -= 1
+    broken = {**r32.leaves, row: Leaves(kept, lv.count - 1)}
+    assert not broken[row].covers()
+    searched = []
+    original = BranchAndBound._row
+
+    def spy(self, *args):
+        searched.append(args[-1] is None)
+        return original(self, *args)
+
+    bab = BranchAndBound(net, cfg, dense_blocks=blocks)
+    bab._row = spy.__get__(bab)
+    partial = bab.replay(lb, ub, rows, broken)
+    assert partial.status == "certified" and True in searched
+
+
+def test_the_cascade_rechecks_a_near_zero_bab_certificate_from_its_leaves(monkeypatch):
+    """The cascade's float64 re-check of a BaB certificate replays its leaves on the float64 copy
+    of the network (details record the leaves and the float64 domains) instead of a new search."""
+    import lit_cert.certify.cascade as cascade_mod
+
+    seed, net32, lb32, ub32, rows32, _ = _hard_certified(dtype=torch.float32)
+    monkeypatch.setattr(cascade_mod, "needs_float64_recheck", lambda margin, scale: True)
+    replays, real = [], BranchAndBound.replay
+
+    def spy(self, lb, ub, rows, leaves, phase="full"):
+        replays.append((lb.dtype, sum(lv.count for lv in leaves.values()), phase))
+        return real(self, lb, ub, rows, leaves, phase)
+
+    monkeypatch.setattr(BranchAndBound, "replay", spy)
+    net, lb, ub, _ = problem(seed)
+    x = ((lb + ub) / 2).float()
+    y = net32(x).argmax(1)
+    res = Cascade(net32, CascadeConfig(eps=0.15, stages=("bab",), bab=BaBConfig(timeout=60, batch=4))).run(x, y, [0])
+    rec = res[0].details["float64_recheck"]
+    assert res[0].status == "certified" and rec["held"] and rec["leaves"] >= 2
+    assert replays == [(torch.float64, rec["leaves"], replays[0][2])]
+    # each leaf bounded once (+ a root per row), a few split further where the root's slopes prove less
+    assert rec["float64_domains"] <= res[0].details["bab"]["domains"]

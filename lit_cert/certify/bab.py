@@ -43,10 +43,18 @@ Counterexamples are re-evaluated with the plain network before they are reported
 
 Limits: a time limit and a domain limit per sample; a sample that hits one stays ``unknown``
 with the reason. The record has the domains bounded, the maximum split depth and the time.
+
+Certificates. With ``record_leaves`` a certified result keeps, per row proven by search, the
+split constraints of its pruned domains (:class:`Leaves`, a few integers per split). They cover
+the box, so bounding each of them again proves the row again: the cascade re-checks a float32
+certificate whose margin is near 0 this way in float64 (:meth:`BranchAndBound.replay`), at the
+cost of about one bound per leaf instead of a second search; a leaf the float64 bound does not
+prove is split further, and leaves that do not provably cover the box are not used.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field, replace
 from typing import Callable
@@ -75,6 +83,12 @@ class BaBResult:
     max_depth: int = 0
     seconds: float = 0.0
     reason: str | None = None
+    #: with ``record_leaves``: per row proven by search, the domains that proved it (:class:`Leaves`);
+    #: rows missing were proven at the root
+    leaves: dict[int, "Leaves"] | None = None
+    #: which search decided: "quick" (CROWN root, BaBSR) or "full" (every lever) -- a replay
+    #: bounds the leaves with the root bounds of the same phase
+    phase: str = "full"
 
     def details(self) -> dict:
         return {"domains": self.domains, "max_depth": self.max_depth, "seconds": round(self.seconds, 4)}
@@ -119,12 +133,86 @@ class _Domains:
 
 
 @dataclass
+class Leaves:
+    """The domains that proved one row, their split constraints only (sparse): ``entries`` (K, 4)
+    int64 rows ``(leaf, position in relu_idx, flat neuron, sign)`` for ``count`` leaves. When a
+    search ends with no open domain, its pruned domains (proven, empty, or decided by the exact
+    LP) cover the box -- the two children of every split cover their parent -- so proving each
+    leaf again proves the row again: a certificate that can be re-checked (in float64) at the cost
+    of one bound per leaf instead of the whole search (:meth:`BranchAndBound.replay`)."""
+
+    entries: torch.Tensor
+    count: int
+
+    @staticmethod
+    def of(domains: _Domains, relu_idx: list[int]) -> "Leaves":
+        parts = []
+        for p, idx in enumerate(relu_idx):
+            if idx not in domains.splits:
+                continue
+            flat = domains.splits[idx].reshape(len(domains), -1)
+            nz = torch.nonzero(flat)
+            if len(nz):
+                sign = flat[nz[:, 0], nz[:, 1]].long()
+                parts.append(torch.stack([nz[:, 0], torch.full_like(nz[:, 0], p), nz[:, 1], sign], 1).cpu())
+        entries = torch.cat(parts) if parts else torch.zeros(0, 4, dtype=torch.long)
+        return Leaves(entries, len(domains))
+
+    @staticmethod
+    def cat(parts: list["Leaves"]) -> "Leaves":
+        out, offset = [], 0
+        for part in parts:
+            e = part.entries.clone()
+            e[:, 0] += offset
+            out.append(e)
+            offset += part.count
+        return Leaves(torch.cat(out) if out else torch.zeros(0, 4, dtype=torch.long), offset)
+
+    def covers(self) -> bool:
+        """Whether the leaves provably cover the box: siblings (the same splits but one neuron's
+        sign) are merged into their parent -- whose domain is exactly their union -- until the
+        root (no split) appears. A finished search's leaves always merge back to the root."""
+        sets = [set() for _ in range(self.count)]
+        for leaf, p, n, sign in self.entries.tolist():
+            sets[leaf].add((p, n, sign))
+        live = {frozenset(x) for x in sets}
+        changed = True
+        while changed and frozenset() not in live:
+            changed = False
+            for leaf in sorted(live, key=len, reverse=True):
+                if leaf not in live:
+                    continue
+                for p, n, sign in leaf:
+                    parent = leaf - {(p, n, sign)}
+                    sibling = parent | {(p, n, -sign)}
+                    if sibling in live:
+                        live -= {leaf, sibling}
+                        live.add(parent)
+                        changed = True
+                        break
+        return frozenset() in live
+
+    def splits(self, first: int, last: int, shapes: dict[int, tuple], relu_idx: list[int], device) -> dict[int, torch.Tensor]:
+        """Dense int8 splits of leaves ``first .. last - 1``, ReLU index -> (n, *shape)."""
+        n = last - first
+        e = self.entries[(self.entries[:, 0] >= first) & (self.entries[:, 0] < last)]
+        out = {}
+        for p, idx in enumerate(relu_idx):
+            dense = torch.zeros(n, math.prod(shapes[idx]), dtype=torch.int8)
+            sel = e[e[:, 1] == p]
+            dense[sel[:, 0] - first, sel[:, 2]] = sel[:, 3].to(torch.int8)
+            out[idx] = dense.view(n, *shapes[idx]).to(device)
+        return out
+
+
+@dataclass
 class _RowOutcome:
     status: str
     margin: float | None = None
     counterexample: torch.Tensor | None = None
     reason: str | None = None
     stats: dict = field(default_factory=lambda: {"domains": 0, "max_depth": 0})
+    leaves: Leaves | None = None
 
 
 class BranchAndBound:
@@ -146,6 +234,8 @@ class BranchAndBound:
         self.relu_idx = [i for i, m in enumerate(self.layers) if isinstance(m, nn.ReLU)]
         self.config = config or BaBConfig()
         self.dense_blocks = dense_blocks
+        #: keep each proven row's leaves in the result (:class:`Leaves`) so that it can be replayed
+        self.record_leaves = False
 
     # ------------------------------------------------------------------ public
     def verify(self, lb: torch.Tensor, ub: torch.Tensor, rows: torch.Tensor) -> BaBResult:
@@ -159,8 +249,8 @@ class BranchAndBound:
         if not cfg.quick_share or (cfg.root_steps == 0 and cfg.branching == "babsr" and not cfg.attack_restarts):
             return self._verify(lb, ub, rows, cfg)
         start = time.perf_counter()
-        quick = self._verify(lb, ub, rows, replace(cfg, timeout=cfg.quick_share * cfg.timeout, root_steps=0,
-                                                       branching="babsr", attack_restarts=0))
+        quick = self._verify(lb, ub, rows, self._quick(cfg, cfg.quick_share * cfg.timeout))
+        quick.phase = "quick"
         if quick.status != "unknown" or quick.reason and "domain limit" in quick.reason:
             return quick
         left = cfg.timeout - (time.perf_counter() - start)
@@ -175,6 +265,11 @@ class BranchAndBound:
             full.reason = f"BaB time limit ({cfg.timeout:g}s)"
         return full
 
+    @staticmethod
+    def _quick(cfg: BaBConfig, timeout: float) -> BaBConfig:
+        """The quick phase's settings: CROWN's root, BaBSR, no targeted attack."""
+        return replace(cfg, timeout=timeout, root_steps=0, branching="babsr", attack_restarts=0, quick_share=0.0)
+
     def _verify(self, lb: torch.Tensor, ub: torch.Tensor, rows: torch.Tensor, cfg: BaBConfig) -> BaBResult:
         saved, self.config = self.config, cfg
         try:
@@ -182,7 +277,26 @@ class BranchAndBound:
         finally:
             self.config = saved
 
-    def _search(self, lb: torch.Tensor, ub: torch.Tensor, rows: torch.Tensor) -> BaBResult:
+    def replay(self, lb: torch.Tensor, ub: torch.Tensor, rows: torch.Tensor, leaves: dict[int, Leaves],
+               phase: str = "full") -> BaBResult:
+        """Prove ``rows`` again from a finished search's leaves (:class:`Leaves`; the result of
+        :meth:`verify` with ``record_leaves``), typically with a float64 copy of the network: the
+        root is bounded as in the ``phase`` that found them (``BaBResult.phase``: the quick
+        phase's CROWN root, or the full search's optimised one); a row it does not prove starts from its leaves,
+        each bounded once under its splits (root slopes, ``steps`` Adam steps); a leaf that is
+        not proven now is searched further, like any open domain, within the same limits. A row
+        without leaves, or whose leaves do not provably cover the box (:meth:`Leaves.covers`),
+        is searched from its root. So ``certified`` means what it means for :meth:`verify`: no
+        open domain is left of domains that cover the box."""
+        cfg = self._quick(self.config, self.config.timeout) if phase == "quick" else \
+            replace(self.config, quick_share=0.0, attack_restarts=0)
+        saved, self.config = self.config, cfg
+        try:
+            return self._search(lb, ub, rows, leaves)
+        finally:
+            self.config = saved
+
+    def _search(self, lb: torch.Tensor, ub: torch.Tensor, rows: torch.Tensor, replay: dict[int, Leaves] | None = None) -> BaBResult:
         start = time.perf_counter()
         deadline = start + self.config.timeout
         budget = [self.config.max_domains]
@@ -190,12 +304,17 @@ class BranchAndBound:
         root = root_box.lower[0]
         order = torch.argsort(root).tolist()  # most violated first: falsification is quickest there
         proven, domains, depth, reason = [], 0, 0, None
+        leaves = {} if self.record_leaves else None
         for r in order:
             if root[r] > 0:
                 proven.append(float(root[r]))
                 continue
             slopes = {"alpha": {j: s[:, r] for j, s in root_box.slopes.items()}}
-            out = self._row(lb, ub, rows[r], deadline, budget, root_box.pre_bounds, slopes)
+            given = replay.get(r) if replay is not None else None
+            out = self._row(lb, ub, rows[r], deadline, budget, root_box.pre_bounds, slopes,
+                            given if given is not None and given.covers() else None)
+            if leaves is not None and out.leaves is not None:
+                leaves[r] = out.leaves
             domains += out.stats["domains"]
             depth = max(depth, out.stats["max_depth"])
             if out.status == "falsified":
@@ -207,7 +326,7 @@ class BranchAndBound:
         seconds = time.perf_counter() - start
         if reason is not None:
             return BaBResult("unknown", None, None, domains, depth, seconds, reason)
-        return BaBResult("certified", min(proven) if proven else None, None, domains, depth, seconds)
+        return BaBResult("certified", min(proven) if proven else None, None, domains, depth, seconds, leaves=leaves)
 
     # ------------------------------------------------------------------ bounding
     def _root(self, lb, ub, rows) -> OptimisedBox:
@@ -304,8 +423,9 @@ class BranchAndBound:
         return torch.cat(out)
 
     # ------------------------------------------------------------------ one row
-    def _row(self, lb, ub, row, deadline, budget, root_bounds, start) -> _RowOutcome:
+    def _row(self, lb, ub, row, deadline, budget, root_bounds, start, replay: Leaves | None = None) -> _RowOutcome:
         cfg = self.config
+        proved = [] if self.record_leaves else None  # Leaves of the pruned domains
         stats = {"domains": 1, "max_depth": 0}
         dev = lb.device
         spec1 = row.view(1, 1, -1)
@@ -324,6 +444,10 @@ class BranchAndBound:
         pool = _Domains(splits, dict(engine.pre_bounds), value[:, 0], torch.zeros(1, dtype=torch.long, device=dev),
                         self._choose(engine, splits, lb, ub, spec1), dict(engine.lower_slopes), {})
         lowest = float("inf")  # smallest bound of the pruned domains (the proven margin)
+        if replay is not None and replay.count:
+            pool, lowest, found = self._replay_pool(lb, ub, row, replay, engine, stats, budget, proved)
+            if found is not None:
+                return found
         step = 0
         while len(pool):
             if time.perf_counter() > deadline:
@@ -343,6 +467,8 @@ class BranchAndBound:
                         return out
                     if out.margin is not None:
                         lowest = min(lowest, out.margin)
+                    if proved is not None:
+                        proved.append(Leaves.of(pool.take(torch.tensor([j], device=dev)), self.relu_idx))
                 pool = pool.take(torch.nonzero(~done).flatten())
                 if not len(pool):
                     break
@@ -384,9 +510,52 @@ class BranchAndBound:
             finite = proven & torch.isfinite(value)
             if bool(finite.any()):
                 lowest = min(lowest, float(value[finite].min()))
+            if proved is not None and bool(proven.any()):
+                proved.append(Leaves.of(children.take(torch.nonzero(proven).flatten()), self.relu_idx))
             open_ = torch.nonzero(~proven).flatten()
             pool = _Domains.cat([pool, children.take(open_)]) if len(open_) else pool
-        return _RowOutcome("certified", lowest if np.isfinite(lowest) else None, stats=stats)
+        return _RowOutcome("certified", lowest if np.isfinite(lowest) else None, stats=stats,
+                           leaves=Leaves.cat(proved) if proved is not None else None)
+
+    def _replay_pool(self, lb, ub, row, leaves: Leaves, root: LinearBounds, stats, budget, proved):
+        """Each leaf bounded once under its splits with the root's intermediate bounds and slopes
+        (:meth:`replay`): (the leaves not proven now, as open domains; the smallest proven bound;
+        a falsifying outcome or None)."""
+        cfg = self.config
+        spec1 = row.view(1, 1, -1)
+        shapes = {i: tuple(root.pre_bounds[i][0].shape[1:]) for i in self.relu_idx}
+        parts, lowest = [], float("inf")
+        chunk = max(1, 2 * cfg.batch)
+        for first in range(0, leaves.count, chunk):
+            n = min(leaves.count, first + chunk) - first
+            splits = leaves.splits(first, first + n, shapes, self.relu_idx, lb.device)
+            prior = {i: (l.expand(n, *l.shape[1:]), u.expand(n, *u.shape[1:])) for i, (l, u) in root.pre_bounds.items()}
+            alpha = {i: a.expand(n, *a.shape[1:]).clone() for i, a in root.lower_slopes.items()}
+            reuse = len(self.layers) if cfg.intermediate == "root" else \
+                min([i for i in self.relu_idx if bool(splits[i].any())], default=len(self.layers))
+            with torch.inference_mode(False), torch.no_grad():
+                value, engine = self._bound(lb, ub, spec1.expand(n, 1, -1), splits, prior, reuse, {"alpha": alpha, "beta": {}})
+            budget[0] -= n
+            stats["domains"] += n
+            depth = sum(splits[i].reshape(n, -1).ne(0).sum(1) for i in self.relu_idx)
+            stats["max_depth"] = max(stats["max_depth"], int(depth.max()))
+            value = torch.where(engine.infeasible(), torch.full_like(value[:, 0], float("inf")), value[:, 0])
+            cand = self._candidates(engine)
+            margins = self._margin(cand, row)
+            if bool((margins <= 0).any()):
+                j = int(torch.argmin(margins))
+                return None, lowest, _RowOutcome("falsified", float(margins[j]), cand[j : j + 1].detach(), stats=stats)
+            doms = _Domains(splits, {i: engine.pre_bounds[i] for i in self.relu_idx}, value, depth.to(lb.device),
+                            self._choose(engine, splits, lb, ub, spec1), dict(engine.lower_slopes), dict(engine.split_multipliers))
+            proven = value > 0
+            finite = proven & torch.isfinite(value)
+            if bool(finite.any()):
+                lowest = min(lowest, float(value[finite].min()))
+            if proved is not None and bool(proven.any()):
+                proved.append(Leaves.of(doms.take(torch.nonzero(proven).flatten()), self.relu_idx))
+            parts.append(doms.take(torch.nonzero(~proven).flatten()))
+        open_parts = [p for p in parts if len(p)]
+        return (_Domains.cat(open_parts) if open_parts else parts[-1]), lowest, None
 
     def _split(self, parents: _Domains) -> _Domains:
         """Two children per parent: its chosen neuron fixed active (first half) and inactive."""

@@ -172,6 +172,7 @@ def _bab_stage(cascade: "Cascade", todo: list[Verdict], x, y, lb, ub, spec) -> N
     bab_config = cfg.bab
     blocks = lambda: cascade.blocks(x.shape[1:]) if cascade.hidden_neurons(x.shape[1:]) <= cfg.milp.max_neurons else None  # noqa: E731
     bab = BranchAndBound(cascade.net, bab_config, dense_blocks=blocks)
+    bab.record_leaves = x.dtype != torch.float64  # a float32 certificate near 0 is replayed from its leaves in float64
     for j, v in enumerate(todo):
         rows = torch.cat([spec[j, : v.label], spec[j, v.label + 1 :]])
         out = bab.verify(lb[j : j + 1], ub[j : j + 1], rows)
@@ -179,10 +180,11 @@ def _bab_stage(cascade: "Cascade", todo: list[Verdict], x, y, lb, ub, spec) -> N
         v.seconds["bab"] = out.seconds
         if out.status == "certified" and x.dtype != torch.float64 and needs_float64_recheck(out.margin, cascade.output_scale(v)):
             lb64, ub64 = certified_box(x[j : j + 1].double(), cfg.eps)
-            again = BranchAndBound(cascade.net64(), bab_config).verify(lb64, ub64, rows.double())
+            again = BranchAndBound(cascade.net64(), bab_config, dense_blocks=blocks).replay(lb64, ub64, rows.double(), out.leaves or {}, out.phase)
             v.details["float64_recheck"] = {"stage": "bab", "float32_margin": out.margin, "float64_margin": again.margin,
                                             "held": again.status == "certified", "float64_status": again.status,
-                                            "float64_reason": again.reason}
+                                            "float64_reason": again.reason, "float64_domains": again.domains,
+                                            "leaves": sum(lv.count for lv in (out.leaves or {}).values())}
             v.seconds["bab"] += again.seconds
             if again.status != "certified":
                 v.reason = (f"float32 BaB certificate (margin {out.margin:.2e}) not confirmed in float64 "
