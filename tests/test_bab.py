@@ -267,6 +267,26 @@ def test_a_finished_search_leaves_domains_that_cover_the_box():
         assert not Leaves(keep, leaves.count - 1).covers()
 
 
+def test_the_cover_check_retraces_trees_that_split_a_neuron_at_different_depths():
+    """Leaves of a tree that splits neuron a first, then b under a+ and c under a-, and c again
+    under a+b+ (so c is split at depths 2 and 3): they cover, though merging sibling pairs in
+    the wrong order gets stuck; any leaf dropped, or a sign flipped, breaks the cover."""
+    from lit_cert.certify.bab import Leaves
+
+    a, b, c = (0, 1), (0, 2), (1, 5)
+    tree = [{a: 1, b: 1, c: 1}, {a: 1, b: 1, c: -1}, {a: 1, b: -1}, {a: -1, c: 1, b: 1}, {a: -1, c: 1, b: -1}, {a: -1, c: -1}]
+
+    def leaves(cubes):
+        rows = [[i, p, n, sign] for i, cube in enumerate(cubes) for (p, n), sign in cube.items()]
+        return Leaves(torch.tensor(rows, dtype=torch.long).view(-1, 4), len(cubes))
+
+    assert leaves(tree).covers()
+    for k in range(len(tree)):
+        assert not leaves(tree[:k] + tree[k + 1 :]).covers()
+    assert not leaves(tree[:-1] + [{a: -1, c: -1, b: 1}]).covers()
+    assert leaves([{}]).covers() and not leaves([]).covers()
+
+
 def test_a_float32_certificate_is_replayed_in_float64_from_its_leaves():
     """The float64 re-check of a BaB certificate bounds the float32 search's leaves instead of
     searching again: the same verdict as a float64 search from scratch, far fewer domains; leaves

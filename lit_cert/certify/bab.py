@@ -169,28 +169,33 @@ class Leaves:
         return Leaves(torch.cat(out) if out else torch.zeros(0, 4, dtype=torch.long), offset)
 
     def covers(self) -> bool:
-        """Whether the leaves provably cover the box: siblings (the same splits but one neuron's
-        sign) are merged into their parent -- whose domain is exactly their union -- until the
-        root (no split) appears. A finished search's leaves always merge back to the root."""
-        sets = [set() for _ in range(self.count)]
+        """Whether the leaves provably cover the box. Each leaf is a conjunction of sign
+        constraints (``z >= 0`` / ``z <= 0``) on split neurons, and every input satisfies one of
+        the two signs of every neuron, so the leaves cover the box if they cover every sign
+        assignment of their neurons: decided by Shannon expansion (both cofactors of the neuron
+        that most leaves constrain must be covered; a leaf with no constraint left covers its
+        cofactor). For a search tree's leaves that neuron is the subtree's own split, so the
+        expansion retraces the tree. Merging sibling pairs greedily is not enough: a tree that
+        splits one neuron at different depths in different branches can leave pairs that merge
+        in the wrong order."""
+        cubes = [dict() for _ in range(self.count)]
         for leaf, p, n, sign in self.entries.tolist():
-            sets[leaf].add((p, n, sign))
-        live = {frozenset(x) for x in sets}
-        changed = True
-        while changed and frozenset() not in live:
-            changed = False
-            for leaf in sorted(live, key=len, reverse=True):
-                if leaf not in live:
-                    continue
-                for p, n, sign in leaf:
-                    parent = leaf - {(p, n, sign)}
-                    sibling = parent | {(p, n, -sign)}
-                    if sibling in live:
-                        live -= {leaf, sibling}
-                        live.add(parent)
-                        changed = True
-                        break
-        return frozenset() in live
+            cubes[leaf][(p, n)] = sign
+
+        def covered(cubes: list[dict]) -> bool:
+            if not cubes:
+                return False
+            if any(not c for c in cubes):
+                return True
+            counts: dict = {}
+            for c in cubes:
+                for v in c:
+                    counts[v] = counts.get(v, 0) + 1
+            v = max(counts, key=counts.get)
+            return all(covered([{k: s for k, s in c.items() if k != v} for c in cubes if c.get(v, sign) == sign])
+                       for sign in (1, -1))
+
+        return covered(cubes)
 
     def splits(self, first: int, last: int, shapes: dict[int, tuple], relu_idx: list[int], device) -> dict[int, torch.Tensor]:
         """Dense int8 splits of leaves ``first .. last - 1``, ReLU index -> (n, *shape)."""
@@ -236,6 +241,9 @@ class BranchAndBound:
         self.dense_blocks = dense_blocks
         #: keep each proven row's leaves in the result (:class:`Leaves`) so that it can be replayed
         self.record_leaves = False
+        #: optimisation steps of a replayed leaf's one bound (None: ``config.steps``); the search
+        #: reached it through a chain of warm-started bounds, the replay bounds it from the root's slopes
+        self.replay_steps: int | None = None
 
     # ------------------------------------------------------------------ public
     def verify(self, lb: torch.Tensor, ub: torch.Tensor, rows: torch.Tensor) -> BaBResult:
@@ -337,13 +345,14 @@ class BranchAndBound:
                                     optimise_intermediate=self.config.root_intermediate,
                                     time_limit=self.config.root_share * self.config.timeout)
 
-    def _bound(self, lb, ub, spec, splits, prior, reuse_upto, start=None):
-        """Bounds (D, 1) of ``spec`` (D, 1, K) on each domain, and the engine that made them."""
+    def _bound(self, lb, ub, spec, splits, prior, reuse_upto, start=None, steps=None):
+        """Bounds (D, 1) of ``spec`` (D, 1, K) on each domain, and the engine that made them
+        (``steps`` optimisation steps, default the config's)."""
         d = spec.shape[0]
         blb, bub = lb.expand(d, *lb.shape[1:]), ub.expand(d, *ub.shape[1:])
         engine = LinearBounds(self.layers, blb, bub, "crown", "same", splits=splits, prior_bounds=prior,
                               reuse_prior_upto=reuse_upto)
-        value = optimised_lower_bounds(engine, spec, self.config.steps, lr=self.config.lr, record=True,
+        value = optimised_lower_bounds(engine, spec, self.config.steps if steps is None else steps, lr=self.config.lr, record=True,
                                        beta=self.config.beta, start=start)
         return value, engine
 
@@ -534,7 +543,8 @@ class BranchAndBound:
             reuse = len(self.layers) if cfg.intermediate == "root" else \
                 min([i for i in self.relu_idx if bool(splits[i].any())], default=len(self.layers))
             with torch.inference_mode(False), torch.no_grad():
-                value, engine = self._bound(lb, ub, spec1.expand(n, 1, -1), splits, prior, reuse, {"alpha": alpha, "beta": {}})
+                value, engine = self._bound(lb, ub, spec1.expand(n, 1, -1), splits, prior, reuse, {"alpha": alpha, "beta": {}},
+                                            steps=self.replay_steps)
             budget[0] -= n
             stats["domains"] += n
             depth = sum(splits[i].reshape(n, -1).ne(0).sum(1) for i in self.relu_idx)
