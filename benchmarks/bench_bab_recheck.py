@@ -15,6 +15,7 @@ verdicts agree. The samples are found as the cascade finds them (PGD, IBP, CROWN
 from __future__ import annotations
 
 import argparse
+import copy
 import statistics
 import time
 
@@ -52,7 +53,7 @@ def main() -> None:
     cfg = BaBConfig(timeout=args.timeout)
     in_shape = tuple(x.shape[1:])
     blocks32 = dense_affine_blocks(net, in_shape)
-    net64 = __import__("copy").deepcopy(net).double().eval()
+    net64 = copy.deepcopy(net).double().eval()
     spec = margin_spec(y, 10)
     rows_ = []
     for i in open_:

@@ -149,7 +149,8 @@ class ExactBounds:
             else:
                 l, u = self._backsub_bounds(k)
             self.pre.append((l, u))
-            self.lines.append([self._lines(lj, uj) for lj, uj in zip(l, u)])
+            if relaxation != "ibp":  # Box propagates intervals, no lines
+                self.lines.append([self._lines(lj, uj) for lj, uj in zip(l, u)])
 
     # values at delta0 decide the piece
     def value(self, e) -> Fraction:
@@ -178,9 +179,7 @@ class ExactBounds:
             return (chord, zero), (chord, -chord * l)
         if uv == -lv:
             raise Tie("u = -l at delta0: CROWN's lower line switches there")
-        if self.relaxation in ("crown", "crown-ibp"):
-            return ((one if uv > -lv else zero), zero), (chord, -chord * l)
-        return (zero, zero), (zero, u)  # ibp: unused (interval rules)
+        return ((one if uv > -lv else zero), zero), (chord, -chord * l)  # CROWN, CROWN-IBP
 
     def _interval(self, k: int):
         """Box bounds of the inputs of ReLU layer ``k`` (interval arithmetic)."""

@@ -501,11 +501,9 @@ class BranchAndBound:
             value = torch.maximum(value[:, 0], children.value)
             value = torch.where(engine.infeasible(), torch.full_like(value, float("inf")), value)
             # counterexamples: the bounds' minimisers, and now and then PGD from the worst of them
-            cand = self._candidates(engine)
-            margins = self._margin(cand, row)
-            if bool((margins <= 0).any()):
-                j = int(torch.argmin(margins))
-                return _RowOutcome("falsified", float(margins[j]), cand[j : j + 1].detach(), stats=stats)
+            cand, found = self._minimisers(engine, row, stats)
+            if found is not None:
+                return found
             step += 1
             if cfg.pgd_every and step % cfg.pgd_every == 0:
                 worst = torch.argsort(value)[: min(8, len(value))]
@@ -515,16 +513,31 @@ class BranchAndBound:
             children = _Domains(children.splits, {i: engine.pre_bounds[i] for i in self.relu_idx}, value,
                                 children.depth, self._choose(engine, children.splits, lb, ub, spec1), dict(engine.lower_slopes),
                                 dict(engine.split_multipliers))
-            proven = value > 0
-            finite = proven & torch.isfinite(value)
-            if bool(finite.any()):
-                lowest = min(lowest, float(value[finite].min()))
-            if proved is not None and bool(proven.any()):
-                proved.append(Leaves.of(children.take(torch.nonzero(proven).flatten()), self.relu_idx))
-            open_ = torch.nonzero(~proven).flatten()
-            pool = _Domains.cat([pool, children.take(open_)]) if len(open_) else pool
+            open_, lowest = self._prune(children, lowest, proved)
+            pool = _Domains.cat([pool, open_]) if len(open_) else pool
         return _RowOutcome("certified", lowest if np.isfinite(lowest) else None, stats=stats,
                            leaves=Leaves.cat(proved) if proved is not None else None)
+
+    def _minimisers(self, engine: LinearBounds, row, stats):
+        """The minimiser of each domain's bound over the box, and a falsifying outcome if the
+        network's margin is <= 0 at one of them (else None)."""
+        cand = self._candidates(engine)
+        margins = self._margin(cand, row)
+        if bool((margins <= 0).any()):
+            j = int(torch.argmin(margins))
+            return cand, _RowOutcome("falsified", float(margins[j]), cand[j : j + 1].detach(), stats=stats)
+        return cand, None
+
+    def _prune(self, domains: _Domains, lowest: float, proved: list | None) -> tuple[_Domains, float]:
+        """Drop the proven domains (bound > 0, or empty: +inf): (the open ones, the smallest proven
+        finite bound so far); with ``proved`` (a list) the dropped ones are recorded as leaves."""
+        proven = domains.value > 0
+        finite = proven & torch.isfinite(domains.value)
+        if bool(finite.any()):
+            lowest = min(lowest, float(domains.value[finite].min()))
+        if proved is not None and bool(proven.any()):
+            proved.append(Leaves.of(domains.take(torch.nonzero(proven).flatten()), self.relu_idx))
+        return domains.take(torch.nonzero(~proven).flatten()), lowest
 
     def _replay_pool(self, lb, ub, row, leaves: Leaves, root: LinearBounds, stats, budget, proved):
         """Each leaf bounded once under its splits with the root's intermediate bounds and slopes
@@ -550,20 +563,13 @@ class BranchAndBound:
             depth = sum(splits[i].reshape(n, -1).ne(0).sum(1) for i in self.relu_idx)
             stats["max_depth"] = max(stats["max_depth"], int(depth.max()))
             value = torch.where(engine.infeasible(), torch.full_like(value[:, 0], float("inf")), value[:, 0])
-            cand = self._candidates(engine)
-            margins = self._margin(cand, row)
-            if bool((margins <= 0).any()):
-                j = int(torch.argmin(margins))
-                return None, lowest, _RowOutcome("falsified", float(margins[j]), cand[j : j + 1].detach(), stats=stats)
+            _, found = self._minimisers(engine, row, stats)
+            if found is not None:
+                return None, lowest, found
             doms = _Domains(splits, {i: engine.pre_bounds[i] for i in self.relu_idx}, value, depth.to(lb.device),
                             self._choose(engine, splits, lb, ub, spec1), dict(engine.lower_slopes), dict(engine.split_multipliers))
-            proven = value > 0
-            finite = proven & torch.isfinite(value)
-            if bool(finite.any()):
-                lowest = min(lowest, float(value[finite].min()))
-            if proved is not None and bool(proven.any()):
-                proved.append(Leaves.of(doms.take(torch.nonzero(proven).flatten()), self.relu_idx))
-            parts.append(doms.take(torch.nonzero(~proven).flatten()))
+            open_, lowest = self._prune(doms, lowest, proved)
+            parts.append(open_)
         open_parts = [p for p in parts if len(p)]
         return (_Domains.cat(open_parts) if open_parts else parts[-1]), lowest, None
 
