@@ -7,6 +7,8 @@ tests/reference_backsub.py: dense matrices, every neuron bounded with the relaxa
 one sample at a time -- the algorithm before the optimisations, written independently.
 """
 
+import math
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -137,8 +139,10 @@ def test_skipping_zero_rows():
 @pytest.mark.parametrize("relaxation", ["crown", "crown-0", "alpha"])
 def test_shared_rows_relu_step_equals_the_per_sample_step(relaxation):
     """The ReLU step of batch-shared rows (sign split by clamps) = the per-sample select: the
-    coefficients and offsets bitwise, the gradients of all inputs to rounding -- with exact
-    zeros among the coefficients, where the two forms could differ."""
+    coefficients bitwise, the offsets and the gradients of all inputs to rounding (the offsets
+    are one matrix product for shared rows and a batched one per sample: different BLAS kernels,
+    which agree bitwise on some CPUs and to the last bits on others) -- with exact zeros among
+    the coefficients, where the two forms could differ."""
     from lit_cert.bounds.backsub import relu_backward, relu_relaxation, resolve_rule
 
     torch.manual_seed(5)
@@ -160,7 +164,7 @@ def test_shared_rows_relu_step_equals_the_per_sample_step(relaxation):
         grads = torch.autograd.grad((new_a * w).sum() + (c ** 2).sum(), leaves)
         outs.append((new_a.detach(), c.detach(), grads))
     (a1, c1, g1), (a2, c2, g2) = outs
-    assert torch.equal(a1, a2) and torch.equal(c1, c2)
+    assert torch.equal(a1, a2) and torch.allclose(c1, c2, rtol=1e-12, atol=1e-12)
     for x1, x2 in zip(g1, g2):
         assert torch.allclose(x1, x2, rtol=1e-12, atol=1e-12)
     assert all(g.abs().sum() > 0 for g in g1)
@@ -207,6 +211,31 @@ def test_rows_chunked_by_the_coefficient_budget_give_the_same_bounds(relaxation)
         assert torch.allclose(eng.pre_bounds[idx][0], l, rtol=1e-10, atol=1e-10)
         assert torch.allclose(eng.pre_bounds[idx][1], u, rtol=1e-10, atol=1e-10)
     assert LinearBounds(net, lb, ub, relaxation).rows_per_walk(3) is None  # outside the block: no chunking
+
+
+@pytest.mark.parametrize("stride, groups", [(1, 1), (2, 1), (1, 2)])
+def test_float64_conv_transpose_goes_in_pieces_with_the_same_result(stride, groups, monkeypatch):
+    """On CPU in float64 the backward walk through a convolution transposes the rows in pieces
+    (PyTorch's float64 fallback builds an im2col buffer of out-channels x kernel values per input
+    pixel: 9x the block for a 3x3 layer of equal channels); the result equals one call, bitwise
+    (each row is transposed on its own), and float32 keeps one call."""
+    from lit_cert.bounds import backsub
+
+    torch.manual_seed(0)
+    conv = nn.Conv2d(4, 4, 3, stride=stride, padding=1, groups=groups).double()
+    flat = torch.randn(37, 4, 5, 5, dtype=torch.float64)
+    args = (None, conv.stride, conv.padding, (1, 1) if stride == 2 else (0, 0), groups, conv.dilation)
+    whole = F.conv_transpose2d(flat, conv.weight, *args)
+    calls = []
+    original = F.conv_transpose2d
+    monkeypatch.setattr(backsub.F, "conv_transpose2d", lambda x, *a: calls.append(x.shape[0]) or original(x, *a))
+    got = backsub._conv_transpose(flat, conv.weight, args)
+    expected_pieces = math.ceil(conv.weight.shape[1] * groups * 9 / 4)  # buffer per input value: (4 / groups) * groups * 9 / 4
+    assert sum(calls) == 37 and max(calls) == math.ceil(37 / expected_pieces) and len(calls) > 1
+    assert torch.equal(got, whole)
+    calls.clear()
+    single = backsub._conv_transpose(flat.float(), conv.weight.float(), args)
+    assert calls == [37] and torch.allclose(single.double(), whole, atol=1e-5)
 
 
 def _reference_loss(method, x, y):
