@@ -8,8 +8,8 @@ float32's memory. The cause: on CPU, float64 ``conv_transpose2d`` has no oneDNN 
 fallback builds an im2col buffer of (output channels x kernel) values per input pixel for the
 whole batch -- 9x the coefficient block of a 3x3 layer of equal channels -- which
 :func:`lit_cert.bounds.backsub._conv_transpose` now splits into pieces. Each configuration runs in
-its own process (peak RSS is per process): a random CNN7 of ``--width`` (IBP initialisation, BN
-at its initial statistics), one 28x28 input, CROWN bounds of 9 random rows under ``--gb``, no
+its own process (peak RSS is per process): a random CNN7 of ``--width`` for Fashion-MNIST (IBP
+initialisation, BN at its initial statistics), one random 28x28 input, CROWN bounds of 9 random rows under ``--gb``, no
 gradient; printed: the rise of peak RSS above the process after building the network, seconds,
 and the bound (the three runs must agree to float32 rounding).
 """
@@ -30,7 +30,7 @@ def one(dtype: str, pieces: bool, width: float, eps: float, gb: float) -> dict:
 
     from lit_cert.bounds import backsub
     from lit_cert.bounds.backsub import LinearBounds, coefficient_memory
-    from lit_cert.data.info import DataInfo
+    from lit_cert.data import FashionMNIST
     from lit_cert.models.architectures import CNN7
 
     torch.manual_seed(0)
@@ -38,7 +38,7 @@ def one(dtype: str, pieces: bool, width: float, eps: float, gb: float) -> dict:
     if not pieces:  # the behaviour before: one conv_transpose2d call per walk step
         backsub._conv_transpose = lambda flat, weight, args: torch.nn.functional.conv_transpose2d(flat, weight, *args)
     dt = {"float32": torch.float32, "float64": torch.float64}[dtype]
-    net = CNN7(width=width, linear_size=max(16, int(512 * width))).build(DataInfo("f", (1, 28, 28), 10, (0.5,), (0.5,))).eval().to(dt)
+    net = CNN7(width=width, linear_size=max(16, int(512 * width))).build(FashionMNIST.info).eval().to(dt)
     x = torch.rand(1, 1, 28, 28).to(dt)
     spec = torch.randn(1, 9, 10).to(dt)
     lb, ub = (x - eps).clamp(0, 1), (x + eps).clamp(0, 1)
