@@ -25,7 +25,8 @@ import sys
 import time
 
 
-def one(dtype: str, pieces: bool, width: float, eps: float, gb: float) -> dict:
+def one(dtype: str, pieces: bool, width: float, eps: float, gb: float, blocks: int | None = None) -> dict:
+    """One configuration, in this process; ``blocks``: ``backsub._BLOCKS_PER_WALK`` (None: the library's)."""
     import torch
 
     from lit_cert.bounds import backsub
@@ -35,6 +36,8 @@ def one(dtype: str, pieces: bool, width: float, eps: float, gb: float) -> dict:
 
     torch.manual_seed(0)
     torch.set_num_threads(1)
+    if blocks is not None:
+        backsub._BLOCKS_PER_WALK = blocks
     if not pieces:  # the behaviour before: one conv_transpose2d call per walk step
         backsub._conv_transpose = lambda flat, weight, args: torch.nn.functional.conv_transpose2d(flat, weight, *args)
     dt = {"float32": torch.float32, "float64": torch.float64}[dtype]

@@ -84,3 +84,20 @@ def test_a_spent_time_limit_runs_no_step_and_keeps_crown():
     assert out.steps == 0
     torch.testing.assert_close(out.lower, crown)
     assert optimised_box_bounds(net, lb, ub, spec, steps=7).steps == 7
+
+
+def test_slope_optimisation_leaves_the_network_gradients_alone():
+    """alpha-CROWN's and the optimised box's gradient steps are on slopes (and multipliers) only:
+    the network's weights get no ``.grad`` (a certificate inside a training loop must not change
+    the next optimiser step) and keep ``requires_grad`` afterwards; the bounds still improve."""
+    from lit_cert.bounds.alpha_crown import optimised_lower_bounds
+
+    net, lb, ub, spec = box(0, (3, 12, 10, 8, 3), eps=0.3)
+    params = list(net.parameters())
+    assert params and all(p.requires_grad for p in params)
+    out = optimised_box_bounds(net, lb, ub, spec, steps=5)
+    engine = LinearBounds(net, lb, ub, "crown", "same")
+    crown = engine.output_bounds(spec, need_upper=False)[0].detach()
+    alpha = optimised_lower_bounds(engine, spec, steps=5)
+    assert out.steps == 5 and bool((alpha >= crown).all()) and bool((alpha > crown).any())
+    assert all(p.grad is None and p.requires_grad for p in params)

@@ -8,6 +8,7 @@ own gradient steps even when called under ``no_grad`` or inference mode (validat
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from dataclasses import dataclass
@@ -17,6 +18,22 @@ from torch import nn
 
 from lit_cert.bounds.backsub import _COEFF_BUDGET, LinearBounds
 from lit_cert.bounds.box import flat_layers
+
+
+@contextlib.contextmanager
+def frozen_parameters(layers):
+    """The network's parameters as constants while slopes are optimised: the backward pass then
+    computes the slopes' gradients only -- it leaves nothing in the network's ``.grad`` (a
+    certificate must not change what a training step would do next) and the walks save no
+    inputs for weight gradients (graph memory and time). Restored on exit."""
+    params = [p for layer in layers for p in layer.parameters() if p.requires_grad]
+    for p in params:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p in params:
+            p.requires_grad_(True)
 
 
 def alpha_crown_margins(
@@ -60,7 +77,7 @@ def optimised_lower_bounds(engine: LinearBounds, spec: torch.Tensor, steps: int,
         return best
     opt = torch.optim.Adam(list(alphas.values()) + list(betas.values()), lr=lr)
     finite = torch.isfinite(best)
-    with torch.inference_mode(False), torch.enable_grad():
+    with torch.inference_mode(False), torch.enable_grad(), frozen_parameters(engine.layers):
         for _ in range(steps):
             engine.lower_slopes = alphas
             engine.split_multipliers = betas
@@ -94,6 +111,12 @@ class OptimisedBox:
     optimised_layers: list[int]  # ReLUs whose input bounds had their own optimised slopes
 
 
+#: slope-sized tensors one optimised layer costs: its slopes, their gradient, Adam's two moments, and
+#: the autograd graph of its walk (the saved coefficient blocks: ~8 more, measured -- with 4, an
+#: optimised box at ``memory_gb`` 4 peaked at 9.6 GB; benchmarks/RESULTS.md)
+_SLOPE_COPIES = 12
+
+
 def _slope_elements(engine: LinearBounds, relu_idx: list[int], t: int, rows: int) -> int:
     return rows * sum(math.prod(engine.shapes[j][1:]) for j in relu_idx if j < t)
 
@@ -115,7 +138,7 @@ def optimised_box_bounds(layers, lb: torch.Tensor, ub: torch.Tensor, spec: torch
 
     Cost: per step one walk per layer with two rows per unstable neuron (unstable under the
     CROWN bounds), slopes ``2 x unstable x earlier neurons`` per layer. A layer whose slopes
-    would exceed ``memory_gb`` (four copies: slopes, gradient, two Adam moments) keeps CROWN's
+    would exceed ``memory_gb`` (``_SLOPE_COPIES``: slopes, gradient, Adam moments, the walk's graph) keeps CROWN's
     bounds (not optimised) -- the optimisation pays on small networks with many unstable neurons,
     not on a CNN7, whose layers would need gigabytes each. ``memory_gb`` None: the
     :func:`~lit_cert.bounds.backsub.coefficient_memory` budget in force, at most 1 GB.
@@ -146,7 +169,7 @@ def optimised_box_bounds(layers, lb: torch.Tensor, ub: torch.Tensor, spec: torch
     started = time.perf_counter()
     if memory_gb is None:
         memory_gb = min(_COEFF_BUDGET.get() or 2**30, 2**30) / 2**30
-    budget = memory_gb * 2**30 / (4 * lb.element_size())
+    budget = memory_gb * 2**30 / (_SLOPE_COPIES * lb.element_size())
     targets, packs = [], {}
     for t in relu_idx[1:] if optimise_intermediate else []:
         flat = unstable_of[t].reshape(b, -1)
@@ -174,7 +197,7 @@ def optimised_box_bounds(layers, lb: torch.Tensor, ub: torch.Tensor, spec: torch
     opt = torch.optim.Adam(params, lr=lr)
     finite = torch.isfinite(best)
     run, last = 0, 0.0
-    with torch.inference_mode(False), torch.enable_grad():
+    with torch.inference_mode(False), torch.enable_grad(), frozen_parameters(layers):
         for _ in range(steps):
             now = time.perf_counter()
             if time_limit is not None and now + last - started > time_limit:

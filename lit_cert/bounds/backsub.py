@@ -69,8 +69,12 @@ _DIAGONAL = (Normalize, nn.modules.batchnorm._BatchNorm, nn.ReLU, nn.Flatten, nn
 
 #: bytes one walk's coefficient blocks may take (None: no limit); see :func:`coefficient_memory`
 _COEFF_BUDGET: contextvars.ContextVar[float | None] = contextvars.ContextVar("coefficient_budget", default=None)
-#: A-sized tensors a walk holds at once (A, the next A, the ReLU step's sign-split temporaries)
-_BLOCKS_PER_WALK = 4
+#: A-sized blocks a walk is charged for: about four are alive at once (A, the next A, the ReLU step's
+#: sign-split temporaries), and on CPU the allocator keeps about as much again of freed blocks
+#: (glibc raises its mmap threshold to the size of a freed block, so later blocks come from the heap
+#: and are not returned): with 4, peak RSS rose to 1.3-2.4x the budget on CNN7s, with 8 to 0.9-1.0x
+#: at 0.2-0.5 GB, in the same time (benchmarks/bench_coefficient_budget.py, benchmarks/RESULTS.md)
+_BLOCKS_PER_WALK = 8
 
 
 #: per-sample intermediate bounds shared by the engines of one block (see :func:`shared_intermediate_bounds`)
