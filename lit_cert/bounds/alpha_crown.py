@@ -112,8 +112,8 @@ class OptimisedBox:
 
 
 #: slope-sized tensors one optimised layer costs: its slopes, their gradient, Adam's two moments, and
-#: the autograd graph of its walk (the saved coefficient blocks: ~8 more, measured -- with 4, an
-#: optimised box at ``memory_gb`` 4 peaked at 9.6 GB; benchmarks/RESULTS.md)
+#: the autograd graph of its walk (the saved coefficient blocks: ~8 more, measured -- charged as 4, a
+#: small CNN's optimised box at ``memory_gb`` 1 peaked at 1.92 GB, as 12 at 0.73 GB; benchmarks/RESULTS.md)
 _SLOPE_COPIES = 12
 
 

@@ -78,7 +78,7 @@ def main() -> None:
             params = r["params"]
             row = {"sweep": sweep.name, "method": Path(params["config"]).stem.split("_")[1].upper(),
                    "eps": params.get("model.init_args.eps_train"), "lam": params.get("model.init_args.lam"),
-                   "run": run_dir.name, "train_minutes": round(r["seconds"] / 60, 1),
+                   "seed": params.get("seed_everything", 0), "run": run_dir.name, "train_minutes": round(r["seconds"] / 60, 1),
                    "val_nat_acc": r["metrics"].get("val/nat_acc"), "val_cert_acc": r["metrics"].get("val/cert_acc")}
             if cache.get(run_dir.name) is not None:
                 row = {**cache.get(run_dir.name), **row}
