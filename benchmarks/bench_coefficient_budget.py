@@ -17,9 +17,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_float64_memory import one  # noqa: E402
+from common import run_child  # noqa: E402
 
 
 def main() -> None:
@@ -31,9 +34,6 @@ def main() -> None:
     p.add_argument("--one", nargs=5, help=argparse.SUPPRESS)  # dtype, width, eps, gb, blocks: the child process
     args = p.parse_args()
     if args.one:
-        sys.path.insert(0, str(Path(__file__).resolve().parent))
-        from bench_float64_memory import one
-
         dtype, width, eps, gb, blocks = args.one
         print(json.dumps(one(dtype, True, float(width), float(eps), float(gb), int(blocks))))
         return
@@ -43,9 +43,7 @@ def main() -> None:
             for dtype in ("float32", "float64"):
                 cells = []
                 for blocks in args.blocks:
-                    cmd = [sys.executable, __file__, "--one", dtype, str(width), str(args.eps), str(gb), str(blocks)]
-                    r = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True,
-                                                  env={**os.environ, "OMP_NUM_THREADS": "1"}).stdout)
+                    r = run_child(__file__, ["--one", dtype, str(width), str(args.eps), str(gb), str(blocks)])
                     cells.append(f"blocks {blocks}: {r['peak_rise_gb'] / gb:.2f}x ({r['seconds']:.1f} s)")
                 print(f"CNN7 width {width}, {gb} GB, {dtype}: " + ", ".join(cells), flush=True)
 

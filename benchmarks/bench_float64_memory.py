@@ -20,9 +20,12 @@ import argparse
 import json
 import os
 import resource
-import subprocess
 import sys
 import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import run_child  # noqa: E402
 
 
 def one(dtype: str, pieces: bool, width: float, eps: float, gb: float, blocks: int | None = None) -> dict:
@@ -67,9 +70,8 @@ def main() -> None:
         return
     print(f"CNN7 width {args.width}, eps {args.eps}, budget {args.gb} GB; uptime: {os.popen('uptime').read().strip()}")
     for dtype, pieces in (("float32", True), ("float64", False), ("float64", True)):
-        cmd = [sys.executable, __file__, "--width", str(args.width), "--eps", str(args.eps), "--gb", str(args.gb),
-               "--one", dtype, "1" if pieces else "0"]
-        r = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}).stdout)
+        r = run_child(__file__, ["--width", str(args.width), "--eps", str(args.eps), "--gb", str(args.gb),
+                                 "--one", dtype, "1" if pieces else "0"])
         label = f"{dtype}, conv transpose {'in pieces' if pieces else 'one call'}"
         print(f"{label:38s} peak RSS rise {r['peak_rise_gb']:.2f} GB ({r['peak_rise_gb'] / args.gb:.1f}x budget), "
               f"{r['seconds']:.1f} s, min bound {r['min_bound']:.6f}, {r['unstable']} unstable")

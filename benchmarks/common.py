@@ -1,8 +1,13 @@
-"""Timing helpers for the benchmarks: interleaved repeats, median, same process."""
+"""Helpers for the benchmarks: interleaved timing repeats (median, same process), and one
+configuration per child process where a per-process quantity (peak RSS) is measured."""
 
 from __future__ import annotations
 
+import json
+import os
 import statistics
+import subprocess
+import sys
 import time
 from typing import Callable
 
@@ -19,3 +24,11 @@ def time_interleaved(fns: dict[str, Callable[[], None]], repeats: int = 10, warm
             fn()
             samples[name].append(time.perf_counter() - start)
     return {k: statistics.median(v) for k, v in samples.items()}
+
+
+def run_child(script: str, args: list[str]) -> dict:
+    """Run ``python script *args`` on one thread and return the JSON object it prints (peak RSS is
+    per process, so each measured configuration gets a fresh one)."""
+    cmd = [sys.executable, script, *args]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    return json.loads(out.stdout)
