@@ -63,6 +63,7 @@ from torch import nn
 from lit_cert.bounds.box import flat_layers, interval_bounds
 from lit_cert.bounds.spec import skip_zero_rows
 from lit_cert.bounds.trace import IntervalTrace
+from lit_cert.bounds.windows import window_elements, window_lower, window_plan
 from lit_cert.layers import Normalize, bn_affine_params
 
 _DIAGONAL = (Normalize, nn.modules.batchnorm._BatchNorm, nn.ReLU, nn.Flatten, nn.Identity)
@@ -426,6 +427,9 @@ class LinearBounds:
         self.coefficients: dict[int, torch.Tensor] = {}  # filled by output_bounds(record=True)
         self.split_multipliers: dict[int, torch.Tensor] = {}  # beta (class docstring); output walks only
         self.shapes = self._shapes()
+        #: walk the rows of convolutional neurons on their receptive fields (:mod:`lit_cert.bounds.windows`;
+        #: the same bounds up to rounding); False walks them on the whole map
+        self.windowed = True
         if intermediate == "ibp":
             self._ibp_pre_bounds(trace)
             self.pre_bounds = {i: self._constrain(i, *b) for i, b in self.pre_bounds.items()}
@@ -533,11 +537,42 @@ class LinearBounds:
             out.scatter_(2, order[:, i:j].unsqueeze(2), valid[:, i:j].unsqueeze(2).to(out.dtype))
             return out.view(b, j - i, *shape[1:])
 
-        low, up = self._bounds_of_rows(idx, rows, k)
+        plan = self._window_plan(idx)
+        low, up = self._window_bounds(idx, plan, order, valid) if plan is not None else self._bounds_of_rows(idx, rows, k)
         flat_l, flat_u = ref_l.reshape(b, n), ref_u.reshape(b, n)
         new_l = torch.where(valid, low, flat_l.gather(1, order))
         new_u = torch.where(valid, up, flat_u.gather(1, order))
         return flat_l.scatter(1, order, new_l).view(shape), flat_u.scatter(1, order, new_u).view(shape)
+
+    def _window_plan(self, idx: int) -> dict | None:
+        """The window plan of the rows of ReLU ``idx``'s input (:func:`lit_cert.bounds.windows.window_plan`),
+        or None: windows off (:attr:`windowed`), not a convolutional neuron, or per-row slopes
+        on the way (they belong to the rows of another walk)."""
+        if not self.windowed or any(s.dim() != len(self.shapes[i]) for i, s in self.lower_slopes.items() if i < idx):
+            return None
+        return window_plan(self.layers, self.shapes, idx)
+
+    def _window_bounds(self, idx: int, plan: dict, order: torch.Tensor, valid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Lower and upper bounds (B, k) of the packed unit rows ``order`` (flat neuron indices of
+        the input of layer ``idx``, ``valid`` marks real rows), each walked on its receptive
+        field (:func:`lit_cert.bounds.windows.window_lower`), in chunks that fit the
+        :func:`coefficient_memory` budget."""
+        for i in range(idx):  # deeper bounds first: a chunk's walk must not hold a chunk of the layer below
+            if isinstance(self.layers[i], nn.ReLU):
+                self.relu_input_bounds(i)
+        height, width = self.shapes[idx][-2:]
+        unit = torch.stack([order // (height * width), order % (height * width) // width, order % width, valid.long()], -1)
+        b, k = order.shape
+        budget = _COEFF_BUDGET.get()
+        per_row = 2 * _BLOCKS_PER_WALK * b * window_elements(plan, self.shapes) * self.lb.element_size()  # a row and its negation
+        step = k if budget is None else max(1, int(budget // per_row))
+        lows, ups = [], []
+        for i in range(0, k, step):
+            rows = unit[:, i : i + step]
+            low = window_lower(self, idx, torch.cat([rows, rows * torch.tensor([1, 1, 1, -1], device=rows.device)], 1), plan)
+            lows.append(low[:, : rows.shape[1]])
+            ups.append(-low[:, rows.shape[1] :])
+        return torch.cat(lows, 1), torch.cat(ups, 1)
 
     def neuron_bounds(self, idx: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Bounds of every neuron of the input of layer ``idx`` (``len(layers)``: the output),
