@@ -45,8 +45,10 @@ always runs dense.
 Other savings of the walk, all exact: lower and upper bounds share one walk when every ReLU's two
 lines have equal slopes (DeepZ, hBox: the coefficients do not depend on the side); a BatchNorm is
 walked together with the Linear/Conv2d before it (the small weight is scaled, not the large A);
-rows shared by the batch (before the first ReLU) keep batch dimension 1; and the zero margin row
-of the true class is not walked (:func:`lit_cert.bounds.spec.skip_zero_rows`).
+rows shared by the batch (before the first ReLU) keep batch dimension 1; the zero margin row
+of the true class is not walked (:func:`lit_cert.bounds.spec.skip_zero_rows`); and the sparse
+intermediate rows of a convolution's neurons are walked on their receptive fields, not on whole
+feature maps (:mod:`lit_cert.bounds.windows`, equal up to rounding).
 """
 
 from __future__ import annotations
@@ -76,6 +78,11 @@ _COEFF_BUDGET: contextvars.ContextVar[float | None] = contextvars.ContextVar("co
 #: and are not returned): with 4, peak RSS rose to 1.3-2.4x the budget on CNN7s, with 8 to 0.9-1.0x
 #: at 0.2-0.5 GB, in the same time (benchmarks/bench_coefficient_budget.py, benchmarks/RESULTS.md)
 _BLOCKS_PER_WALK = 8
+#: the same for a windowed walk (:mod:`lit_cert.bounds.windows`), per window-sized block: each ReLU
+#: step gathers three window-sized maps of relaxation lines besides the where/product temporaries;
+#: charged 8, peak RSS reached 1.7-2.0x the budget on random CNN7s of width 0.25 at 0.1-0.25 GB,
+#: charged 16 0.86-1.02x (benchmarks/bench_coefficient_budget.py, benchmarks/RESULTS.md)
+_BLOCKS_PER_WINDOW_WALK = 16
 
 
 #: per-sample intermediate bounds shared by the engines of one block (see :func:`shared_intermediate_bounds`)
@@ -564,7 +571,7 @@ class LinearBounds:
         unit = torch.stack([order // (height * width), order % (height * width) // width, order % width, valid.long()], -1)
         b, k = order.shape
         budget = _COEFF_BUDGET.get()
-        per_row = 2 * _BLOCKS_PER_WALK * b * window_elements(plan, self.shapes) * self.lb.element_size()  # a row and its negation
+        per_row = 2 * _BLOCKS_PER_WINDOW_WALK * b * window_elements(plan, self.shapes) * self.lb.element_size()  # a row and its negation
         step = k if budget is None else max(1, int(budget // per_row))
         lows, ups = [], []
         for i in range(0, k, step):
