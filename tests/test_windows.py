@@ -186,3 +186,12 @@ def test_windowed_walk_gradients_equal_the_dense_walks():
         grads.append([p.grad.clone() for p in net.parameters()])
     assert all(torch.allclose(g_w, g_d, rtol=1e-9, atol=1e-10) for g_w, g_d in zip(*grads))
     assert any(float(g.abs().sum()) > 0 for g in grads[0])
+
+
+def test_odd_geometry_exercises_windows_to_the_input_and_the_turn_to_dense():
+    """The equality tests above cover both ends of a windowed walk: rows windowed down to the
+    input, and rows that turn dense part-way (their next window would cover its map)."""
+    layers = backsub.flat_layers(odd_conv_net())
+    shapes = [(1, *s) for s in backsub.layer_shapes(layers, torch.zeros(1, 3, 17, 19, dtype=torch.float64))]
+    ends = [min(windows.window_plan(layers, shapes, i)) for i, m in enumerate(layers) if isinstance(m, nn.ReLU)]
+    assert 0 in ends and any(e > 0 for e in ends)
