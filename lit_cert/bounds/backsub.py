@@ -320,6 +320,12 @@ def _channel_sums(a: torch.Tensor) -> torch.Tensor:
     return a.sum(dim=tuple(range(3, a.dim()))) if a.dim() > 3 else a
 
 
+def fuses_with_previous(layers: Sequence[nn.Module], idx: int) -> bool:
+    """Whether the walk takes layer ``idx`` (a BatchNorm) together with the Linear/Conv2d before
+    it (:func:`fused_affine_bn`): the one rule of the whole-map and the windowed walks."""
+    return isinstance(layers[idx], nn.modules.batchnorm._BatchNorm) and idx > 0 and type(layers[idx - 1]) in (nn.Linear, nn.Conv2d)
+
+
 def fused_affine_bn(layer: nn.Module, bn: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
     """Weight and bias of ``bn(layer(x))`` for a Linear/Conv2d ``layer`` followed by BatchNorm:
     walking back through both at once scales the (small) weight instead of the (large)
@@ -564,9 +570,7 @@ class LinearBounds:
         the input of layer ``idx``, ``valid`` marks real rows), each walked on its receptive
         field (:func:`lit_cert.bounds.windows.window_lower`), in chunks that fit the
         :func:`coefficient_memory` budget."""
-        for i in range(idx):  # deeper bounds first: a chunk's walk must not hold a chunk of the layer below
-            if isinstance(self.layers[i], nn.ReLU):
-                self.relu_input_bounds(i)
+        self._bound_layers_below(idx)
         height, width = self.shapes[idx][-2:]
         unit = torch.stack([order // (height * width), order % (height * width) // width, order % width, valid.long()], -1)
         b, k = order.shape
@@ -601,16 +605,21 @@ class LinearBounds:
         :func:`coefficient_memory` budget only one chunk of rows exists at once (a CNN7 layer's
         unit rows alone, 50k x 50k floats, would not fit)."""
         step = self.rows_per_walk(idx)
-        if step is not None:  # deeper bounds first: a chunk's walk must not hold a chunk of the layer below
-            for i in range(idx):
-                if isinstance(self.layers[i], nn.ReLU):
-                    self.relu_input_bounds(i)
+        if step is not None:
+            self._bound_layers_below(idx)
         if step is not None and not self._one_walk_for_both(idx):
             step = max(1, step // 2)
         if step is None or step >= m:
             return self.bounds(idx, rows(0, m))
         parts = [self.bounds(idx, rows(i, min(i + step, m))) for i in range(0, m, step)]
         return torch.cat([p[0] for p in parts], 1), torch.cat([p[1] for p in parts], 1)
+
+    def _bound_layers_below(self, idx: int) -> None:
+        """Compute the intermediate bounds of every ReLU before layer ``idx`` now, deeper first:
+        a chunk's walk must not wait on (and hold its memory during) a chunk of the layer below."""
+        for i in range(idx):
+            if isinstance(self.layers[i], nn.ReLU):
+                self.relu_input_bounds(i)
 
     def _rule(self, idx: int):
         """The relaxation rule at ReLU ``idx`` (CROWN's general form under optimised slopes)."""
@@ -623,7 +632,7 @@ class LinearBounds:
         Conv2d is walked together with it (:func:`fused_affine_bn`). Returns the index of the
         layer before the ones walked, the new coefficients and the offset added."""
         layer = self.layers[idx]
-        if isinstance(layer, nn.modules.batchnorm._BatchNorm) and idx > 0 and type(self.layers[idx - 1]) in (nn.Linear, nn.Conv2d):
+        if fuses_with_previous(self.layers, idx):
             prev = self.layers[idx - 1]
             weight, bias = fused_affine_bn(prev, layer)
             a, c = backward_rule(prev)(prev, a, c, self.shapes[idx - 1], weight, bias)

@@ -42,8 +42,10 @@ def _conv_before(layers: list[nn.Module], pos: int):
     """The walk's affine step back from the input of layer ``pos``, as the dense walk takes it
     (:meth:`~lit_cert.bounds.backsub.LinearBounds._affine_step`): (the Conv2d, whether a BatchNorm
     after it is fused into it, the position reached) when a convolution is next, else None."""
+    from lit_cert.bounds.backsub import fuses_with_previous
+
     layer = layers[pos - 1]
-    if isinstance(layer, nn.modules.batchnorm._BatchNorm) and pos > 1 and type(layers[pos - 2]) is nn.Conv2d:
+    if fuses_with_previous(layers, pos - 1):  # a Conv2d before it: window_plan admits no Linear here
         return layers[pos - 2], True, pos - 2
     if type(layer) is nn.Conv2d:
         return layer, False, pos - 1
