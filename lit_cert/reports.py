@@ -1,5 +1,7 @@
 """Writing results: a CSV of rows and a line plot of named series -- what every analysis,
-results script and sweep evaluation writes next to its numbers."""
+results script and sweep evaluation writes next to its numbers. Both are written atomically
+(:mod:`lit_cert.persist`): inside :func:`lit_cert.persist.staged` they appear only when the whole
+computation succeeded, so a failure never empties or half-writes an earlier result."""
 
 from __future__ import annotations
 
@@ -7,10 +9,17 @@ import csv
 import json
 from pathlib import Path
 
+from lit_cert.persist import atomic_path
+
 
 def save_csv(path: Path, rows: list[dict], header: list[str] | None = None) -> None:
-    header = header or (list(rows[0]) if rows else [])
-    with open(path, "w", newline="") as f:
+    """``rows`` as CSV; an empty table is refused (it would replace a result with nothing)."""
+    if not rows:
+        from lit_cert.errors import ConfigError
+
+        raise ConfigError(f"no rows to write to {path}: the settings selected nothing to compute")
+    header = header or list(rows[0])
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=header)
         w.writeheader()
         w.writerows(rows)
@@ -41,7 +50,8 @@ def save_plot(path: Path, series: dict, xlabel: str, ylabel: str, logx: bool = F
     if title:
         ax.set_title(title, fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=120, format=Path(path).suffix.lstrip(".") or "png")
     plt.close(fig)
 
 
@@ -58,7 +68,14 @@ class RowCache:
     def __init__(self, path: Path):
         self.path = Path(path)
         lines = self.path.read_text().splitlines() if self.path.exists() else []
-        self.rows = {r["run"]: r for r in map(json.loads, lines)}
+        self.rows = {}
+        for line in lines:  # a torn last line (an interrupted append) is evaluated again
+            try:
+                row = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(row, dict) and "run" in row:
+                self.rows[row["run"]] = row
 
     def get(self, run: str) -> dict | None:
         return self.rows.get(run)

@@ -9,12 +9,10 @@ checkpoint records (:class:`TrainedNetwork`), the data through the plain dataset
 
 from __future__ import annotations
 
-import json
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
 
 from lit_cert.errors import ConfigError
 
@@ -25,12 +23,20 @@ def run_config_path(ckpt: str, config: str | None) -> Path:
     """``config`` if given, else the run's ``config.yaml`` next to its ``checkpoints/`` folder."""
     if config:
         if not Path(config).is_file():
-            raise ConfigError(f"config file {config} does not exist")
+            raise ConfigError(f"run config {config} does not exist")
         return Path(config)
     guess = Path(ckpt).resolve().parent.parent / "config.yaml"
     if not guess.is_file():
-        raise ConfigError(f"no config.yaml next to {ckpt}; pass --config with the run's config file")
+        raise ConfigError(f"no config.yaml next to {ckpt}; pass --run_config with the run's config file")
     return guess
+
+
+def read_run_config(path: str | Path) -> dict:
+    """A run's ``config.yaml``, checked to be one (a ``run-config`` file of :mod:`lit_cert.files`)."""
+    from lit_cert.files import RUN_CONFIG
+    from lit_cert.persist import read_record
+
+    return read_record(path, RUN_CONFIG.kind)
 
 
 @dataclass
@@ -44,6 +50,8 @@ class TrainedNetwork:
     eps_test: float
     method: str  # the method's class path, e.g. lit_cert.methods.ibp.IBP
     hparams: dict = field(default_factory=dict)
+    #: what the network was trained on (a data-identity record), None for checkpoints of lit_cert < 0.2
+    data_identity: dict | None = None
 
     @property
     def num_classes(self) -> int:
@@ -73,7 +81,52 @@ def load_network(ckpt: str) -> TrainedNetwork:
     net.load_state_dict(weights)
     eps_train = float(hp.get("eps_train", 0.0))
     eps_test = float(hp["eps_test"]) if hp.get("eps_test") is not None else eps_train
-    return TrainedNetwork(net.eval(), info, eps_train, eps_test, method, {k: v for k, v in hp.items() if not k.startswith("_")})
+    return TrainedNetwork(net.eval(), info, eps_train, eps_test, method, {k: v for k, v in hp.items() if not k.startswith("_")},
+                          recorded_data(state, ckpt))
+
+
+#: where a checkpoint keeps its data-identity record
+DATA_KEY = "lit_cert_data"
+
+
+def recorded_data(state: dict, ckpt: str) -> dict | None:
+    """The data-identity record a checkpoint carries (checked), or None if it has none."""
+    from lit_cert.files import DATA_IDENTITY
+    from lit_cert.persist import check_record
+
+    if DATA_KEY not in state:
+        return None
+    return check_record(state[DATA_KEY], DATA_IDENTITY.kind, f"{ckpt} ({DATA_KEY})")
+
+
+def data_differences(recorded: dict, current: dict, splits=("train", "val", "test")) -> list[str]:
+    """What differs between two data-identity records: the dataset, shape, classes, transforms,
+    and the size or content of each of ``splits`` that both record."""
+    out = []
+    for key in ("dataset", "name", "in_shape", "num_classes", "transforms"):
+        if recorded.get(key) != current.get(key):
+            out.append(f"{key} {recorded.get(key)!r} (trained) vs {current.get(key)!r} (now)")
+    for split in splits:
+        a, b = (recorded.get("splits") or {}).get(split), (current.get("splits") or {}).get(split)
+        if a and b and a != b:
+            what = "size" if a.get("size") != b.get("size") else "content"
+            out.append(f"the {split} split's {what} ({a.get('size')} vs {b.get('size')} samples)")
+    return out
+
+
+def check_same_data(model: "TrainedNetwork", dm, ckpt: str, splits=("train", "val", "test"), allow: bool = False) -> None:
+    """Refuse to evaluate ``model`` on data other than it was trained with -- another dataset,
+    other transforms, or splits of other content -- unless ``allow`` (``--allow_other_data``)."""
+    if model.data_identity is None:
+        return
+    differ = data_differences(model.data_identity, dm.identity(splits), splits)
+    if differ and not allow:
+        raise ConfigError(f"{ckpt} was trained on other data than this run config gives: {'; '.join(differ[:3])}. "
+                          "Point --run_config/--data_dir at the run's data, or pass --allow_other_data true to evaluate "
+                          "on this data on purpose")
+    if differ:
+        print(f"lit_cert: notice: evaluating on other data than {ckpt} was trained on ({'; '.join(differ[:2])}): "
+              "--allow_other_data", file=sys.stderr)
 
 
 def plain_data_class(class_path: str):
@@ -89,17 +142,13 @@ def plain_data_class(class_path: str):
     return import_class(class_path, ImageData, "data module")
 
 
-def load_run(ckpt: str, config: str | None = None, data_dir: str | None = None):
+def load_run(ckpt: str, config: str | None = None, data_dir: str | None = None, allow_other_data: bool = False):
     """The trained network (:class:`TrainedNetwork`) and its dataset (set up), checked to fit
-    together."""
+    together: the same input shape and classes, and -- where the checkpoint records it -- the
+    same dataset, transforms and split contents (:func:`check_same_data`)."""
     model = load_network(ckpt)
-    try:
-        cfg = yaml.safe_load(run_config_path(ckpt, config).read_text()) or {}
-    except yaml.YAMLError as err:
-        raise ConfigError(f"the run config of {ckpt} is not valid YAML: {' '.join(str(err).split())}") from None
-    data = cfg.get("data") or {}
-    if "class_path" not in data:
-        raise ConfigError("the run config has no data.class_path")
+    cfg = read_run_config(run_config_path(ckpt, config))
+    data = cfg["data"]
     cls = plain_data_class(data["class_path"])
     kwargs = dict(data.get("init_args") or {})
     if data_dir:
@@ -111,37 +160,35 @@ def load_run(ckpt: str, config: str | None = None, data_dir: str | None = None):
                           f"but the data is {info.in_shape} with {info.num_classes} classes")
     dm.prepare_data()
     dm.setup("test")
+    check_same_data(model, dm, ckpt, allow=allow_other_data)
     return model, dm
 
 
 def split_dataset(dm, split: str):
-    """The ``test``, ``val`` (held out of the training data) or ``train`` dataset of ``dm``."""
+    """The ``test``, ``val`` (held out of the training data) or ``train`` dataset of ``dm``; a
+    ConfigError for an empty one (a run without a validation split has no ``val``)."""
     if split not in SPLITS:
         raise ConfigError(f"split must be one of {SPLITS}, got {split!r}")
-    return {"test": dm.test_set, "val": dm.val_set, "train": dm.train_set}[split]
+    dataset = {"test": dm.test_set, "val": dm.val_set, "train": dm.train_set}[split]
+    if len(dataset) == 0:
+        hint = " (the run was trained with data.val_size 0: every training image was used for training)" if split == "val" else ""
+        raise ConfigError(f"the {split} split of this run's data is empty{hint}; choose another --split")
+    return dataset
 
 
 def read_records(path: Path, warn: bool = True) -> list[dict]:
-    """The records of ``results.jsonl``. A line that is not a complete JSON record -- what a kill
-    or a full disk leaves mid-append -- is skipped with a warning: that run counts as not
-    finished and runs again."""
-    if not path.is_file():
-        return []
-    records = []
-    for number, line in enumerate(path.read_text().splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-            if not isinstance(record, dict) or "run_id" not in record or "status" not in record:
-                raise ValueError("not a run record")
-        except ValueError:
-            if warn:
-                print(f"lit_cert sweep: warning: {path} line {number} is not a complete record (an interrupted "
-                      "write?); it is ignored and that run runs again", file=sys.stderr)
-            continue
-        records.append(record)
-    return records
+    """The records of ``results.jsonl`` (``sweep-record`` lines). A line that is not a valid
+    record -- what a kill or a full disk leaves mid-append, garbage, another file's line -- is
+    skipped with a warning: that run counts as not finished and runs again."""
+    from lit_cert.files import SWEEP_RECORD
+    from lit_cert.persist import read_lines
+
+    def report(number, err):
+        if warn:
+            print(f"lit_cert sweep: warning: {path} line {number} is not a valid run record ({err.reason}); it is "
+                  "ignored and that run runs again", file=sys.stderr)
+
+    return read_lines(path, SWEEP_RECORD.kind, report)
 
 
 def finished_runs(out: str | Path) -> list[tuple[dict, Path]]:

@@ -169,15 +169,15 @@ def test_unwritable_output_directory(workdir, capsys):
 
 
 CERTIFY_CASES = {
-    "eps-negative": (["--eps", "-0.1"], "--eps: must be a finite radius"),
+    "eps-negative": (["--eps", "-0.1"], "--eps: must be in [0, 1]"),
     "eps-nan": (["--eps", "nan"], "eps: must be a finite number, got nan"),
     "limit-negative": (["--limit", "-5"], "--limit: must be an integer >= 1"),
     "shard-size-0": (["--shard_size", "0"], "--shard_size: must be an integer >= 1"),
     "batch-size-0": (["--batch_size", "0"], "--batch_size: must be an integer >= 1"),
-    "timeout-0": (["--timeout", "0"], "milp.timeout must be > 0"),  # the legacy flag of --milp.timeout
+    "timeout-0": (["--timeout", "0"], "--milp.timeout: must be > 0"),  # the legacy flag of --milp.timeout
     "unknown-stage": (["--stages", "pgd,magic"], "unknown stages ['magic']"),
     "empty-stages": (["--stages", ","], "--stages is empty"),
-    "no-gpu": (["--device", "cuda:7"], "--device cuda:7"),
+    "no-gpu": (["--device", "cuda:7"], "--device: no CUDA device"),
 }
 
 
@@ -191,7 +191,7 @@ def test_bad_certify_arguments(workdir, capsys, trained, name):
 
 
 @pytest.mark.parametrize("extra,message", [
-    (["--eps", "-0.1"], "--eps: must be a finite radius"),
+    (["--eps", "-0.1"], "--eps: must be in [0, 1]"),
     (["--limit", "0"], "--limit: must be an integer >= 1"),
 ])
 def test_bad_export_arguments(workdir, capsys, trained, extra, message):
@@ -200,15 +200,15 @@ def test_bad_export_arguments(workdir, capsys, trained, extra, message):
 
 
 ANALYZE_CASES = {
-    "dln-widths-0": (["dln-init", "--widths", "0"], "--widths: must be an integer >= 1"),
+    "dln-widths-0": (["dln-init", "--widths", "0"], "--widths: item 0 must be an integer >= 1"),
     "dln-samples-negative": (["dln-init", "--samples", "-3"], "--samples: must be an integer >= 1"),
     "reconstruction-trials-0": (["box-reconstruction", "--trials", "0"], "--trials: must be an integer >= 1"),
     "reconstruction-k-above-d": (["box-reconstruction", "--d", "4", "--k", "8"], "no (d, k) pair"),
-    "landscape-steps-0": (["landscape", "--steps", "0"], "--steps: must be an integer >= 1"),
-    "landscape-delta-negative": (["landscape", "--delta", "-1"], "--delta: must be a finite number > 0"),
+    "landscape-steps-0": (["landscape", "--steps", "0"], "--steps: must be an integer >= 3"),
+    "landscape-delta-negative": (["landscape", "--delta", "-1"], "--delta: must be > 0"),
     "expected-samples-0": (["expected-bounds", "--samples", "0"], "--samples: must be an integer >= 1"),
-    "tightness-limit-0": (["tightness", "--ckpt", "X", "--limit", "0"], "--limit: must be an integer >= 1"),
-    "cr-curve-points-0": (["cr-curve", "--ckpt", "X", "--points", "0"], "--points: must be an integer >= 1"),
+    "tightness-limit-0": (["tightness", "--ckpt", "cfg.yaml", "--limit", "0"], "--limit: must be an integer >= 1"),
+    "cr-curve-points-0": (["cr-curve", "--ckpt", "cfg.yaml", "--points", "0"], "--points: must be an integer >= 2"),
     "cr-curve-missing-ckpt": (["cr-curve", "--ckpt", "missing.ckpt"], "does not exist"),
 }
 
@@ -216,6 +216,7 @@ ANALYZE_CASES = {
 @pytest.mark.parametrize("name", sorted(ANALYZE_CASES))
 def test_bad_analyze_arguments(workdir, capsys, name):
     extra, message = ANALYZE_CASES[name]
+    write_config(workdir)  # an existing file where a checkpoint path is only checked to exist
     expect_user_error(capsys, ["analyze", *extra, "--out", str(workdir / "an")], message)
 
 

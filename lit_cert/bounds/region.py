@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 import torch
@@ -11,13 +12,27 @@ BoxConvention = Literal["sabr", "ctbench"]
 BOX_CONVENTIONS = ("sabr", "ctbench")
 
 
+def _check_radius(eps, values: bool = False) -> None:
+    """A radius must be finite and >= 0 (a float always; a tensor's values when ``values``)."""
+    from lit_cert.bounds.inputs import BoundInputError
+
+    if isinstance(eps, torch.Tensor):
+        if values and eps.numel() and not (torch.isfinite(eps).all() and (eps >= 0).all()):
+            raise BoundInputError("eps must be finite and >= 0 for every sample")
+        return
+    if not (isinstance(eps, (int, float)) and math.isfinite(eps) and eps >= 0):
+        raise BoundInputError(f"eps must be a finite radius >= 0, got {eps!r}")
+
+
 def linf_box(
     x: torch.Tensor, eps: float | torch.Tensor, lo: float = 0.0, hi: float = 1.0
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The L∞ ball of radius ``eps`` around ``x`` intersected with the domain ``[lo, hi]``.
 
-    ``eps`` may be a float or a per-sample tensor of shape ``(B,)``.
+    ``eps`` may be a float or a per-sample tensor of shape ``(B,)``; a negative or non-finite
+    float radius is refused (it would swap the box's ends).
     """
+    _check_radius(eps)
     if isinstance(eps, torch.Tensor) and eps.dim() == 1:
         eps = eps.view(-1, *([1] * (x.dim() - 1)))
     lb = torch.clamp(x - eps, min=lo, max=hi)
@@ -35,6 +50,7 @@ def certified_box(
     *inside* the ball a certificate claims; here each end is computed in float64 and moved one
     ulp outward wherever the rounded value is not certainly outside (the clipping to ``[lo, hi]``
     is exact). The box grows by at most two ulps per side; training keeps :func:`linf_box`."""
+    _check_radius(eps, values=True)
     if isinstance(eps, torch.Tensor) and eps.dim() == 1:
         eps = eps.view(-1, *([1] * (x.dim() - 1)))
     wide = x.double()

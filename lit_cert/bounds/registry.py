@@ -35,6 +35,7 @@ from torch import nn
 from lit_cert.bounds.alpha_crown import alpha_crown_margins
 from lit_cert.bounds.backsub import RELU_RELAXATIONS, LinearBounds
 from lit_cert.bounds.box import INTERVAL_RULES, interval_rule, margin_bounds_ibp
+from lit_cert.bounds.inputs import check_inputs
 from lit_cert.bounds.trace import IntervalTrace
 from lit_cert.errors import ConfigError
 from lit_cert.numerics import certified_numerics, check_full_precision_weights, full_precision
@@ -114,11 +115,15 @@ class BoundSpec:
     def lower(self, net: nn.Module, lb: torch.Tensor, ub: torch.Tensor, spec: torch.Tensor,
               trace: IntervalTrace | None = None, purpose: Purpose = "certify") -> torch.Tensor:
         """Lower bounds (B, M) of ``spec @ net(x)`` over ``[lb, ub]`` (module docstring for
-        ``purpose``)."""
+        ``purpose``). The inputs are checked at the door (:mod:`lit_cert.bounds.inputs`): for
+        ``certify`` completely, for ``train`` without reading tensor values."""
+        if purpose not in ("certify", "train"):
+            raise ValueError(f"purpose must be 'certify' or 'train', got {purpose!r}")
+        if purpose == "certify":
+            check_full_precision_weights(net)
+        check_inputs(net, lb, ub, spec, self.method.family, values=purpose == "certify")
         if purpose == "train":
             return self.method.compute(net, lb, ub, spec, trace, **self.options)
-        if purpose != "certify":
-            raise ValueError(f"purpose must be 'certify' or 'train', got {purpose!r}")
         if not self.sound:
             raise ConfigError(f"{self} is a training heuristic, not a bound: it cannot certify")
         check_full_precision_weights(net)

@@ -34,6 +34,7 @@ from lit_cert.certify.bab import BranchAndBound
 from lit_cert.certify.settings import STAGE_NAMES, CascadeConfig
 from lit_cert.bounds.affine import dense_affine_blocks
 from lit_cert.certify.milp import verify_milp
+from lit_cert.errors import ConfigError
 from lit_cert.numerics import certified_numerics, check_full_precision_weights, full_precision
 
 Status = Literal["certified", "falsified", "misclassified", "unknown"]
@@ -303,15 +304,17 @@ class Cascade:
             out.append((torch.max(il, cl).flatten().double().cpu().numpy(), torch.min(iu, cu).flatten().double().cpu().numpy()))
         return out
 
-    def run(self, x: torch.Tensor, y: torch.Tensor, indices: list[int]) -> list[Verdict]:
+    def run(self, x: torch.Tensor, y: torch.Tensor, indices: list[int], progress=None) -> list[Verdict]:
         """Decide every sample. Runs in full precision whatever the caller's autocast, TF32 or
         float32-matmul settings (:func:`lit_cert.numerics.certified_numerics`), on the outward-
-        rounded eps-box."""
+        rounded eps-box. The inputs are checked at the door (:func:`check_samples`).
+        ``progress`` (a tqdm bar) moves by one per decided sample and shows the stage running."""
         check_full_precision_weights(self.net, "certification")
+        check_samples(self.net, x, y, indices, self.config.stages)
         with certified_numerics(), coefficient_memory(self.config.memory_gb), shared_intermediate_bounds():
-            return self._run(full_precision(x), y, indices)
+            return self._run(full_precision(x), y, indices, progress)
 
-    def _run(self, x: torch.Tensor, y: torch.Tensor, indices: list[int]) -> list[Verdict]:
+    def _run(self, x: torch.Tensor, y: torch.Tensor, indices: list[int], progress=None) -> list[Verdict]:
         net, cfg = self.net.eval(), self.config
         with torch.no_grad():
             logits = net(x)
@@ -322,21 +325,68 @@ class Cascade:
                 v.decide("misclassified", "clean")
         lb, ub = certified_box(x, cfg.eps)  # rounded outward: it contains the exact eps-ball
         spec = margin_spec(y, logits.shape[1], x.dtype)
+        shown = self._moved(progress, verdicts, 0)
         for name in cfg.stages:
             todo = [j for j, v in enumerate(verdicts) if v.open]
             if not todo:
                 break
-            sel = torch.tensor(todo, device=x.device)
-            t0 = time.perf_counter()
-            STAGES[name].run(self, [verdicts[j] for j in todo], x[sel], y[sel], lb[sel], ub[sel], spec[sel])
-            per = (time.perf_counter() - t0) / len(todo)
-            for j in todo:  # batched stages: the batch's average; per-sample stages time themselves
-                verdicts[j].seconds.setdefault(name, per)
+            if progress is not None:
+                progress.set_postfix_str(f"{name}, {len(todo)} open", refresh=True)
+            # complete stages decide one sample at a time: so does the progress bar
+            groups = [[j] for j in todo] if STAGES[name].kind == "complete" else [todo]
+            for group in groups:
+                sel = torch.tensor(group, device=x.device)
+                t0 = time.perf_counter()
+                STAGES[name].run(self, [verdicts[j] for j in group], x[sel], y[sel], lb[sel], ub[sel], spec[sel])
+                per = (time.perf_counter() - t0) / len(group)
+                for j in group:  # batched stages: the batch's average; per-sample stages time themselves
+                    verdicts[j].seconds.setdefault(name, per)
+                shown = self._moved(progress, verdicts, shown)
         for v in verdicts:
             if v.open:
                 v.status = "unknown"
                 v.reason = v.reason or ("MILP not run" if "milp" not in cfg.stages else "undecided")
+        self._moved(progress, verdicts, shown)
         return verdicts
+
+    @staticmethod
+    def _moved(progress, verdicts: list[Verdict], shown: int) -> int:
+        """Move the bar to the number of decided samples; returns that number."""
+        decided = sum(not v.open for v in verdicts)
+        if progress is not None and decided > shown:
+            progress.update(decided - shown)
+        return max(decided, shown)
+
+
+#: which bound rules each stage walks the network with (the attack needs only forward passes)
+_STAGE_FAMILIES = {"ibp": ("interval",), "crown-ibp": ("interval", "backsub"), "crown": ("backsub",),
+                   "alpha-crown": ("backsub",), "bab": ("backsub",), "milp": ("backsub",)}
+
+
+def check_samples(net: nn.Module, x: torch.Tensor, y: torch.Tensor, indices, stages=STAGE_NAMES) -> None:
+    """The cascade's door: a batch of finite images in [0, 1] of the network's input shape, one
+    integer label per image inside the network's classes, one index per image, on the
+    network's device; every layer has a rule of each stage that will walk it. Anything else is
+    a :class:`~lit_cert.bounds.inputs.BoundInputError`, never a verdict."""
+    from lit_cert.bounds.inputs import BoundInputError, check_box, check_network, network_outputs
+
+    for family in sorted({f for s in stages for f in _STAGE_FAMILIES.get(s, ())}):
+        check_network(net, family)
+    if not isinstance(x, torch.Tensor) or not isinstance(y, torch.Tensor):
+        raise BoundInputError("the cascade takes tensors x (B, C, H, W) and y (B,)")
+    if y.dim() != 1 or len(x) != len(y) or len(indices) != len(y):
+        raise BoundInputError(f"the cascade needs x (B, ...), y (B,) and B indices; got x {tuple(x.shape)}, "
+                              f"y {tuple(y.shape)}, {len(indices)} indices")
+    check_box(x, x, net)  # floating point, batched, finite, on the network's device
+    if y.is_floating_point() or y.dtype == torch.bool or y.device != x.device:
+        raise BoundInputError(f"y must hold integer labels on the images' device, got {y.dtype} on {y.device}")
+    if len(x) and not (x.min() >= 0 and x.max() <= 1):
+        raise BoundInputError("images must hold pixel values in [0, 1] (eps is in pixel units; normalisation is the "
+                              "network's first layer)")
+    classes = network_outputs(net, x) if len(x) else None
+    if classes is not None and (int(y.min()) < 0 or int(y.max()) >= classes):
+        raise BoundInputError(f"labels must lie in 0..{classes - 1} (the network's classes), got "
+                              f"{int(y.min())}..{int(y.max())}")
 
 
 def check_verdict(net: nn.Module, x: torch.Tensor, y: int, eps: float, verdict: Verdict) -> bool:
@@ -383,7 +433,8 @@ def summarize(results: list[Verdict], stages: tuple[str, ...]) -> dict:
     return {
         "samples": n,
         "natural_accuracy": rate(n - misclassified),
-        "pgd_accuracy": rate(n - misclassified - falsified_by.get("pgd", 0)),
+        # only when the attack ran: without it there is nothing to report (never natural accuracy again)
+        "pgd_accuracy": rate(n - misclassified - falsified_by["pgd"]) if "pgd" in stages else None,
         "certified_accuracy": rate(sum(certified_by.values())),
         "misclassified": misclassified,
         "falsified": falsified_by,

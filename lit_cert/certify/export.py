@@ -17,16 +17,18 @@ import torch
 
 from lit_cert.bounds.region import certified_box
 from lit_cert.numerics import certified_numerics
+from lit_cert.persist import atomic_path, staged, write_text
 
 
 def export_onnx(net: torch.nn.Module, in_shape: tuple[int, ...], path: Path) -> None:
     net = net.eval()
     param = next(net.parameters())
     dummy = torch.zeros(1, *in_shape, dtype=param.dtype, device=param.device)
-    torch.onnx.export(
-        net, (dummy,), str(path), dynamo=False, input_names=["input"], output_names=["logits"],
-        dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}}, opset_version=17,
-    )
+    with atomic_path(path) as tmp:
+        torch.onnx.export(
+            net, (dummy,), str(tmp), dynamo=False, input_names=["input"], output_names=["logits"],
+            dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}}, opset_version=17,
+        )
 
 
 def vnnlib_text(lb: torch.Tensor, ub: torch.Tensor, label: int, num_classes: int, comment: str = "") -> str:
@@ -52,25 +54,27 @@ def write_reference_outputs(net: torch.nn.Module, x: torch.Tensor, labels: list[
 
     with certified_numerics(), torch.no_grad():
         logits = net.eval()(x.to(next(net.parameters()).dtype))
-    np.savez(path, inputs=x.cpu().numpy(), labels=np.asarray(labels), logits=logits.cpu().numpy())
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.savez(f, inputs=x.cpu().numpy(), labels=np.asarray(labels), logits=logits.cpu().numpy())
 
 
 def export_split(net: torch.nn.Module, in_shape, num_classes: int, dataset, split: str, eps: float, limit: int, timeout: float,
                  out: Path) -> int:
     """``out/model.onnx``, one VNN-LIB property per sample of the first ``limit`` of ``dataset``
     (its box in float64, rounded outward: it contains the exact eps-ball of the float32 image),
-    ``out/instances.csv`` and ``out/reference_outputs.npz``; returns the number of properties."""
-    (out / "vnnlib").mkdir(parents=True, exist_ok=True)
-    export_onnx(net, in_shape, out / "model.onnx")
-    rows, inputs, labels = [], [], []
-    for i in range(min(limit, len(dataset))):
-        x, y = dataset[i]
-        lb, ub = certified_box(x.unsqueeze(0).double(), eps)
-        name = f"vnnlib/{split}_{i:05d}_eps{eps:g}.vnnlib"
-        (out / name).write_text(vnnlib_text(lb, ub, int(y), num_classes, f"{split} sample {i}, label {int(y)}, eps {eps:g}"))
-        rows.append(f"model.onnx,{name},{timeout:g}")
-        inputs.append(x)
-        labels.append(int(y))
-    (out / "instances.csv").write_text("\n".join(rows) + "\n")
-    write_reference_outputs(net, torch.stack(inputs), labels, out / "reference_outputs.npz")
+    ``out/instances.csv`` and ``out/reference_outputs.npz``; returns the number of properties.
+    Every file is written atomically and all of them only once all were made (:func:`staged`)."""
+    with staged():
+        export_onnx(net, in_shape, out / "model.onnx")
+        rows, inputs, labels = [], [], []
+        for i in range(min(limit, len(dataset))):
+            x, y = dataset[i]
+            lb, ub = certified_box(x.unsqueeze(0).double(), eps)
+            name = f"vnnlib/{split}_{i:05d}_eps{eps:g}.vnnlib"
+            write_text(out / name, vnnlib_text(lb, ub, int(y), num_classes, f"{split} sample {i}, label {int(y)}, eps {eps:g}"))
+            rows.append(f"model.onnx,{name},{timeout:g}")
+            inputs.append(x)
+            labels.append(int(y))
+        write_text(out / "instances.csv", "\n".join(rows) + "\n")
+        write_reference_outputs(net, torch.stack(inputs), labels, out / "reference_outputs.npz")
     return len(rows)

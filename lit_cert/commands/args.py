@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import argparse
 import math
+from typing import Annotated
 
 from lit_cert.errors import ConfigError
+from lit_cert.options import Check, validate
 
 
 class CommandParser(argparse.ArgumentParser):
@@ -72,3 +74,61 @@ def resolve_device(name: str):
     elif device.type != "cpu":
         raise ConfigError(f"--device {name}: only cpu and cuda devices are supported")
     return device
+
+
+def _device_problem(text) -> str | None:
+    try:
+        resolve_device(str(text))
+    except ConfigError as err:
+        reason = str(err)
+        if "is not a device" in reason or "only cpu and cuda" in reason:
+            return "must be auto, cpu, cuda or cuda:N"
+        return reason.split(": ", 1)[-1]
+    return None
+
+
+def _worker_problem(text) -> str | None:
+    if text == "auto":
+        return None
+    from lit_cert.certify.shards import parse_worker
+
+    try:
+        parse_worker(str(text), {})
+    except ConfigError:
+        return "must be K/N with 1 <= K <= N (e.g. 1/4), or auto"
+    return None
+
+
+#: ``auto``, ``cpu``, ``cuda`` or ``cuda:N`` -- checked against this machine
+DeviceName = Annotated[str, Check(_device_problem, "auto|cpu|cuda|cuda:N", ("tpu", "cuda:99"))]
+#: ``K/N`` or ``auto`` (torchrun / SLURM array)
+WorkerSpec = Annotated[str, Check(_worker_problem, "K/N or auto", ("3/2", "0/2", "one"))]
+
+
+def build_command(cfg, cls):
+    """The command's dataclass from a parsed jsonargparse namespace, every declared constraint
+    checked (:func:`lit_cert.options.validate`): values of a ``--config`` file that the parser
+    let through as plain mappings (a section given as a number or a list) are refused with the
+    option's name."""
+    import dataclasses
+
+    values = cfg.as_dict() if hasattr(cfg, "as_dict") else dict(cfg)
+    values.pop("config", None)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    for name, value in list(values.items()):
+        if name not in fields:
+            values.pop(name)
+            continue
+        default = fields[name].default_factory() if fields[name].default_factory is not dataclasses.MISSING else None
+        if dataclasses.is_dataclass(default):
+            if value is None or isinstance(value, dict) and not value:
+                values[name] = type(default)()
+            elif isinstance(value, dict):
+                unknown = sorted(set(value) - {f.name for f in dataclasses.fields(default)})
+                if unknown:
+                    raise ConfigError(f"--{name}: unknown settings {', '.join(unknown)}")
+                values[name] = type(default)(**value)
+            elif not isinstance(value, type(default)):
+                raise ConfigError(f"--{name}: a section of settings ({', '.join(f.name for f in dataclasses.fields(default))}), "
+                                  f"got {value!r}")
+    return validate(cls(**values))

@@ -19,15 +19,18 @@ printed table summarise natural, PGD and certified accuracy, decisions and time 
 from __future__ import annotations
 
 import json
-import math
-from dataclasses import asdict, dataclass
+import sys
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Literal, Optional
 
 import yaml
 
 from lit_cert.certify.settings import STAGE_NAMES, CascadeConfig, CascadeSettings
+from lit_cert.commands.args import DeviceName, WorkerSpec, build_command
 from lit_cert.errors import ConfigError, check
+from lit_cert.options import ExistingDir, ExistingFile, PositiveInt, Radius, WritableDir, validate
+from typing import Annotated
 
 #: flags of earlier versions -> today's nested keys
 LEGACY_FLAGS = {
@@ -53,36 +56,34 @@ class CertifyCommand(CascadeSettings):
         data_dir: where the run's dataset is (default: the run config's).
         device: ``auto`` (the GPU when present; a torchrun worker takes ``cuda:LOCAL_RANK``),
             ``cpu``, ``cuda`` or ``cuda:N``.
-        progress: show a progress bar.
+        progress: show a progress bar (it moves per sample and names the stage running).
         worker: ``K/N`` -- this process computes the K-th of N interleaved slices of the shards
             into the same ``out`` (:mod:`lit_cert.certify.shards`); ``auto`` reads the rank and
-            world size of torchrun or a SLURM array, else 1/1.
+            world size of torchrun or a SLURM array (with its step), else 1/1.
+        allow_other_data: certify on data other than the checkpoint was trained on (another
+            dataset or split contents): refused unless set.
     """
 
-    ckpt: Optional[str] = None
-    run_config: Optional[str] = None
-    out: Optional[str] = None
-    eps: Optional[float] = None
+    ckpt: Annotated[Optional[str], ExistingFile()] = None
+    run_config: Annotated[Optional[str], ExistingFile()] = None
+    out: Annotated[Optional[str], WritableDir()] = None
+    eps: Optional[Radius] = None
     split: Literal["test", "val", "train"] = "test"
-    limit: Optional[int] = None
-    shard_size: int = 100
-    batch_size: int = 100
-    data_dir: Optional[str] = None
-    device: str = "auto"
+    limit: Optional[PositiveInt] = None
+    shard_size: PositiveInt = 100
+    batch_size: PositiveInt = 100
+    data_dir: Annotated[Optional[str], ExistingDir()] = None
+    device: DeviceName = "auto"
     progress: bool = True
-    worker: str = "auto"
+    worker: WorkerSpec = "auto"
+    allow_other_data: bool = False
 
     def __post_init__(self):
         super().__post_init__()
         check(bool(self.ckpt), "certify needs --ckpt CHECKPOINT (a checkpoint of a lit_cert run)")
-        check(self.eps is None or (math.isfinite(self.eps) and 0 <= self.eps <= 1),
-              f"--eps: must be a finite radius in [0, 1] (pixel units), got {self.eps}")
-        for name in ("limit", "shard_size", "batch_size"):
-            value = getattr(self, name)
-            check(value is None or value >= 1, f"--{name}: must be an integer >= 1, got {value}")
 
     def cascade(self, eps: float) -> CascadeConfig:
-        return CascadeConfig(eps=eps, **{k: getattr(self, k) for k in CascadeSettings.__dataclass_fields__})
+        return CascadeConfig(eps=eps, **{f.name: getattr(self, f.name) for f in fields(CascadeSettings)})
 
 
 def _looks_like_run_config(path: str) -> bool:
@@ -146,18 +147,28 @@ def parse(argv: list[str]) -> CertifyCommand:
 
     parser = build_parser()
     cfg = parse_one_line(parser, translate_legacy(list(argv)))
-    fields = parser.instantiate(cfg).as_dict()
-    fields.pop("config", None)
-    return CertifyCommand(**{k: v for k, v in fields.items() if k in CertifyCommand.__dataclass_fields__})
+    return build_command(cfg, CertifyCommand)
 
 
 def certify(cmd: CertifyCommand) -> dict:
+    """Run the command: one line and exit status 130 on Ctrl-C (finished shards are kept)."""
+    try:
+        return _certify(cmd)
+    except KeyboardInterrupt:
+        print("lit_cert certify: interrupted (Ctrl-C); finished shards are kept in the output folder: rerun the same "
+              "command to continue", file=sys.stderr)
+        raise SystemExit(130) from None
+
+
+def _certify(cmd: CertifyCommand) -> dict:
     from lit_cert.certify.cascade import Cascade, summarize
     import os
 
     from lit_cert.certify.shards import certify_dataset, check_settings, parse_worker
     from lit_cert.checkpoints import file_sha256
     from lit_cert.commands.args import resolve_device
+    from lit_cert.files import CERTIFY_SUMMARY
+    from lit_cert.persist import write_record
     from lit_cert.rundir import ensure_writable_dir
     from lit_cert.runs import load_run, split_dataset
 
@@ -169,7 +180,7 @@ def certify(cmd: CertifyCommand) -> dict:
         if torch.cuda.is_available():  # one GPU per torchrun worker
             device_name = f"cuda:{int(os.environ['LOCAL_RANK']) % torch.cuda.device_count()}"
     device = resolve_device(device_name)
-    model, dm = load_run(cmd.ckpt, cmd.run_config, cmd.data_dir)
+    model, dm = load_run(cmd.ckpt, cmd.run_config, cmd.data_dir, allow_other_data=cmd.allow_other_data)
     net = model.net.to(device)
     eps = model.eps_test if cmd.eps is None else cmd.eps
     cfg = cmd.cascade(eps)
@@ -177,18 +188,19 @@ def certify(cmd: CertifyCommand) -> dict:
     n = len(dataset) if cmd.limit is None else min(cmd.limit, len(dataset))
     out = ensure_writable_dir(Path(cmd.out or Path(cmd.ckpt).resolve().parent.parent / "certify" / f"{cmd.split}_eps{eps:g}"),
                               "certification output folder")
+    identity = dm.identity(splits=(cmd.split,))
+    data = {"dataset": identity["dataset"], "name": identity["name"], "transforms": identity["transforms"],
+            "split": cmd.split, **identity["splits"][cmd.split]}
     settings = {"ckpt_sha256": file_sha256(cmd.ckpt), "split": cmd.split, "samples": n, "shard_size": cmd.shard_size,
-                "cascade": json.loads(json.dumps(asdict(cfg)))}
-    check_settings(out, settings)
+                "cascade": json.loads(json.dumps(asdict(cfg))), "data": data}
+    fingerprint = check_settings(out, settings)
     results, missing = certify_dataset(Cascade(net, cfg), dataset, out, list(range(n)), cmd.shard_size, cmd.batch_size, device,
-                                       cmd.progress, worker)
+                                       cmd.progress, worker, fingerprint)
     summary = summarize(results, cfg.stages)
     total = -(-n // cmd.shard_size)
     summary.update(eps=eps, split=cmd.split, ckpt=str(Path(cmd.ckpt).resolve()), ckpt_sha256=settings["ckpt_sha256"],
-                   shards={"done": total - missing, "total": total}, complete=missing == 0)
-    tmp = out / f".summary.{os.getpid()}.tmp"
-    tmp.write_text(json.dumps(summary, indent=2))
-    os.replace(tmp, out / "summary.json")  # atomically: workers finishing together never leave a torn file
+                   data=data, shards={"done": total - missing, "total": total}, complete=missing == 0)
+    write_record(out / "summary.json", CERTIFY_SUMMARY.kind, summary)  # atomic: workers finishing together never tear it
     print_table(summary, out)
     if missing:
         print(f"lit_cert certify: worker {worker[0]}/{worker[1]} done; {missing} of {total} shards are still missing "
@@ -199,7 +211,8 @@ def certify(cmd: CertifyCommand) -> dict:
 def print_table(s: dict, out: Path) -> None:
     print(f"lit_cert certify: {s['samples']} samples of {s['split']}, eps={s['eps']:g} -> {out}")
     print(f"  natural accuracy   {100 * s['natural_accuracy']:6.2f}%")
-    print(f"  PGD accuracy       {100 * s['pgd_accuracy']:6.2f}%")
+    if s.get("pgd_accuracy") is not None:  # only when the attack ran
+        print(f"  PGD accuracy       {100 * s['pgd_accuracy']:6.2f}%")
     print(f"  certified accuracy {100 * s['certified_accuracy']:6.2f}%")
     print(f"  misclassified {s['misclassified']}, falsified {s['falsified']}, unknown {s['unknown']}")
     if s.get("float64_rechecks"):

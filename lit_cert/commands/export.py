@@ -6,12 +6,12 @@ with a run config still works)."""
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Annotated, Literal, Optional
 
 from lit_cert.errors import check
+from lit_cert.options import ExistingDir, ExistingFile, PositiveFloat, PositiveInt, Radius, WritableDir
 
 
 @dataclass
@@ -27,36 +27,41 @@ class ExportCommand:
         limit: properties for the first N samples.
         timeout: per-instance timeout written to ``instances.csv``.
         data_dir: where the run's dataset is (default: the run config's).
+        allow_other_data: export properties of data other than the checkpoint was trained on.
     """
 
-    ckpt: Optional[str] = None
-    out: Optional[str] = None
-    run_config: Optional[str] = None
-    eps: Optional[float] = None
+    ckpt: Annotated[Optional[str], ExistingFile()] = None
+    out: Annotated[Optional[str], WritableDir()] = None
+    run_config: Annotated[Optional[str], ExistingFile()] = None
+    eps: Optional[Radius] = None
     split: Literal["test", "val", "train"] = "test"
-    limit: int = 10
-    timeout: float = 300.0
-    data_dir: Optional[str] = None
+    limit: PositiveInt = 10
+    timeout: PositiveFloat = 300.0
+    data_dir: Annotated[Optional[str], ExistingDir()] = None
+    allow_other_data: bool = False
 
     def __post_init__(self):
         check(bool(self.ckpt) and bool(self.out), "export needs --ckpt CHECKPOINT and --out FOLDER")
-        check(self.eps is None or (math.isfinite(self.eps) and 0 <= self.eps <= 1),
-              f"--eps: must be a finite radius in [0, 1] (pixel units), got {self.eps}")
-        check(self.limit >= 1, f"--limit: must be an integer >= 1, got {self.limit}")
-        check(math.isfinite(self.timeout) and self.timeout > 0, f"--timeout: must be a finite number > 0, got {self.timeout}")
 
 
 def parse(argv: list[str]) -> ExportCommand:
     from jsonargparse import ActionConfigFile, ArgumentParser
 
+    from lit_cert.commands.args import build_command
     from lit_cert.commands.certify import translate_legacy
     from lit_cert.commands.parse_errors import parse_one_line
+
+    parser = build_parser()
+    return build_command(parse_one_line(parser, translate_legacy(list(argv), certify_flags=False)), ExportCommand)
+
+
+def build_parser():
+    from jsonargparse import ActionConfigFile, ArgumentParser
 
     parser = ArgumentParser(prog="python -m lit_cert export", description=__doc__, default_env=False, allow_abbrev=False)
     parser.add_argument("--config", action=ActionConfigFile, help="a YAML file of these settings (see --print_config)")
     parser.add_class_arguments(ExportCommand, nested_key=None, as_group=False)
-    fields = parser.instantiate(parse_one_line(parser, translate_legacy(list(argv), certify_flags=False))).as_dict()
-    return ExportCommand(**{k: v for k, v in fields.items() if k in ExportCommand.__dataclass_fields__})
+    return parser
 
 
 def main(argv: list[str]) -> Path:
@@ -66,7 +71,7 @@ def main(argv: list[str]) -> Path:
     from lit_cert.rundir import ensure_writable_dir
     from lit_cert.runs import load_run, split_dataset
 
-    model, dm = load_run(cmd.ckpt, cmd.run_config, cmd.data_dir)
+    model, dm = load_run(cmd.ckpt, cmd.run_config, cmd.data_dir, allow_other_data=cmd.allow_other_data)
     eps = model.eps_test if cmd.eps is None else cmd.eps
     out = ensure_writable_dir(cmd.out, "export folder")
     n = export_split(model.net, model.data_info.in_shape, model.num_classes, split_dataset(dm, cmd.split), cmd.split, eps,

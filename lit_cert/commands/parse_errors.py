@@ -25,9 +25,19 @@ _NOISE = (
 )
 
 
-def did_you_mean(word: str, candidates: Iterable[str], cutoff: float = 0.6) -> str:
-    """`` (did you mean X?)`` for the closest candidate, or an empty string."""
-    match = difflib.get_close_matches(word, sorted(set(candidates)), n=1, cutoff=cutoff)
+def did_you_mean(word: str, candidates: Iterable[str], cutoff: float = 0.6, case_insensitive: bool = True) -> str:
+    """`` (did you mean X?)`` for the closest candidate, or an empty string. A candidate that
+    differs only in case wins (``lit_cert.methods.Sabr`` -> ``SABR``, not ``Standard``); the
+    rest is compared case-insensitively too."""
+    pool = sorted(set(candidates))
+    if case_insensitive:
+        same = [c for c in pool if c.lower() == word.lower()]
+        if same:
+            return f" (did you mean {same[0]}?)"
+        lowered = {c.lower(): c for c in pool}
+        match = difflib.get_close_matches(word.lower(), list(lowered), n=1, cutoff=cutoff)
+        return f" (did you mean {lowered[match[0]]}?)" if match else ""
+    match = difflib.get_close_matches(word, pool, n=1, cutoff=cutoff)
     return f" (did you mean {match[0]}?)" if match else ""
 
 
@@ -127,6 +137,12 @@ def summarize(message: str, argv: Sequence[str] = (), known_options: Iterable[st
     m = re.search(r"File does not exist: '([^']*)'", text) or re.search(r'Parser key "config".*does not exist', text)
     if m:
         return f"config file '{m.group(1) if m.groups() else '?'}' does not exist"
+
+    m = re.search(r"Group '([^']+)' does not accept option '([^']+)'", text)
+    if m:
+        group, option = m.groups()
+        key = f"--{group}.{option}"
+        return f"{key}: unknown setting{did_you_mean(key, known)}"
 
     files = _config_files(argv)
     named = f" {files[-1]}" if files else ""

@@ -372,6 +372,45 @@ class ImageData:
         self.test_set = ImageTensorDataset(x_te, y_te)
         self.report()
 
+    # ----------------------------------------------------------------- identity
+    def public_name(self) -> str:
+        """The dataset's name in configs (``FashionMNIST`` for both its plain and its Lightning
+        class; a user's own class keeps its dotted path)."""
+        from lit_cert.data import LIGHTNING_CLASSES
+
+        for name, plain in LIGHTNING_CLASSES.items():
+            if name != "ImageDataModule" and plain in type(self).__mro__:
+                return name
+        return f"{type(self).__module__}.{type(self).__qualname__}"
+
+    def split_identity(self, split: str) -> dict:
+        """Size and content fingerprint (SHA-256 of the served images and labels) of one split;
+        cached, so a checkpoint save or a certify run pays for it once."""
+        cache = self.__dict__.setdefault("_split_ids", {})
+        if split not in cache:
+            import hashlib
+
+            ds = {"train": self.train_set, "val": self.val_set, "test": self.test_set}[split]
+            if ds is None:
+                raise RuntimeError("split_identity needs setup() first")
+            digest = hashlib.sha256()
+            digest.update(str(ds.images.dtype).encode() + str(tuple(ds.images.shape)).encode())
+            digest.update(ds.images.contiguous().numpy().tobytes())
+            digest.update(ds.labels.contiguous().numpy().tobytes())
+            cache[split] = {"size": len(ds), "fingerprint": digest.hexdigest()}
+        return cache[split]
+
+    def identity(self, splits: Sequence[str] = ("train", "val", "test")) -> dict:
+        """What the data is (a ``data-identity`` record, :mod:`lit_cert.files`): the dataset, its
+        shape, classes and transforms, and each split's size and content fingerprint. Recorded in
+        every checkpoint and certify folder, so a network is never evaluated on other data by
+        mistake (:func:`lit_cert.runs.check_same_data`)."""
+        info = self.info
+        return {"dataset": self.public_name(), "name": info.name, "in_shape": list(info.in_shape),
+                "num_classes": int(info.num_classes),
+                "transforms": {"downsample": self.downsample, "mean": list(info.mean), "std": list(info.std)},
+                "splits": {s: self.split_identity(s) for s in splits}}
+
     @property
     def base_shape(self) -> tuple[int, ...]:
         return self._base_shape or tuple(self.info.in_shape)
