@@ -25,6 +25,7 @@ keeps that list empty -- :class:`Free` marks an option that really takes any val
 
 from __future__ import annotations
 
+import collections.abc
 import dataclasses
 import functools
 import inspect
@@ -33,7 +34,7 @@ import os
 import typing
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Callable, Iterable, Literal, Optional, Sequence, Union
+from typing import Annotated, Any, Callable, Iterable, Literal, Optional, Union
 
 from lit_cert.errors import ConfigError
 
@@ -72,17 +73,21 @@ class Range(Constraint):
     hi: Optional[float] = None
     lo_open: bool = False
     hi_open: bool = False
+    what: str = ""  # what the number is, for messages ("a radius")
 
     def problem(self, value):
         if not _is_number(value):
             return "must be a number"
         if not math.isfinite(value):
-            return f"must be a finite number {self.describe()}"
+            return f"must be finite, {self.describe()}"
         lo_bad = self.lo is not None and (value <= self.lo if self.lo_open else value < self.lo)
         hi_bad = self.hi is not None and (value >= self.hi if self.hi_open else value > self.hi)
         return f"must be {self.describe()}" if lo_bad or hi_bad else None
 
     def describe(self) -> str:
+        return f"{self.what} {self._interval()}" if self.what else self._interval()
+
+    def _interval(self) -> str:
         if self.lo is not None and self.hi is not None:
             return f"in {'(' if self.lo_open else '['}{self.lo:g}, {self.hi:g}{')' if self.hi_open else ']'}"
         if self.lo is not None:
@@ -238,7 +243,7 @@ NonNegativeInt = Annotated[int, Range(0)]
 PositiveFloat = Annotated[float, Range(0, lo_open=True)]
 NonNegativeFloat = Annotated[float, Range(0)]
 #: an L∞ radius in pixel units of [0, 1] images
-Radius = Annotated[float, Range(0, 1)]
+Radius = Annotated[float, Range(0, 1, what="a radius (pixel units)")]
 UnitInterval = Annotated[float, Range(0, 1)]
 Seed = Annotated[int, Range(0)]
 AnyInt = Annotated[int, Free()]
@@ -269,17 +274,20 @@ def _split(annotation) -> tuple[Any, list[Constraint], bool]:
     return annotation, constraints, optional
 
 
+_LISTS = (list, tuple, set, collections.abc.Sequence, collections.abc.Set)
+
+
 def _item_kind(base) -> type:
     """The number type an option's constraints are about (``int`` for ``list[int]``)."""
     origin = typing.get_origin(base)
-    if origin in (list, tuple, Sequence, typing.Sequence, set):
+    if origin in _LISTS:
         args = [a for a in typing.get_args(base) if a is not Ellipsis]
         return _split(args[0])[0] if args else Any
     return base
 
 
 def _is_list(base) -> bool:
-    return typing.get_origin(base) in (list, tuple, Sequence, typing.Sequence, set) or base in (list, tuple)
+    return typing.get_origin(base) in _LISTS or base in (list, tuple)
 
 
 def _item_constraints(base) -> list[Constraint]:
@@ -295,6 +303,9 @@ def check_value(name: str, value: Any, annotation: Any) -> None:
     base, constraints, optional = _split(annotation)
     if value is None:
         return
+    if typing.get_origin(base) is Literal and value not in typing.get_args(base):
+        choices = ", ".join(str(a) for a in typing.get_args(base))
+        raise ConfigError(f"{name}: must be one of {choices}, got {_show(value)}")
     is_list = _is_list(base) and isinstance(value, (list, tuple))
     integer = _item_kind(base) is int
     for constraint in constraints + _item_constraints(base):
@@ -364,6 +375,33 @@ def validate_arguments(cls: type, arguments: dict, prefix: str = "") -> None:
     for name, _, annotation in constructor_parameters(cls):
         if name in arguments:
             check_value(f"{prefix}{name}", arguments[name], annotation)
+
+
+def check_arguments() -> None:
+    """Check the arguments of the constructor that calls this against that constructor's
+    declared constraints (its first line: ``check_arguments()``). The CLI has already checked
+    them with dotted names (:func:`validate_arguments`); this gives a library caller the same
+    guard, without a wrapper that would hide the signature from jsonargparse or the frames
+    Lightning's ``save_hyperparameters`` reads."""
+    import sys
+
+    frame = sys._getframe(1)
+    try:
+        owner = frame.f_locals.get("self")
+        fn = None
+        for klass in type(owner).__mro__:
+            candidate = klass.__dict__.get("__init__")
+            if getattr(candidate, "__code__", None) is frame.f_code:
+                fn = candidate
+                break
+        if fn is None:
+            return
+        hints = _hints(fn)
+        for name, annotation in hints.items():
+            if name in frame.f_locals and name not in ("self", "return"):
+                check_value(name, frame.f_locals[name], annotation)
+    finally:
+        del frame
 
 
 def checked(init: Callable) -> Callable:

@@ -51,7 +51,7 @@ def test_overrides_win_over_interpolated_values(workdir, capsys):
 
 
 BAD = [
-    (["--model.eps_train=-0.1"], "eps_train must be a finite radius in [0, 1]"),
+    (["--model.eps_train=-0.1"], "eps_train: must be a radius (pixel units) in [0, 1]"),
     (["--model.network.class_path=lit_cert.models.NoSuchNet"], "NoSuchNet"),
     (["--data.class_path=lit_cert.data.NoSuchData"], "NoSuchData"),
 ]

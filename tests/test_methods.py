@@ -177,11 +177,11 @@ def test_invalid_arguments_raise_config_errors(data):
     dm, _, _ = data
     with pytest.raises(ConfigError, match="eps_test is missing"):
         IBP(network=CNN3(), data_info=dm.info)
-    with pytest.raises(ConfigError, match="eps_train must be a finite radius"):
+    with pytest.raises(ConfigError, match="eps_train: must be a radius"):
         IBP(network=CNN3(), data_info=dm.info, eps_train=-0.1, eps_test=0.1)
-    with pytest.raises(ConfigError, match="eps_test must be a finite radius"):
+    with pytest.raises(ConfigError, match="eps_test: must be a radius"):
         IBP(network=CNN3(), data_info=dm.info, eps_train=0.1, eps_test=1e9)
-    with pytest.raises(ConfigError, match="unknown certifier"):
+    with pytest.raises(ConfigError, match="certifier: must be one of ibp"):
         IBP(network=CNN3(), data_info=dm.info, eps_test=0.1, certifier="magic")
     with pytest.raises(ConfigError, match="data_info"):
         IBP(network=CNN3(), eps_test=0.1)

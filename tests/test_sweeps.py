@@ -116,7 +116,7 @@ def test_offline_runner_grid_with_a_failure_and_resume(workdir):
     status = {r["params"]["model.init_args.eps_train"]: r for r in records}
     assert status[0.02]["status"] == status[0.05]["status"] == "finished"
     assert status[-1.0]["status"] == "failed" and status[-1.0]["returncode"] == 2
-    assert "eps_train must be a finite radius" in status[-1.0]["log_tail"]
+    assert "eps_train: must be a radius" in status[-1.0]["log_tail"]
     assert 0.0 <= status[0.05]["metric"] <= 1.0
     assert status[0.05]["metrics"]["final/eps"] == pytest.approx(0.05)
     rows = (workdir / "out" / "results.csv").read_text().splitlines()
@@ -201,7 +201,7 @@ def test_a_truncated_last_record_is_rerun_not_a_traceback(workdir, capsys):
     lines = log.read_text().splitlines()
     log.write_text(lines[0] + "\n" + lines[1][: len(lines[1]) // 2])  # a kill mid-append
     records = main(["sweep", sweep, "--out", "out"])
-    assert "line 2 is not a complete record" in capsys.readouterr().err
+    assert "line 2 is not a valid run record" in capsys.readouterr().err
     assert sorted(r["params"]["a"] for r in records if r["status"] == "finished") == [1, 2]
     assert [json.loads(x)["params"]["a"] for x in log.read_text().splitlines()[2:]] == [2]  # the damaged run reran
 

@@ -70,13 +70,13 @@ def _mnist_dir(root: Path, problem: str) -> Path:
 MNIST_ARGS = ["--data=lit_cert.data.MNIST", "--data.download=false", "--model.network.init_args.width=0.25"]
 
 FIT_CASES = {
-    "batch-size-0": (["--data.init_args.batch_size=0"], "batch_size"),
-    "width-0": (["--model.init_args.network.init_args.width=0"], "width must be"),
+    "batch-size-0": (["--data.init_args.batch_size=0"], "data.init_args.batch_size: must be an integer >= 1"),
+    "width-0": (["--model.init_args.network.init_args.width=0"], "model.init_args.network.init_args.width: must be > 0"),
     "ramp-epochs-negative": (["--schedule.ramp_epochs=-1"], "ramp_epochs"),
-    "eps-huge": (["--model.eps_train=1e9", "--model.eps_test=0.1"], "eps_train must be a finite radius"),
-    "eps-test-above-1": (["--model.eps_test=1.5"], "eps_test must be a finite radius"),
-    "lr-zero": (["--model.lr=0"], "lr must be > 0"),
-    "unknown-certifier": (["--model.certifier=magic"], "unknown certifier"),
+    "eps-huge": (["--model.eps_train=1e9", "--model.eps_test=0.1"], "model.init_args.eps_train: must be a radius"),
+    "eps-test-above-1": (["--model.eps_test=1.5"], "model.init_args.eps_test: must be a radius"),
+    "lr-zero": (["--model.lr=0"], "model.init_args.lr: must be > 0"),
+    "unknown-certifier": (["--model.certifier=magic"], "model.init_args.certifier: must be one of ibp"),
     # what the config parser (jsonargparse) rejects: one line with the cause, not a usage dump
     "eps-nan": (["--model.eps_train=nan"], "model.init_args.eps_train: must be a finite number, got nan"),
     "eps-inf": (["--model.eps_test=inf"], "model.init_args.eps_test: must be a finite number, got inf"),
@@ -169,7 +169,7 @@ def test_unwritable_output_directory(workdir, capsys):
 
 
 CERTIFY_CASES = {
-    "eps-negative": (["--eps", "-0.1"], "--eps: must be in [0, 1]"),
+    "eps-negative": (["--eps", "-0.1"], "--eps: must be a radius (pixel units) in [0, 1]"),
     "eps-nan": (["--eps", "nan"], "eps: must be a finite number, got nan"),
     "limit-negative": (["--limit", "-5"], "--limit: must be an integer >= 1"),
     "shard-size-0": (["--shard_size", "0"], "--shard_size: must be an integer >= 1"),
@@ -191,7 +191,7 @@ def test_bad_certify_arguments(workdir, capsys, trained, name):
 
 
 @pytest.mark.parametrize("extra,message", [
-    (["--eps", "-0.1"], "--eps: must be in [0, 1]"),
+    (["--eps", "-0.1"], "--eps: must be a radius (pixel units) in [0, 1]"),
     (["--limit", "0"], "--limit: must be an integer >= 1"),
 ])
 def test_bad_export_arguments(workdir, capsys, trained, extra, message):

@@ -6,20 +6,25 @@ first ``smooth_mid`` of the ramp, then linear, continuous in value and slope), k
 linearly from ``kappa_start`` to ``kappa_end`` and beta from ``beta_start`` to ``beta_end``.
 Afterwards all stay at their final values.
 
-The schedule is a function of ``trainer.global_step`` (restored on resume), and the callback
-also checkpoints the values it last applied, so a resumed run continues on the same curve and
-even its first validation uses the same eps.
+The schedule is a function of the (fractional) epochs done, counted from ``trainer.global_step``
+with the number of optimiser steps per epoch. The checkpoint keeps that count's anchor and the
+values last applied, so a resumed run continues on the same curve -- even when the epoch length
+changed (another batch size, ``train_size`` or ``limit_train_batches``): the schedule then
+continues from the epoch it had reached, with the new length, and says so -- and even its first
+validation uses the same eps.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any, Literal, Optional
+import sys
+from typing import Annotated, Any, Literal, Optional
 
 import lightning as L
 from lightning.pytorch.callbacks import Callback
 
 from lit_cert.errors import ConfigError
+from lit_cert.options import NonNegativeFloat, Radius, Range, UnitInterval, check_arguments
 
 
 def linear_ramp(t: float) -> float:
@@ -64,47 +69,42 @@ class CertifiedSchedule(Callback):
 
     def __init__(
         self,
-        warmup_epochs: float = 0.0,
-        ramp_epochs: float = 0.0,
+        warmup_epochs: NonNegativeFloat = 0.0,
+        ramp_epochs: NonNegativeFloat = 0.0,
         shape: Literal["linear", "smooth"] = "smooth",
-        smooth_mid: float = 0.25,
-        smooth_exponent: float = 4.0,
-        eps_start: float = 0.0,
-        kappa_start: float = 0.0,
-        kappa_end: Optional[float] = None,
-        beta_start: float = 1.0,
-        beta_end: float = 0.0,
+        smooth_mid: Annotated[float, Range(0, 1, lo_open=True, hi_open=True)] = 0.25,
+        smooth_exponent: Annotated[float, Range(1)] = 4.0,
+        eps_start: Radius = 0.0,
+        kappa_start: UnitInterval = 0.0,
+        kappa_end: Optional[UnitInterval] = None,
+        beta_start: UnitInterval = 1.0,
+        beta_end: UnitInterval = 0.0,
     ):
-        if not (math.isfinite(warmup_epochs) and math.isfinite(ramp_epochs) and warmup_epochs >= 0 and ramp_epochs >= 0):
-            raise ConfigError(f"schedule.warmup_epochs and schedule.ramp_epochs must be >= 0, got {warmup_epochs}, {ramp_epochs}")
-        if shape not in ("linear", "smooth"):
-            raise ConfigError(f"schedule.shape must be 'linear' or 'smooth', got {shape!r}")
-        if not 0 < smooth_mid < 1 or smooth_exponent < 1:
-            raise ConfigError(f"schedule.smooth_mid must be in (0, 1) and smooth_exponent >= 1, got {smooth_mid}, {smooth_exponent}")
+        check_arguments()
         kappa_end = kappa_start if kappa_end is None else kappa_end
-        for name, v in (("kappa_start", kappa_start), ("kappa_end", kappa_end), ("beta_start", beta_start), ("beta_end", beta_end)):
-            if not 0.0 <= v <= 1.0:
-                raise ConfigError(f"schedule.{name} must be in [0, 1], got {v}")
-        if not (math.isfinite(eps_start) and 0 <= eps_start <= 1):
-            raise ConfigError(f"schedule.eps_start must be a radius in [0, 1], got {eps_start}")
         self.warmup_epochs, self.ramp_epochs, self.shape, self.eps_start = warmup_epochs, ramp_epochs, shape, eps_start
         self.smooth_mid, self.smooth_exponent = smooth_mid, smooth_exponent
         self.kappa_start, self.kappa_end = kappa_start, kappa_end
         self.beta_start, self.beta_end = beta_start, beta_end
         self.steps_per_epoch: Optional[int] = None
+        #: (step, epochs done at that step): epochs(step) = epochs + (step - anchor step) / steps_per_epoch
+        self.anchor: tuple[int, float] = (0, 0.0)
         self.applied: dict[str, float] = {}
 
     # ------------------------------------------------------------------ the curve
+    def epochs_at(self, step: int) -> float:
+        """Fractional epochs done at optimiser step ``step``."""
+        spe = self.steps_per_epoch or 1
+        return self.anchor[1] + (step - self.anchor[0]) / spe
+
     def progress(self, step: int) -> tuple[float, bool]:
         """(fraction of the ramp done at ``step``, whether still in warm-up)."""
-        spe = self.steps_per_epoch or 1
-        warmup = self.warmup_epochs * spe
-        ramp = self.ramp_epochs * spe
-        if step < warmup:
+        epochs = self.epochs_at(step)
+        if epochs < self.warmup_epochs:
             return 0.0, True
-        if ramp <= 0:
+        if self.ramp_epochs <= 0:
             return 1.0, False
-        return linear_ramp((step - warmup) / ramp), False
+        return linear_ramp((epochs - self.warmup_epochs) / self.ramp_epochs), False
 
     def values_at(self, step: int) -> dict[str, float]:
         """What the schedule says at an optimiser step: the ramp ``progress`` (0 in warm-up), the
@@ -122,7 +122,7 @@ class CertifiedSchedule(Callback):
             "beta": self.beta_start + (self.beta_end - self.beta_start) * t,
             "progress": t,
             "warmup": warm,
-            "epochs": step / (self.steps_per_epoch or 1),
+            "epochs": self.epochs_at(step),
         }
 
     def apply(self, pl_module: L.LightningModule, step: int) -> None:
@@ -153,14 +153,24 @@ class CertifiedSchedule(Callback):
         batches = trainer.num_training_batches
         if not isinstance(batches, int) or math.isinf(batches):
             batches = max(int(trainer.max_steps), 1) if trainer.max_steps and trainer.max_steps > 0 else 1
-        self.steps_per_epoch = max(1, batches // max(1, trainer.accumulate_grad_batches))
+        steps = max(1, batches // max(1, trainer.accumulate_grad_batches))
+        previous = self.steps_per_epoch
+        if previous is not None and previous != steps:  # resumed with another epoch length
+            step = int(trainer.global_step)
+            self.anchor = (step, self.epochs_at(step))
+            if trainer.is_global_zero:
+                print(f"lit_cert: the epoch length changed from {previous} to {steps} optimiser steps; the eps/kappa/beta "
+                      f"schedule continues from epoch {self.anchor[1]:.3f}, where it was", file=sys.stderr)
+        self.steps_per_epoch = steps
 
     def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int) -> None:
         self.apply(pl_module, trainer.global_step)
 
     def state_dict(self) -> dict[str, Any]:
-        return {"steps_per_epoch": self.steps_per_epoch, "applied": dict(self.applied)}
+        return {"steps_per_epoch": self.steps_per_epoch, "anchor": list(self.anchor), "applied": dict(self.applied)}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.steps_per_epoch = state_dict.get("steps_per_epoch", self.steps_per_epoch)
+        anchor = state_dict.get("anchor", (0, 0.0))  # checkpoints before 0.2 counted from step 0
+        self.anchor = (int(anchor[0]), float(anchor[1]))
         self.applied = dict(state_dict.get("applied", {}))

@@ -34,7 +34,6 @@ from lit_cert.certify.bab import BranchAndBound
 from lit_cert.certify.settings import STAGE_NAMES, CascadeConfig
 from lit_cert.bounds.affine import dense_affine_blocks
 from lit_cert.certify.milp import verify_milp
-from lit_cert.errors import ConfigError
 from lit_cert.numerics import certified_numerics, check_full_precision_weights, full_precision
 
 Status = Literal["certified", "falsified", "misclassified", "unknown"]

@@ -29,7 +29,7 @@ import yaml
 from lit_cert.certify.settings import STAGE_NAMES, CascadeConfig, CascadeSettings
 from lit_cert.commands.args import DeviceName, WorkerSpec, build_command
 from lit_cert.errors import ConfigError, check
-from lit_cert.options import ExistingDir, ExistingFile, PositiveInt, Radius, WritableDir, validate
+from lit_cert.options import ExistingDir, ExistingFile, PositiveInt, Radius, WritableDir
 from typing import Annotated
 
 #: flags of earlier versions -> today's nested keys

@@ -45,7 +45,6 @@ class ExportCommand:
 
 
 def parse(argv: list[str]) -> ExportCommand:
-    from jsonargparse import ActionConfigFile, ArgumentParser
 
     from lit_cert.commands.args import build_command
     from lit_cert.commands.certify import translate_legacy

@@ -117,6 +117,14 @@ class LitCertCLI(LightningCLI):
         parser.add_argument(
             "--test_after_fit", type=bool, default=False, help="After fit, test the best checkpoint (fit only)."
         )
+        parser.add_argument(
+            "--allow_other_data", type=bool, default=False,
+            help="test/validate (or resume) a checkpoint on data other than it was trained on (refused otherwise).")
+
+    @staticmethod
+    def subcommands() -> dict[str, set[str]]:
+        """fit, validate and test (``predict`` is lit_cert's own command: logits and verdicts)."""
+        return {k: v for k, v in LightningCLI.subcommands().items() if k != "predict"}
 
     def parse_arguments(self, parser: LightningArgumentParser, args) -> None:
         """What jsonargparse rejects becomes one ConfigError line (``--help``/``--print_config``
@@ -142,6 +150,31 @@ class LitCertCLI(LightningCLI):
             raise ConfigError(
                 f"{sub} needs --ckpt_path (a checkpoint of a trained run): without one it would report "
                 "the metrics of untrained weights")
+        validate_run_config(config)
+
+    def _set_seed(self) -> None:
+        """Seed as LightningCLI does, without its "Seed set" line: nothing is printed before the
+        configuration and the data were checked (the seed is in the run's config.yaml)."""
+        from lightning.fabric.utilities.seed import seed_everything
+
+        sub = self.config.get("subcommand")
+        config = self.config[sub] if sub else self.config
+        seed = config.get("seed_everything")
+        if seed is False:
+            return
+        config["seed_everything"] = seed_everything(None if seed is True else seed, workers=True, verbose=False)
+
+    def instantiate_classes(self) -> None:
+        """LightningCLI's order, with the checks that read files -- the checkpoint fits the model,
+        the data are there and readable, the data are those the checkpoint was trained on -- done
+        before the Trainer is built: a bad input is the only output, no Lightning banner first."""
+        self.config_init = self.parser.instantiate_classes(self.config)
+        self.datamodule = self._get(self.config_init, "data")
+        self.model = self._get(self.config_init, "model")
+        if self.subcommand in ("fit", "validate", "test"):
+            self.early_checks(self.subcommand)
+        self._add_configure_optimizers_method_to_model(self.subcommand)
+        self.trainer = self.instantiate_trainer()
 
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand] if self.subcommand else self.config
@@ -169,28 +202,29 @@ class LitCertCLI(LightningCLI):
 
     def early_checks(self, stage: str) -> None:
         """Problems a run would otherwise meet only after it made its run directory (or mid-way
-        through training): the checkpoint to resume from or test, and the data files."""
-        ckpt_path = self.config[self.subcommand].get("ckpt_path")
+        through training): the checkpoint to resume from or test -- its weights fit, and it was
+        trained on these data -- the data files, and a training epoch of at least one batch."""
+        config = self.config[self.subcommand]
+        ckpt_path = config.get("ckpt_path")
+        state = None
         if ckpt_path and str(ckpt_path) not in ("last", "best", "hpc", "registry"):
-            check_state_fits(self.model, read_checkpoint(ckpt_path)["state_dict"], str(ckpt_path))
+            state = read_checkpoint(ckpt_path)
+            check_state_fits(self.model, state["state_dict"], str(ckpt_path))
+        schedule = self._get(self.config_init, "schedule", default=None)
+        if stage == "fit" and isinstance(schedule, CertifiedSchedule):
+            schedule.check_method(self.model)
         dm = self.datamodule
         if dm is not None:
             if int(os.environ.get("LOCAL_RANK", 0)) == 0:
                 dm.prepare_data()
             if dm.locate() is not None:
                 dm.setup(stage)
-
-    def before_validate(self) -> None:
-        self.early_checks("validate")
-
-    def before_test(self) -> None:
-        self.early_checks("test")
+        if state is not None and dm is not None and hasattr(dm, "identity"):
+            check_checkpoint_data(state, dm, str(ckpt_path), stage, bool(config.get("allow_other_data")))
+        if stage == "fit" and dm is not None and getattr(dm, "train_set", None) is not None:
+            check_epoch_has_batches(config.get("trainer") or {}, dm)
 
     def before_fit(self) -> None:
-        for cb in self.trainer.callbacks:
-            if isinstance(cb, CertifiedSchedule):
-                cb.check_method(self.model)  # before the run directory is made
-        self.early_checks("fit")
         # the default monitor suits certified training; Standard/PGD pick theirs (see
         # CertifiedMethod.checkpoint_monitor) unless the user chose another one explicitly
         ckpt = self.trainer.checkpoint_callback
@@ -236,7 +270,8 @@ def write_result_file(trainer: Trainer, extra: dict | None = None) -> None:
     path = os.environ.get(RESULT_FILE_ENV)
     if not path or not trainer.is_global_zero:
         return
-    import json
+    from lit_cert.files import RUN_RESULT
+    from lit_cert.persist import DamagedFile, damage_notice, read_record, write_record
 
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if getattr(v, "numel", lambda: 1)() == 1}
     module = trainer.lightning_module
@@ -244,11 +279,13 @@ def write_result_file(trainer: Trainer, extra: dict | None = None) -> None:
     metrics.update(extra or {})
     metrics["run_dir"] = run_directory(trainer)
     previous = {}
-    if os.path.isfile(path):
-        with open(path) as f:
-            previous = json.load(f)
-    with open(path, "w") as f:
-        json.dump({**previous, **metrics}, f, indent=2)
+    try:
+        previous = read_record(path, RUN_RESULT.kind)
+    except FileNotFoundError:
+        pass
+    except DamagedFile as err:
+        damage_notice(err, "rewritten with this run's metrics")
+    write_record(path, RUN_RESULT.kind, {**previous, **metrics})
 
 
 def print_summary(model: LightningModule, results: Any) -> None:
@@ -289,6 +326,75 @@ def check_dropped_interpolations(cfg) -> None:
             f"dropped: {', '.join(dropped)}. Give them explicitly, e.g. --model.{dropped[0].split(' ')[0]}=VALUE, "
             "or change the class_path in the config file."
         )
+
+
+def validate_run_config(config) -> None:
+    """The one validation path of ``fit``/``test``/``validate``: every declared constraint
+    (:mod:`lit_cert.options`) of the model, its network, the data and the schedule, checked on
+    the parsed config before anything is built, each violation named by its dotted key
+    (``model.init_args.network.init_args.width``)."""
+    from lit_cert.classpath import import_class
+    from lit_cert.options import validate_arguments
+
+    def plain(node):
+        return node.as_dict() if hasattr(node, "as_dict") else dict(node)
+
+    def visit(node, key: str) -> None:
+        if node is None or not hasattr(node, "get") or not node.get("class_path"):
+            return
+        try:
+            cls = import_class(node["class_path"])
+        except ConfigError:
+            return  # the parser reports unknown classes itself
+        init_args = plain(node.get("init_args") or {})
+        validate_arguments(cls, init_args, f"{key}.init_args.")
+        for name, value in init_args.items():
+            if isinstance(value, dict) and value.get("class_path"):
+                visit(value, f"{key}.init_args.{name}")
+
+    visit(config.get("model"), "model")
+    visit(config.get("data"), "data")
+    if config.get("schedule") is not None:
+        validate_arguments(CertifiedSchedule, plain(config["schedule"]), "schedule.")
+
+
+def check_checkpoint_data(state: dict, dm, ckpt: str, stage: str, allow: bool) -> None:
+    """A checkpoint is tested/validated on the data it was trained on (the split used), and a
+    resumed run trains on the same dataset with the same transforms; ``--allow_other_data``
+    overrides. Checkpoints without a data record (lit_cert < 0.2) are not checked."""
+    from lit_cert.runs import DATA_KEY, data_differences, recorded_data
+
+    recorded = recorded_data(state, ckpt) if DATA_KEY in state else None
+    if recorded is None:
+        return
+    splits = {"test": ("test",), "validate": ("val",)}.get(stage, ())
+    differ = data_differences(recorded, dm.identity(splits), splits)
+    if differ and not allow:
+        raise ConfigError(f"{ckpt} was trained on other data than this config gives: {'; '.join(differ[:3])}. "
+                          "Use the run's data settings, or pass --allow_other_data true to do it on purpose")
+    if differ:
+        print(f"lit_cert: notice: other data than {ckpt} was trained on ({'; '.join(differ[:2])}): --allow_other_data",
+              file=sys.stderr)
+
+
+def check_epoch_has_batches(trainer_cfg, dm) -> None:
+    """A fractional ``limit_train_batches`` / ``limit_val_batches`` that leaves no batch of an
+    epoch is refused before anything is built (Lightning would raise mid-way)."""
+    import math
+
+    loaders = {"limit_train_batches": (dm.train_set, dm.batch_size, True),
+               "limit_val_batches": (dm.val_set, dm.eval_batch_size, False)}
+    for key, (dataset, batch_size, train) in loaders.items():
+        limit = trainer_cfg.get(key)
+        if dataset is None or not isinstance(limit, float) or isinstance(limit, bool) or len(dataset) == 0:
+            continue
+        if not (0 < limit <= 1) and not limit.is_integer():
+            raise ConfigError(f"trainer.{key}={limit}: a fraction of an epoch must lie in (0, 1]")
+        batches = (len(dataset) // batch_size if train else math.ceil(len(dataset) / batch_size))
+        if 0 < limit < 1 and int(batches * limit) == 0:
+            least = 1 / max(batches, 1)
+            raise ConfigError(f"trainer.{key}={limit} of {batches} batches per epoch is no batch at all: give at least "
+                              f"{least:.3g} (or an integer number of batches)")
 
 
 def check_trains_something(trainer_cfg) -> None:

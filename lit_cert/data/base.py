@@ -17,13 +17,25 @@ import math
 import os
 import sys
 from pathlib import Path
-from typing import Optional, Sequence, Union
+from typing import Annotated, Literal, Optional, Sequence, Union
 
 import torch
 from torch.utils.data import DataLoader, Dataset
 
 from lit_cert.data.info import DataInfo
 from lit_cert.errors import ConfigError, DataError
+from lit_cert.options import Check, NonNegativeInt, PositiveInt, Seed, check_arguments
+
+
+def _val_size_problem(value) -> str | None:
+    """``val_size``: a count >= 0 (0: no validation split) or a fraction in (0, 1)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return "must be a count >= 0 or a fraction in (0, 1)"
+    if isinstance(value, float) and not (0 < value < 1):
+        return "as a fraction must be in (0, 1) (a count is an integer)"
+    if isinstance(value, int) and value < 0:
+        return "must be >= 0 (0: no validation split; model selection never uses the test set)"
+    return None
 
 
 class DataNotFoundError(DataError):
@@ -160,30 +172,21 @@ class ImageData:
     def __init__(
         self,
         data_dir: Optional[str] = None,
-        batch_size: int = 128,
-        eval_batch_size: Optional[int] = None,
-        val_size: Union[int, float] = 5000,
-        split_seed: int = 0,
-        num_workers: int = 0,
+        batch_size: PositiveInt = 128,
+        eval_batch_size: Optional[PositiveInt] = None,
+        val_size: Annotated[Union[int, float], Check(_val_size_problem, "a count >= 0 or a fraction in (0, 1)", (-1, 1.5))] = 5000,
+        split_seed: Seed = 0,
+        num_workers: NonNegativeInt = 0,
         download: bool = True,
-        crop_padding: int = 0,
+        crop_padding: NonNegativeInt = 0,
         flip: bool = False,
-        padding_mode: str = "zeros",
+        padding_mode: Literal["zeros", "edge"] = "zeros",
         normalize: bool = True,
-        downsample: Optional[int] = None,
-        train_size: Optional[int] = None,
+        downsample: Optional[PositiveInt] = None,
+        train_size: Optional[PositiveInt] = None,
     ):
+        check_arguments()
         super().__init__()
-        if batch_size < 1 or (eval_batch_size is not None and eval_batch_size < 1):
-            raise ConfigError(f"data.batch_size and eval_batch_size must be >= 1, got {batch_size}, {eval_batch_size}")
-        if isinstance(val_size, float) and not 0 < val_size < 1:
-            raise ConfigError(f"data.val_size as a fraction must be in (0, 1), got {val_size}")
-        if isinstance(val_size, int) and val_size < 0:
-            raise ConfigError(f"data.val_size must be >= 0 (0: no validation split; model selection never uses the test set), got {val_size}")
-        if crop_padding < 0 or num_workers < 0:
-            raise ConfigError(f"data.crop_padding and num_workers must be >= 0, got {crop_padding}, {num_workers}")
-        if padding_mode not in ("zeros", "edge"):
-            raise ConfigError(f"data.padding_mode must be 'zeros' or 'edge', got {padding_mode!r}")
         if not normalize:  # an instance-level DataInfo: raw pixels into the network
             c = len(self.info.mean)
             self.info = dataclasses.replace(self.info, mean=(0.0,) * c, std=(1.0,) * c)
@@ -196,8 +199,6 @@ class ImageData:
             if downsample < 1 or h % downsample or w % downsample:
                 raise ConfigError(f"data.downsample must divide the image size {h}x{w}, got {downsample}")
             self.info = dataclasses.replace(self.info, in_shape=(self._base_shape[0], downsample, downsample))
-        if train_size is not None and train_size < 1:
-            raise ConfigError(f"data.train_size must be >= 1, got {train_size}")
         self.downsample, self.train_size = downsample, train_size
         self.data_dir = data_dir
         self.batch_size = batch_size

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from lit_cert.options import NonNegativeInt, check_arguments
 from lit_cert.data.base import ImageData, label_tensor, pixel_tensor
 from lit_cert.errors import DataError
 from lit_cert.data.info import DataInfo
@@ -31,7 +32,8 @@ class CIFAR10Data(ImageData):
     subdirs = ("cifar-10-batches-py",)
     system_dirs = ("/usr/share/datasets/cifar10/cifar-10-batches-py", "/usr/share/datasets/cifar-10-batches-py")
 
-    def __init__(self, *args, crop_padding: int = 2, flip: bool = False, **kwargs):
+    def __init__(self, *args, crop_padding: NonNegativeInt = 2, flip: bool = False, **kwargs):
+        check_arguments()
         super().__init__(*args, crop_padding=crop_padding, flip=flip, **kwargs)
 
     def read_split(self, directory: Path, train: bool):

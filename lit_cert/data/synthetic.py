@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Annotated, Optional, Sequence
 
 import torch
 
 from lit_cert.data.base import ImageData
 from lit_cert.data.info import DataInfo
+from lit_cert.options import Check, NonNegativeFloat, NonNegativeInt, PositiveInt, Range, Seed, check_arguments
+
+
+def _shape_problem(shape) -> str | None:
+    return None if len(shape) == 3 else "must be (channels, height, width)"
 
 
 class SyntheticImagesData(ImageData):
@@ -20,18 +25,19 @@ class SyntheticImagesData(ImageData):
 
     def __init__(
         self,
-        in_shape: Sequence[int] = (1, 12, 12),
-        num_classes: int = 4,
-        train_size: int = 256,
-        val_size: int = 64,
-        test_size: int = 64,
-        noise: float = 0.15,
-        seed: int = 0,
-        batch_size: int = 32,
-        eval_batch_size: int | None = None,
-        crop_padding: int = 0,
+        in_shape: Annotated[Sequence[int], Range(1), Check(_shape_problem, "(C, H, W)", ([1, 2],), item_wise=False)] = (1, 12, 12),
+        num_classes: Annotated[int, Range(2)] = 4,
+        train_size: PositiveInt = 256,
+        val_size: NonNegativeInt = 64,
+        test_size: PositiveInt = 64,
+        noise: NonNegativeFloat = 0.15,
+        seed: Seed = 0,
+        batch_size: PositiveInt = 32,
+        eval_batch_size: Optional[PositiveInt] = None,
+        crop_padding: NonNegativeInt = 0,
         flip: bool = False,
     ):
+        check_arguments()
         super().__init__(
             data_dir=None,
             batch_size=batch_size,

@@ -8,20 +8,21 @@ gradient flows through the attack), as in every reference implementation.
 
 from __future__ import annotations
 
+from typing import Optional
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from lit_cert.attacks import pgd_maximize
 from lit_cert.attacks.pgd import Policy, ce_objective
-from lit_cert.errors import check
 from lit_cert.layers import frozen_batch_stats
+from lit_cert.options import PositiveFloat, PositiveInt
 
-
-def check_attack(steps: int, restarts: int, step_size: float | None) -> None:
-    check(steps >= 1 and restarts >= 1 and (step_size is None or step_size > 0),
-          f"PGD steps and restarts must be >= 1 and the step size > 0 (or null for the reference default), "
-          f"got steps={steps}, restarts={restarts}, step_size={step_size}")
+#: the declared kinds of the methods' attack options: steps and restarts >= 1, a step size > 0
+#: (a fraction of the radius) or null for the reference's default
+AttackSteps = PositiveInt
+AttackStepSize = Optional[PositiveFloat]
 
 
 def attack_in_box(

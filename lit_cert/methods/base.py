@@ -23,9 +23,8 @@ and validation/test metrics at a fixed ``eps_test`` certified by a sound bound m
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, field
-from typing import Literal, Optional, Sequence
+from typing import Annotated, Literal, Optional, Sequence
 
 import lightning as L
 import torch
@@ -42,6 +41,8 @@ from lit_cert.checkpoints import check_state_fits, read_checkpoint
 from lit_cert.classpath import import_class
 from lit_cert.data.info import DataInfo
 from lit_cert.errors import ConfigError, check
+from lit_cert.options import (NonNegativeFloat, NonNegativeInt, OneOf, PositiveFloat, PositiveInt, Radius, Range, UnitInterval,
+                              check_arguments)
 from lit_cert.layers import BN_STATISTICS, recording_batchnorms, set_batch_statistics_mode
 from lit_cert.methods.regularizers import l1_penalty, shi_regularizers
 from lit_cert.metrics import CertifiedAccuracy, NaturalAccuracy, PGDAccuracy, PropagationTightness, ReLUStability
@@ -61,12 +62,6 @@ class RobustLoss:
     loss: torch.Tensor
     logs: dict = field(default_factory=dict)
     trace: IntervalTrace | None = None
-
-
-def check_eps(name: str, value: float) -> None:
-    """eps in pixel units: finite and in [0, 1] (beyond 1 the ball covers the whole image domain)."""
-    check(isinstance(value, (int, float)) and math.isfinite(value) and 0 <= value <= 1,
-          f"{name} must be a finite radius in [0, 1] (pixel units of [0, 1] images), got {value}")
 
 
 class CertifiedMethod(L.LightningModule):
@@ -130,28 +125,29 @@ class CertifiedMethod(L.LightningModule):
         self,
         network: Architecture,
         data_info: Optional[DataInfo] = None,
-        eps_train: float = 0.1,
-        eps_test: Optional[float] = None,
-        lr: float = 5e-4,
+        eps_train: Radius = 0.1,
+        eps_test: Optional[Radius] = None,
+        lr: PositiveFloat = 5e-4,
         optimizer: Literal["adam", "sgd"] = "adam",
-        weight_decay: float = 0.0,
-        momentum: float = 0.9,
-        milestones: Sequence[int] = (),
-        lr_decay: float = 0.2,
-        l1: float = 0.0,
-        shi_reg: float = 0.0,
-        shi_tol: float = 0.5,
+        weight_decay: NonNegativeFloat = 0.0,
+        momentum: UnitInterval = 0.9,
+        milestones: Annotated[Sequence[int], Range(0)] = (),
+        lr_decay: Annotated[float, Range(0, 1, lo_open=True)] = 0.2,
+        l1: NonNegativeFloat = 0.0,
+        shi_reg: NonNegativeFloat = 0.0,
+        shi_tol: PositiveFloat = 0.5,
         bn_statistics: Literal["differentiable", "detached"] = "differentiable",
         elision: bool = True,
-        certifier: str = "ibp",
+        certifier: Annotated[str, OneOf(CERTIFIERS)] = "ibp",
         certifier_options: Optional[dict] = None,
         log_tightness: bool = True,
         tightness_mode: Literal["margins", "logits"] = "margins",
-        tightness_samples: Optional[int] = 16,
+        tightness_samples: Optional[PositiveInt] = 16,
         log_relu_stability: bool = True,
-        pgd_eval_steps: int = 0,
-        pgd_eval_restarts: int = 1,
+        pgd_eval_steps: NonNegativeInt = 0,
+        pgd_eval_restarts: PositiveInt = 1,
     ):
+        check_arguments()
         super().__init__()
         if data_info is None:
             raise ConfigError(
@@ -164,22 +160,10 @@ class CertifiedMethod(L.LightningModule):
             network = Architecture.from_config(network)
         if eps_test is None:
             raise ConfigError("model.init_args.eps_test is missing: the radius at which certified accuracy is measured")
-        check_eps("eps_train", eps_train)
-        check_eps("eps_test", eps_test)
-        check(certifier in CERTIFIERS, f"unknown certifier {certifier!r}; available: {', '.join(CERTIFIERS)}")
         self.certifier = bound_spec(certifier, **(certifier_options or {}))  # options validated once, here
         check(self.certifier.sound, f"certifier {self.certifier} uses a training heuristic and certifies nothing")
-        check(optimizer in ("adam", "sgd"), f"optimizer must be 'adam' or 'sgd', got {optimizer!r}")
         check(tightness_mode in TIGHTNESS_MODES, f"tightness_mode must be one of {TIGHTNESS_MODES}, got {tightness_mode!r}")
         check(bn_statistics in BN_STATISTICS, f"bn_statistics must be one of {BN_STATISTICS}, got {bn_statistics!r}")
-        check(tightness_samples is None or tightness_samples >= 1,
-              f"tightness_samples must be >= 1 or null (all samples), got {tightness_samples}")
-        check(pgd_eval_steps >= 0 and pgd_eval_restarts >= 1,
-              f"pgd_eval_steps must be >= 0 and pgd_eval_restarts >= 1, got {pgd_eval_steps}, {pgd_eval_restarts}")
-        check(lr > 0 and l1 >= 0 and weight_decay >= 0, f"lr must be > 0, l1 and weight_decay >= 0, got lr={lr}, l1={l1}, weight_decay={weight_decay}")
-        check(0 < lr_decay <= 1 and all(int(m) >= 0 for m in milestones),
-              f"lr_decay must be in (0, 1] and milestones non-negative epochs, got {lr_decay}, {list(milestones)}")
-        check(shi_reg >= 0 and shi_tol > 0, f"shi_reg must be >= 0 and shi_tol > 0, got {shi_reg}, {shi_tol}")
         # an accepted option always acts: refuse the ones this method would silently ignore
         name = type(self).__name__
         check(elision or self.TRAINING_BOUNDS_MARGINS,
@@ -243,7 +227,18 @@ class CertifiedMethod(L.LightningModule):
         self.ramp_progress, self.epochs_done = float(values["progress"]), float(values["epochs"])
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
+        """Record the method's class and what data it was trained on (a ``data-identity``
+        record: dataset, transforms, each split's size and content fingerprint), so certify,
+        test and the analyses refuse to evaluate it on other data by mistake."""
         checkpoint["lit_cert_method"] = f"{type(self).__module__}.{type(self).__qualname__}"
+        trainer = getattr(self, "_trainer", None)
+        dm = getattr(trainer, "datamodule", None) if trainer is not None else None
+        if dm is not None and hasattr(dm, "identity") and getattr(dm, "train_set", None) is not None:
+            from lit_cert.files import DATA_IDENTITY
+            from lit_cert.persist import stamp
+            from lit_cert.runs import DATA_KEY
+
+            checkpoint[DATA_KEY] = stamp(DATA_IDENTITY.kind, dm.identity())
 
     def spec(self, y: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
         return margin_spec(y, self.num_classes, dtype)

@@ -31,7 +31,7 @@ mixing epochs are the config's choice (``stage_epochs``, ``mix_epochs``).
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from typing import Annotated, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -42,6 +42,10 @@ from lit_cert.bounds.box import flat_layers
 from lit_cert.bounds.region import linf_box
 from lit_cert.errors import check
 from lit_cert.methods.base import CertifiedMethod
+from lit_cert.options import (NonEmpty, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt, Range, UnitInterval,
+                              check_arguments)
+
+Fraction = Annotated[float, Range(0, 1, lo_open=True)]
 
 
 def _deepz(l: torch.Tensor, u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -106,11 +110,14 @@ class COLT(CertifiedMethod):
     USES_KAPPA = False  # its own stage mixing (logged as train/stage_mix) and nat_factor
     REUSES_BATCH_STATISTICS = False
 
-    def __init__(self, *args, stages: Optional[Sequence[int]] = None, stage_epochs: int = 10, mix_epochs: int = 3,
-                 eps_factor: float = 1.2, start_eps_factor: float = 1.05, attack_steps: int = 8,
-                 attack_step_size: float = 0.25, lr_stage_decay: float = 0.5, lr_step: int = 10,
-                 lr_step_factor: float = 0.5, relu_stable: Optional[float] = 0.003, relu_stable_factor: float = 1.5,
-                 n_rand_proj: int = 50, nat_factor: float = 0.0, anneal: bool = False, **kwargs):
+    def __init__(self, *args, stages: Optional[Annotated[Sequence[int], NonEmpty(), Range(0)]] = None,
+                 stage_epochs: PositiveInt = 10, mix_epochs: NonNegativeInt = 3,
+                 eps_factor: PositiveFloat = 1.2, start_eps_factor: PositiveFloat = 1.05, attack_steps: PositiveInt = 8,
+                 attack_step_size: PositiveFloat = 0.25, lr_stage_decay: Fraction = 0.5, lr_step: PositiveInt = 10,
+                 lr_step_factor: Fraction = 0.5, relu_stable: Optional[NonNegativeFloat] = 0.003,
+                 relu_stable_factor: PositiveFloat = 1.5, n_rand_proj: PositiveInt = 50, nat_factor: UnitInterval = 0.0,
+                 anneal: bool = False, **kwargs):
+        check_arguments()
         super().__init__(*args, **kwargs)
         self.layers = flat_layers(self.net)
         self.relu_pos = [i for i, m in enumerate(self.layers) if isinstance(m, nn.ReLU)]
@@ -118,14 +125,7 @@ class COLT(CertifiedMethod):
         check(bool(self.stages) and self.stages == sorted(set(self.stages)) and self.stages[0] >= 0
               and self.stages[-1] < len(self.relu_pos) + 1,
               f"stages must be increasing numbers of ReLU layers in [0, {len(self.relu_pos)}], got {stages}")
-        check(stage_epochs >= 1 and 0 <= mix_epochs <= stage_epochs,
-              f"stage_epochs must be >= 1 and mix_epochs in [0, stage_epochs], got {stage_epochs}, {mix_epochs}")
-        check(attack_steps >= 1 and attack_step_size > 0 and n_rand_proj >= 1,
-              f"attack_steps, attack_step_size and n_rand_proj must be positive, got {attack_steps}, {attack_step_size}, {n_rand_proj}")
-        check(eps_factor > 0 and start_eps_factor > 0 and 0 < lr_stage_decay <= 1 and lr_step >= 1 and 0 < lr_step_factor <= 1,
-              "eps factors must be > 0, lr_stage_decay and lr_step_factor in (0, 1], lr_step >= 1")
-        check(relu_stable is None or relu_stable >= 0, f"relu_stable must be >= 0 or null, got {relu_stable}")
-        check(0 <= nat_factor <= 1, f"nat_factor must be in [0, 1], got {nat_factor}")
+        check(mix_epochs <= stage_epochs, f"mix_epochs must be <= stage_epochs, got {mix_epochs} > {stage_epochs}")
         self.stage_epochs, self.mix_epochs = stage_epochs, mix_epochs
         self.eps_factor, self.start_eps_factor = eps_factor, start_eps_factor
         self.attack_steps, self.attack_step_size = attack_steps, attack_step_size

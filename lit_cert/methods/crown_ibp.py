@@ -10,6 +10,7 @@ from lit_cert.bounds.spec import robust_cross_entropy
 from lit_cert.errors import check
 from lit_cert.methods.base import RobustLoss
 from lit_cert.methods.ibp import IBP
+from lit_cert.options import check_arguments
 
 
 class CROWNIBP(IBP):
@@ -25,6 +26,7 @@ class CROWNIBP(IBP):
     USES_BETA = True
 
     def __init__(self, *args, loss_fusion: bool = False, **kwargs):
+        check_arguments()
         super().__init__(*args, **kwargs)
         check(self.relu_shrinkage is None,
               "relu_shrinkage is a heuristic of IBP-based training (CTBench's SABR/TAPS settings); CROWNIBP does not apply it")

@@ -19,9 +19,9 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
-from lit_cert.bounds.expected import MASKS, default_masks, expected_bounds
-from lit_cert.errors import check
+from lit_cert.bounds.expected import default_masks, expected_bounds
 from lit_cert.methods.base import CertifiedMethod
+from lit_cert.options import NonNegativeFloat, PositiveFloat, check_arguments
 
 
 class ExpectedTightBounds(CertifiedMethod):
@@ -30,12 +30,10 @@ class ExpectedTightBounds(CertifiedMethod):
     TRAINING_BOUNDS_MARGINS = False  # the paper bounds the logits
     USES_KAPPA = False  # a fixed robust_weight instead (seed 001 varies neither kappa nor eps)
 
-    def __init__(self, *args, robust_weight: float = 1.0, temperature: float = 1.0,
+    def __init__(self, *args, robust_weight: NonNegativeFloat = 1.0, temperature: PositiveFloat = 1.0,
                  masks: Literal["auto", "propagated", "ibp"] = "auto", **kwargs):
+        check_arguments()
         super().__init__(*args, **kwargs)
-        check(robust_weight >= 0, f"robust_weight must be >= 0, got {robust_weight}")
-        check(temperature > 0, f"temperature must be > 0, got {temperature}")
-        check(masks == "auto" or masks in MASKS, f"masks must be 'auto' or one of {MASKS}, got {masks!r}")
         self.robust_weight, self.temperature = robust_weight, temperature
         self.masks = default_masks(self.net) if masks == "auto" else masks
 

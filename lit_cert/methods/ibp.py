@@ -7,8 +7,8 @@ from __future__ import annotations
 from typing import Optional
 
 from lit_cert.bounds.registry import bound_spec, ibp_rules
-from lit_cert.errors import check
 from lit_cert.methods.base import CertifiedMethod
+from lit_cert.options import UnitInterval, check_arguments
 
 
 class IBP(CertifiedMethod):
@@ -18,9 +18,9 @@ class IBP(CertifiedMethod):
     unstable ReLU outputs in the training bounds (CTBench's heuristic, used by its SABR, TAPS and
     STAPS settings: the output of an unstable neuron is ``[0, s * u]``; never in certification)."""
 
-    def __init__(self, *args, relu_shrinkage: Optional[float] = None, **kwargs):
+    def __init__(self, *args, relu_shrinkage: Optional[UnitInterval] = None, **kwargs):
+        check_arguments()
         super().__init__(*args, **kwargs)
-        check(relu_shrinkage is None or 0 <= relu_shrinkage <= 1, f"relu_shrinkage must be in [0, 1], got {relu_shrinkage}")
         self.relu_shrinkage = relu_shrinkage
         self.bound = bound_spec("ibp", relu_shrinkage=relu_shrinkage)  # the training bound, from the registry
         self.rules = ibp_rules(relu_shrinkage)  # the same layer rules, for partial walks (TAPS' latent box)

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 from lit_cert.bounds.region import linf_box
-from lit_cert.errors import check
-from lit_cert.methods.adversarial import adversarial_ce, attack_in_box, check_attack
+from lit_cert.methods.adversarial import AttackStepSize, AttackSteps, adversarial_ce, attack_in_box
 from lit_cert.methods.ibp import IBP
+from lit_cert.options import PositiveFloat, UnitInterval, check_arguments
 
 
 class MTLIBP(IBP):
@@ -21,12 +19,10 @@ class MTLIBP(IBP):
             times the radius with CTBench's decay.
     """
 
-    def __init__(self, *args, alpha: float = 0.5, attack_range_scale: float = 1.0, pgd_steps: int = 8, pgd_restarts: int = 1,
-                 pgd_step_size: Optional[float] = None, **kwargs):
+    def __init__(self, *args, alpha: UnitInterval = 0.5, attack_range_scale: PositiveFloat = 1.0, pgd_steps: AttackSteps = 8,
+                 pgd_restarts: AttackSteps = 1, pgd_step_size: AttackStepSize = None, **kwargs):
+        check_arguments()
         super().__init__(*args, **kwargs)
-        check(0 <= alpha <= 1, f"MTL-IBP alpha must be in [0, 1], got {alpha}")
-        check(attack_range_scale > 0, f"attack_range_scale must be > 0, got {attack_range_scale}")
-        check_attack(pgd_steps, pgd_restarts, pgd_step_size)
         self.alpha, self.attack_range_scale = alpha, attack_range_scale
         self.pgd_steps, self.pgd_restarts, self.pgd_step_size = pgd_steps, pgd_restarts, pgd_step_size
 

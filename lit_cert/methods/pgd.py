@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
-from lit_cert.methods.adversarial import adversarial_ce, attack_in_box, check_attack
+from lit_cert.methods.adversarial import AttackStepSize, AttackSteps, adversarial_ce, attack_in_box
 from lit_cert.methods.base import CertifiedMethod, RobustLoss
+from lit_cert.options import check_arguments
 
 
 class PGDTraining(CertifiedMethod):
@@ -19,9 +18,10 @@ class PGDTraining(CertifiedMethod):
 
     TRAINING_BOUNDS_MARGINS = False
 
-    def __init__(self, *args, pgd_steps: int = 10, pgd_restarts: int = 1, pgd_step_size: Optional[float] = None, **kwargs):
+    def __init__(self, *args, pgd_steps: AttackSteps = 10, pgd_restarts: AttackSteps = 1, pgd_step_size: AttackStepSize = None,
+                 **kwargs):
+        check_arguments()
         super().__init__(*args, **kwargs)
-        check_attack(pgd_steps, pgd_restarts, pgd_step_size)
         self.pgd_steps, self.pgd_restarts, self.pgd_step_size = pgd_steps, pgd_restarts, pgd_step_size
 
     @property

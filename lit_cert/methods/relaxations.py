@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import Literal, Optional
 
-from lit_cert.bounds.registry import bound_spec, names
-from lit_cert.errors import check
+from lit_cert.bounds.registry import bound_spec
 from lit_cert.methods.base import CertifiedMethod
+from lit_cert.options import check_arguments
 
 
 class RelaxationTraining(CertifiedMethod):
@@ -31,8 +31,8 @@ class RelaxationTraining(CertifiedMethod):
 
     def __init__(self, *args, relaxation: Literal["crown", "crown-0", "deepz", "hbox"] = "crown",
                  sparse_intermediate: Optional[bool] = None, **kwargs):
+        check_arguments()
         super().__init__(*args, **kwargs)
-        check(relaxation in names("backsub"), f"relaxation must be one of {names('backsub')}, got {relaxation!r}")
         self.relaxation = relaxation
         self.sparse = relaxation == "hbox" if sparse_intermediate is None else bool(sparse_intermediate)
         self.bound = bound_spec(relaxation, sparse=self.sparse)  # e.g. crown(sparse=False): the registry's computation
@@ -56,9 +56,8 @@ class LPRelaxationTraining(CertifiedMethod):
 
     def __init__(self, *args, relaxation: Literal["triangle", "parallelogram"] = "triangle",
                  lp_backend: Literal["auto", "highspy", "scipy"] = "auto", **kwargs):
+        check_arguments()
         super().__init__(*args, **kwargs)
-        check(relaxation in names("lp"), f"relaxation must be one of {names('lp')}, got {relaxation!r}")
-        check(lp_backend in ("auto", "highspy", "scipy"), f"lp_backend must be auto, highspy or scipy, got {lp_backend!r}")
         self.relaxation, self.lp_backend = relaxation, lp_backend
         self.bound = bound_spec(relaxation, lp_backend=lp_backend)
 

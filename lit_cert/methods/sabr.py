@@ -9,12 +9,15 @@ that point as it fits inside the ball (``box_convention``: ``sabr`` = the author
 
 from __future__ import annotations
 
-from typing import Literal, Optional
+from typing import Annotated, Literal, Optional
 
-from lit_cert.bounds.region import BOX_CONVENTIONS, linf_box, small_box
-from lit_cert.errors import check
-from lit_cert.methods.adversarial import attack_in_box, check_attack
+from lit_cert.bounds.region import linf_box, small_box
+from lit_cert.methods.adversarial import AttackStepSize, AttackSteps, attack_in_box
 from lit_cert.methods.ibp import IBP
+from lit_cert.options import Range, check_arguments
+
+#: SABR's relative box size lambda: in (0, 1] (1 = the whole ball, i.e. IBP)
+BoxSize = Annotated[float, Range(0, 1, lo_open=True)]
 
 
 class SmallBoxRegion:
@@ -27,10 +30,6 @@ class SmallBoxRegion:
 
     def init_small_box(self, lam: float, box_convention: str, pgd_steps: int, pgd_restarts: int,
                        pgd_step_size: Optional[float], pgd_policy: str) -> None:
-        check(0 < lam <= 1, f"{type(self).__name__} lam must be in (0, 1], got {lam}")
-        check(box_convention in BOX_CONVENTIONS, f"box_convention must be one of {BOX_CONVENTIONS}, got {box_convention!r}")
-        check(pgd_policy in ("sabr", "ctbench"), f"pgd_policy must be 'sabr' or 'ctbench', got {pgd_policy!r}")
-        check_attack(pgd_steps, pgd_restarts, pgd_step_size)
         self.lam, self.box_convention = lam, box_convention
         if pgd_step_size is None and pgd_policy == "ctbench":
             pgd_step_size = 0.2  # CTBench's adv_whitebox default, which its SABR/STAPS use
@@ -53,8 +52,10 @@ class SABR(SmallBoxRegion, IBP):
     """
 
     def __init__(
-        self, *args, lam: float = 0.4, box_convention: Literal["sabr", "ctbench"] = "sabr", pgd_steps: int = 8, pgd_restarts: int = 1,
-        pgd_step_size: Optional[float] = None, pgd_policy: Literal["sabr", "ctbench"] = "sabr", **kwargs
+        self, *args, lam: BoxSize = 0.4, box_convention: Literal["sabr", "ctbench"] = "sabr", pgd_steps: AttackSteps = 8,
+        pgd_restarts: AttackSteps = 1, pgd_step_size: AttackStepSize = None, pgd_policy: Literal["sabr", "ctbench"] = "sabr",
+        **kwargs
     ):
+        check_arguments()
         super().__init__(*args, **kwargs)
         self.init_small_box(lam, box_convention, pgd_steps, pgd_restarts, pgd_step_size, pgd_policy)

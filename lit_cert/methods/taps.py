@@ -19,7 +19,7 @@ plain IBP on the method's region; TAPS starts when eps has reached ``eps_train``
 
 from __future__ import annotations
 
-from typing import Literal, Optional
+from typing import Annotated, Literal
 
 import torch
 from torch import nn
@@ -27,12 +27,14 @@ from torch import nn
 from lit_cert.attacks import pgd_maximize
 from lit_cert.bounds.box import flat_layers, interval_bounds
 from lit_cert.bounds.spec import robust_cross_entropy
-from lit_cert.errors import ConfigError, check
+from lit_cert.errors import ConfigError
 from lit_cert.layers import frozen_batch_stats
-from lit_cert.methods.adversarial import check_attack
+from lit_cert.methods.adversarial import AttackStepSize, AttackSteps
+from lit_cert.options import NonNegativeInt, PositiveFloat, Range, check_arguments
 from lit_cert.methods.base import RobustLoss
 from lit_cert.methods.ibp import IBP
-from lit_cert.methods.sabr import SmallBoxRegion
+
+from lit_cert.methods.sabr import BoxSize, SmallBoxRegion
 
 
 class GradientLink(torch.autograd.Function):
@@ -107,20 +109,19 @@ class TAPS(IBP):
     def __init__(
         self,
         *args,
-        split: int = 1,
+        split: NonNegativeInt = 1,
         split_by: Literal["relus", "layer"] = "relus",
-        grad_scale: float = 1.0,
-        link_slack: float = 0.5,
-        pgd_steps: int = 10,
-        pgd_restarts: int = 1,
-        pgd_step_size: Optional[float] = None,
+        grad_scale: PositiveFloat = 1.0,
+        link_slack: Annotated[float, Range(0, 1, lo_open=True)] = 0.5,
+        pgd_steps: AttackSteps = 10,
+        pgd_restarts: AttackSteps = 1,
+        pgd_step_size: AttackStepSize = None,
         ibp_during_ramp: bool = True,
         **kwargs,
     ):
+        check_arguments()
         super().__init__(*args, **kwargs)
         self.split_at = split_index(flat_layers(self.net), split, split_by)
-        check(grad_scale > 0 and 0 < link_slack <= 1, f"grad_scale must be > 0 and link_slack in (0, 1], got {grad_scale}, {link_slack}")
-        check_attack(pgd_steps, pgd_restarts, pgd_step_size)
         self.grad_scale, self.link_slack = grad_scale, link_slack
         self.pgd_steps, self.pgd_restarts, self.pgd_step_size = pgd_steps, pgd_restarts, pgd_step_size
         self.ibp_during_ramp = ibp_during_ramp
@@ -173,7 +174,8 @@ class STAPS(SmallBoxRegion, TAPS):
     The small box follows CTBench and the TAPS authors' STAPS (``box_convention: ctbench``,
     their 0.2-step attack of ``box_pgd_steps`` steps); ``box_convention: sabr`` uses SABR's."""
 
-    def __init__(self, *args, lam: float = 0.4, box_convention: Literal["sabr", "ctbench"] = "ctbench", box_pgd_steps: int = 10,
-                 box_pgd_policy: Literal["sabr", "ctbench"] = "ctbench", **kwargs):
+    def __init__(self, *args, lam: BoxSize = 0.4, box_convention: Literal["sabr", "ctbench"] = "ctbench",
+                 box_pgd_steps: AttackSteps = 10, box_pgd_policy: Literal["sabr", "ctbench"] = "ctbench", **kwargs):
+        check_arguments()
         super().__init__(*args, **kwargs)
         self.init_small_box(lam, box_convention, box_pgd_steps, self.pgd_restarts, None, box_pgd_policy)

@@ -16,8 +16,7 @@ per class. Sources of the shapes:
 from __future__ import annotations
 
 import inspect
-import math
-from typing import Literal, Optional, Sequence
+from typing import Annotated, Literal, Optional, Sequence
 
 from torch import nn
 
@@ -25,6 +24,18 @@ from lit_cert.data.info import DataInfo
 from lit_cert.errors import ConfigError
 from lit_cert.layers import BatchNorm1d, BatchNorm2d, Normalize
 from lit_cert.models.init import ibp_init
+from lit_cert.options import Check, PositiveFloat, PositiveInt, Range, check_arguments
+
+
+def _conv_problem(spec) -> str | None:
+    """One convolution of a ConvNet: (channels >= 1, kernel >= 1, stride >= 1, padding >= 0)."""
+    try:
+        c = [int(v) for v in spec]
+    except (TypeError, ValueError):
+        return "must be four integers (channels, kernel, stride, padding)"
+    if len(c) != 4 or c[0] < 1 or c[1] < 1 or c[2] < 1 or c[3] < 0:
+        return "must be (channels >= 1, kernel >= 1, stride >= 1, padding >= 0)"
+    return None
 
 ConvSpec = tuple[int, int, int, int]  # (channels, kernel, stride, padding)
 
@@ -38,11 +49,8 @@ class Architecture:
         init: ``"default"`` (torch's) or ``"ibp"`` (Shi et al.'s IBP initialisation).
     """
 
-    def __init__(self, width: float = 1.0, bn: bool = False, init: Literal["default", "ibp"] = "default"):
-        if not (isinstance(width, (int, float)) and math.isfinite(width) and width > 0):
-            raise ConfigError(f"{type(self).__name__}: width must be a finite number > 0, got {width}")
-        if init not in ("default", "ibp"):
-            raise ConfigError(f"{type(self).__name__}: init must be 'default' or 'ibp', got {init!r}")
+    def __init__(self, width: PositiveFloat = 1.0, bn: bool = False, init: Literal["default", "ibp"] = "default"):
+        check_arguments()
         self.width, self.bn, self.init = width, bn, init
 
     def scaled(self, n: int) -> int:
@@ -96,20 +104,16 @@ class ConvNet(Architecture):
 
     def __init__(
         self,
-        convs: Sequence[Sequence[int]] = (),
-        fcs: Sequence[int] = (),
-        width: float = 1.0,
+        convs: Annotated[Sequence[Sequence[int]], Check(_conv_problem, "(channels, kernel, stride, padding)", ([0, 3, 1, 0],))] = (),
+        fcs: Annotated[Sequence[int], Range(1)] = (),
+        width: PositiveFloat = 1.0,
         bn: bool = False,
         init: Literal["default", "ibp"] = "default",
     ):
+        check_arguments()
         super().__init__(width=width, bn=bn, init=init)
         self.convs = [tuple(int(v) for v in c) for c in convs]
         self.fcs = [int(v) for v in fcs]
-        for c in self.convs:
-            if len(c) != 4 or c[0] < 1 or c[1] < 1 or c[2] < 1 or c[3] < 0:
-                raise ConfigError(f"{type(self).__name__}: conv spec must be (channels >= 1, kernel >= 1, stride >= 1, padding >= 0), got {c}")
-        if any(f < 1 for f in self.fcs):
-            raise ConfigError(f"{type(self).__name__}: hidden sizes must be >= 1, got {self.fcs}")
 
     def build_layers(self, info: DataInfo) -> list[nn.Module]:
         c, h, w = (info.in_shape + (1, 1))[:3] if len(info.in_shape) < 3 else info.in_shape
@@ -143,11 +147,12 @@ class FC(ConvNet):
 
     def __init__(
         self,
-        hidden: Sequence[int] = (400, 200, 100, 100),
-        width: float = 1.0,
+        hidden: Annotated[Sequence[int], Range(1)] = (400, 200, 100, 100),
+        width: PositiveFloat = 1.0,
         bn: bool = False,
         init: Literal["default", "ibp"] = "default",
     ):
+        check_arguments()
         super().__init__(convs=(), fcs=hidden, width=width, bn=bn, init=init)
         self.hidden = list(hidden)
 
@@ -155,14 +160,14 @@ class FC(ConvNet):
 class CONV(ConvNet):
     """Paradox paper CONV: Conv(16, 4x4, stride 2, pad 1) -> FC 100 -> classes."""
 
-    def __init__(self, width: float = 1.0, bn: bool = False, init: Literal["default", "ibp"] = "default"):
+    def __init__(self, width: PositiveFloat = 1.0, bn: bool = False, init: Literal["default", "ibp"] = "default"):
         super().__init__(convs=[(16, 4, 2, 1)], fcs=[100], width=width, bn=bn, init=init)
 
 
 class GowalSmall(ConvNet):
     """Gowal et al. small: Conv(16,4x4,s2) -> Conv(32,4x4,s1) -> FC 100 -> classes (no padding)."""
 
-    def __init__(self, width: float = 1.0, bn: bool = False, init: Literal["default", "ibp"] = "default"):
+    def __init__(self, width: PositiveFloat = 1.0, bn: bool = False, init: Literal["default", "ibp"] = "default"):
         super().__init__(convs=[(16, 4, 2, 0), (32, 4, 1, 0)], fcs=[100], width=width, bn=bn, init=init)
 
 
@@ -175,14 +180,14 @@ class ConvMed(ConvNet):
     ``ConvMed``), which seed 000 Table 2 uses to compare PGD, COLT, SABR and IBP:
     Conv(32, 5x5, s2, p2) -> Conv(128, 4x4, s2, p1) -> FC 250 -> classes."""
 
-    def __init__(self, width: float = 1.0, bn: bool = False, init: Literal["default", "ibp"] = "default"):
+    def __init__(self, width: PositiveFloat = 1.0, bn: bool = False, init: Literal["default", "ibp"] = "default"):
         super().__init__(convs=[(32, 5, 2, 2), (128, 4, 2, 1)], fcs=[250], width=width, bn=bn, init=init)
 
 
 class GowalMedium(ConvNet):
     """Gowal et al. medium: Conv 32-32-64-64 (3x3 s1, 4x4 s2, 3x3 s1, 4x4 s2) -> FC 512-512."""
 
-    def __init__(self, width: float = 1.0, bn: bool = False, init: Literal["default", "ibp"] = "default"):
+    def __init__(self, width: PositiveFloat = 1.0, bn: bool = False, init: Literal["default", "ibp"] = "default"):
         convs = [(32, 3, 1, 0), (32, 4, 2, 0), (64, 3, 1, 0), (64, 4, 2, 0)]
         super().__init__(convs=convs, fcs=[512, 512], width=width, bn=bn, init=init)
 
@@ -190,7 +195,7 @@ class GowalMedium(ConvNet):
 class GowalLarge(ConvNet):
     """Gowal et al. large: Conv 64-64-128-128-128 (3x3, strides 1,1,2,1,1, pad 1) -> FC 512."""
 
-    def __init__(self, width: float = 1.0, bn: bool = False, init: Literal["default", "ibp"] = "default"):
+    def __init__(self, width: PositiveFloat = 1.0, bn: bool = False, init: Literal["default", "ibp"] = "default"):
         convs = [(64, 3, 1, 1), (64, 3, 1, 1), (128, 3, 2, 1), (128, 3, 1, 1), (128, 3, 1, 1)]
         super().__init__(convs=convs, fcs=[512], width=width, bn=bn, init=init)
 
@@ -216,18 +221,15 @@ class CNN7(ConvNet):
 
     def __init__(
         self,
-        width: float = 1.0,
-        depth: int = 5,
-        linear_size: int = 512,
+        width: PositiveFloat = 1.0,
+        depth: PositiveInt = 5,
+        linear_size: PositiveInt = 512,
         scale_linear: bool = True,
-        layers: Optional[int] = None,
+        layers: Optional[Annotated[int, Range(3)]] = None,
         bn: bool = True,
         init: Literal["default", "ibp"] = "ibp",
     ):
-        if depth < 1:
-            raise ConfigError(f"CNN7: depth must be >= 1, got {depth}")
-        if layers is not None and layers < 3:
-            raise ConfigError(f"CNN7: layers (total) must be >= 3, got {layers}")
+        check_arguments()
         fcs = [linear_size]
         if layers is None or layers >= 6:
             depth = depth if layers is None else layers - 2
@@ -250,6 +252,6 @@ class CNN3(ConvNet):
     Conv(32, 4x4, s2, p1) -> Linear(classes), channels scaled by ``width``; ``bn=True`` (default)
     is their ``cnn_3layer_bn``, with BatchNorm after each convolution."""
 
-    def __init__(self, width: float = 1.0, bn: bool = True, init: Literal["default", "ibp"] = "ibp"):
+    def __init__(self, width: PositiveFloat = 1.0, bn: bool = True, init: Literal["default", "ibp"] = "ibp"):
         super().__init__(convs=[(16, 5, 2, 2), (32, 4, 2, 1)], fcs=[], width=width, bn=bn, init=init)
 

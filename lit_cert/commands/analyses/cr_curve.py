@@ -9,7 +9,7 @@ import numpy as np
 
 from lit_cert.commands.analyses.common import Checkpoints, label, load
 from lit_cert.commands.args import resolve_device
-from lit_cert.options import NonEmpty, OneOf, Radius, Range
+from lit_cert.options import NonEmpty, OneOf, Range
 from lit_cert.reports import save_csv, save_plot
 
 NAME = "cr-curve"

@@ -6,7 +6,6 @@ from dataclasses import dataclass, field
 from typing import Annotated
 
 from lit_cert.commands.analyses.common import Output
-from lit_cert.errors import check
 from lit_cert.options import NonEmpty, PositiveFloat, PositiveInt, Range
 from lit_cert.reports import column, save_csv, save_plot
 
