@@ -2,7 +2,7 @@
 
 Everything a user can get wrong -- a config value, a command-line argument, a missing or corrupt
 file -- raises a :class:`UserError` *where the input is read*. The command line catches exactly
-this type in one place (:func:`lit_cert.cli.main` and the extra commands) and prints
+this type in one place (:func:`lit_cert.commands.main`) and prints
 ``lit_cert: error: <message>`` with exit status 2 and no traceback; anything else is a bug and
 keeps its traceback. It subclasses ``ValueError`` so library callers can catch it generically.
 """

@@ -87,10 +87,24 @@ SWEEP_IDENTITY = register(FileType(
     lambda: {"sweep": "sweeps/example.yaml", "sha256": "0" * 64, "definition": {"method": "grid", "parameters": {}}},
 ))
 
+def _flat_metrics(value) -> str | None:
+    bad = [k for k, v in value.items() if not (v is None or isinstance(v, (int, float, str)))]
+    return f"metric {bad[0]!r} is not a number or text" if bad else None
+
+
+def _plain_metrics(value):
+    """Any program a sweep runs may write its metrics as a plain JSON object (the documented
+    ``$LIT_CERT_RESULT_FILE`` protocol); lit_cert's own runs stamp theirs."""
+    if not isinstance(value, dict):
+        raise ValueError("a result file is a JSON object of metrics")
+    return value
+
+
 RUN_RESULT = register(FileType(
-    "run-result", 1, {"run_dir": Opt(str)},
+    "run-result", 1, _flat_metrics,
     "the run is recorded as failed and runs again",
     lambda: {"run_dir": "runs/lit_cert/x", "val/cert_acc": 0.5},
+    legacy=_plain_metrics,
 ))
 
 DATA_IDENTITY = register(FileType(

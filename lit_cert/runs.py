@@ -142,10 +142,12 @@ def plain_data_class(class_path: str):
     return import_class(class_path, ImageData, "data module")
 
 
-def load_run(ckpt: str, config: str | None = None, data_dir: str | None = None, allow_other_data: bool = False):
+def load_run(ckpt: str, config: str | None = None, data_dir: str | None = None, allow_other_data: bool = False,
+             split: str | None = None):
     """The trained network (:class:`TrainedNetwork`) and its dataset (set up), checked to fit
     together: the same input shape and classes, and -- where the checkpoint records it -- the
-    same dataset, transforms and split contents (:func:`check_same_data`)."""
+    same dataset, transforms and split contents (:func:`check_same_data`); with ``split``, that
+    split must not be empty. The data line is printed only once all of this held."""
     model = load_network(ckpt)
     cfg = read_run_config(run_config_path(ckpt, config))
     data = cfg["data"]
@@ -158,9 +160,13 @@ def load_run(ckpt: str, config: str | None = None, data_dir: str | None = None, 
     if tuple(info.in_shape) != tuple(trained.in_shape) or info.num_classes != trained.num_classes:
         raise ConfigError(f"{ckpt} was trained on inputs {trained.in_shape} with {trained.num_classes} classes, "
                           f"but the data is {info.in_shape} with {info.num_classes} classes")
+    dm.defer_report = True  # the data line comes after the checks: an error is the only output
     dm.prepare_data()
     dm.setup("test")
     check_same_data(model, dm, ckpt, allow=allow_other_data)
+    if split is not None:
+        split_dataset(dm, split)
+    dm.report()
     return model, dm
 
 

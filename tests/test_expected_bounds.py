@@ -100,7 +100,7 @@ def test_convolutions_and_batchnorm_use_ibp_masks_by_default():
 def test_never_offered_as_a_certifier():
     assert "expected" not in CERTIFIERS
     dm = SyntheticImages()
-    with pytest.raises(ConfigError, match="unknown certifier"):
+    with pytest.raises(ConfigError, match="certifier: must be one of"):
         ExpectedTightBounds(network=FC(hidden=[8]), data_info=dm.info, eps_test=0.1, certifier="expected")
 
 

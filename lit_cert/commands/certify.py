@@ -180,7 +180,7 @@ def _certify(cmd: CertifyCommand) -> dict:
         if torch.cuda.is_available():  # one GPU per torchrun worker
             device_name = f"cuda:{int(os.environ['LOCAL_RANK']) % torch.cuda.device_count()}"
     device = resolve_device(device_name)
-    model, dm = load_run(cmd.ckpt, cmd.run_config, cmd.data_dir, allow_other_data=cmd.allow_other_data)
+    model, dm = load_run(cmd.ckpt, cmd.run_config, cmd.data_dir, allow_other_data=cmd.allow_other_data, split=cmd.split)
     net = model.net.to(device)
     eps = model.eps_test if cmd.eps is None else cmd.eps
     cfg = cmd.cascade(eps)
@@ -214,7 +214,10 @@ def print_table(s: dict, out: Path) -> None:
     if s.get("pgd_accuracy") is not None:  # only when the attack ran
         print(f"  PGD accuracy       {100 * s['pgd_accuracy']:6.2f}%")
     print(f"  certified accuracy {100 * s['certified_accuracy']:6.2f}%")
-    print(f"  misclassified {s['misclassified']}, falsified {s['falsified']}, unknown {s['unknown']}")
+    falsified = s["falsified"]
+    by = ", ".join(f"{n} by {stage}" for stage, n in falsified.items() if n)
+    print(f"  misclassified {s['misclassified']}, falsified {sum(falsified.values())}{f' ({by})' if by else ''}, "
+          f"unknown {s['unknown']}")
     if s.get("float64_rechecks"):
         print(f"  float64 re-checks of near-zero certificates: {s['float64_rechecks']} ({s['float64_rechecks_failed']} did not hold)")
     print(f"  {'stage':<12} {'certified':>9} {'ran on':>7} {'seconds':>9} {'samples/s':>10}")

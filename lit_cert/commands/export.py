@@ -70,7 +70,7 @@ def main(argv: list[str]) -> Path:
     from lit_cert.rundir import ensure_writable_dir
     from lit_cert.runs import load_run, split_dataset
 
-    model, dm = load_run(cmd.ckpt, cmd.run_config, cmd.data_dir, allow_other_data=cmd.allow_other_data)
+    model, dm = load_run(cmd.ckpt, cmd.run_config, cmd.data_dir, allow_other_data=cmd.allow_other_data, split=cmd.split)
     eps = model.eps_test if cmd.eps is None else cmd.eps
     out = ensure_writable_dir(cmd.out, "export folder")
     n = export_split(model.net, model.data_info.in_shape, model.num_classes, split_dataset(dm, cmd.split), cmd.split, eps,

@@ -215,6 +215,7 @@ class LitCertCLI(LightningCLI):
             schedule.check_method(self.model)
         dm = self.datamodule
         if dm is not None:
+            dm.defer_report = True  # printed once everything below held: an error is the only output
             if int(os.environ.get("LOCAL_RANK", 0)) == 0:
                 dm.prepare_data()
             if dm.locate() is not None:
@@ -223,6 +224,8 @@ class LitCertCLI(LightningCLI):
             check_checkpoint_data(state, dm, str(ckpt_path), stage, bool(config.get("allow_other_data")))
         if stage == "fit" and dm is not None and getattr(dm, "train_set", None) is not None:
             check_epoch_has_batches(config.get("trainer") or {}, dm)
+        if dm is not None and getattr(dm, "train_set", None) is not None and hasattr(dm, "report"):
+            dm.report()
 
     def before_fit(self) -> None:
         # the default monitor suits certified training; Standard/PGD pick theirs (see

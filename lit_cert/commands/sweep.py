@@ -25,7 +25,6 @@ every run recorded there so far.
 
 from __future__ import annotations
 
-import argparse
 import csv
 import difflib
 import hashlib
@@ -38,14 +37,17 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Optional
 
 import yaml
 
-from lit_cert.commands.args import CommandParser, positive_float, positive_int
-from lit_cert.runs import read_records
 from lit_cert.errors import ConfigError
+from lit_cert.files import RUN_RESULT, SWEEP_IDENTITY, SWEEP_RECORD
+from lit_cert.options import Check, ExistingFile, PositiveFloat, PositiveInt, Seed, WritableDir
+from lit_cert.persist import DamagedFile, append_line, atomic_path, damage_notice, read_record, write_record
+from lit_cert.runs import read_records
 
 DEFAULT_COMMAND = ["${env}", "${interpreter}", "${program}", "${args}"]
 
@@ -157,15 +159,38 @@ def build_command(cfg: dict, params: dict) -> list[str]:
 
 
 def append_record(path: Path, record: dict) -> None:
-    """Append one record as one line; a damaged last line (no newline) is closed off first, so
-    the new record never joins it."""
-    with open(path, "a+b") as f:
-        f.seek(0, os.SEEK_END)
-        if f.tell() > 0:
-            f.seek(-1, os.SEEK_END)
-            if f.read(1) != b"\n":
-                f.write(b"\n")
-        f.write((json.dumps(record) + "\n").encode())
+    """Append one ``sweep-record`` line (:mod:`lit_cert.files`); a damaged last line is closed
+    off first, so the new record never joins it."""
+    append_line(path, SWEEP_RECORD.kind, record)
+
+
+#: the parts of a sweep file that decide which runs it makes (the metric is not one: each record
+#: keeps everything its run logged, so fixing a misspelt metric name re-runs nothing)
+DEFINING_KEYS = ("program", "method", "parameters", "command")
+
+
+def check_sweep_identity(out: Path, cfg: dict, source: str) -> None:
+    """``OUT/sweep.json`` records which sweep the folder's runs belong to; another sweep file
+    with other parameters, method, program or command is refused (naming what differs) instead
+    of mixing its runs into the same table and plot. A damaged record is rewritten."""
+    from lit_cert.certify.shards import settings_differences
+
+    definition = json.loads(json.dumps({k: cfg.get(k) for k in DEFINING_KEYS}, default=str))
+    digest = hashlib.sha256(json.dumps(definition, sort_keys=True).encode()).hexdigest()
+    path = out / "sweep.json"
+    try:
+        old = read_record(path, SWEEP_IDENTITY.kind)
+    except FileNotFoundError:
+        old = None
+    except DamagedFile as err:
+        damage_notice(err, "rewritten from this sweep file", "lit_cert sweep")
+        old = None
+    if old is not None and old["sha256"] != digest:
+        differ = settings_differences(old["definition"], definition)
+        raise ConfigError(f"{out} holds the runs of another sweep ({old['sweep']}: {'; '.join(differ)}); running "
+                          f"{source} there would mix both in one table and plot: choose another --out")
+    if old is None:
+        write_record(path, SWEEP_IDENTITY.kind, {"sweep": str(source), "sha256": digest, "definition": definition})
 
 
 def metric_of(record: dict, name: str | None):
@@ -209,7 +234,13 @@ def run_one(cfg: dict, params: dict, out: Path, timeout: float | None) -> dict:
         except BaseException:  # Ctrl-C or SIGTERM of the runner: the run must not outlive it
             stop_child(proc)
             raise
-    metrics = json.loads(result_file.read_text()) if result_file.is_file() else {}
+    try:
+        metrics = read_record(result_file, RUN_RESULT.kind)
+    except FileNotFoundError:
+        metrics = {}
+    except DamagedFile as err:  # a run killed while writing it: it counts as failed and runs again
+        damage_notice(err, "the run is recorded as failed", "lit_cert sweep")
+        metrics = {}
     metric = cfg.get("metric", {}).get("name")
     record = {
         "run_id": rid,
@@ -247,10 +278,7 @@ def propose(cfg: dict, records: list[dict], count: int | None, seed: int) -> lis
     if method == "random":
         rng = random.Random(seed)
         return [{k: sample_parameter(s, rng) for k, s in cfg["parameters"].items()} for _ in range(count or 10)]
-    try:
-        import sweeps  # W&B's sweep engine
-    except ImportError:
-        raise ConfigError("bayes sweeps need W&B's engine: pip install sweeps==0.2.0 scikit-learn (or pip install -e '.[bayes]')") from None
+    sweeps = import_sweeps_engine()
     metric = cfg["metric"]["name"]
     runs = [
         sweeps.SweepRun(
@@ -265,15 +293,84 @@ def propose(cfg: dict, records: list[dict], count: int | None, seed: int) -> lis
     return None if nxt is None else [{k: getattr(v["value"], "item", lambda: v["value"])() for k, v in nxt.config.items()}]
 
 
+def import_sweeps_engine():
+    """W&B's sweep engine (the PyPI package ``sweeps``), never a folder named ``sweeps/`` of the
+    working directory (this repository has one: its sweep files), which Python would otherwise
+    import as an empty namespace package."""
+    import importlib
+
+    cwd = {"", ".", os.getcwd()}
+    shadow = sys.modules.get("sweeps")
+    if shadow is not None and getattr(shadow, "__file__", None) is None:
+        del sys.modules["sweeps"]  # the namespace package of a sweeps/ folder
+    saved = sys.path[:]
+    sys.path[:] = [p for p in sys.path if p not in cwd and os.path.abspath(p or ".") != os.getcwd()]
+    try:
+        module = importlib.import_module("sweeps")
+    except ImportError:
+        module = None
+    finally:
+        sys.path[:] = saved
+    if module is None or not hasattr(module, "next_run"):
+        raise ConfigError("bayes sweeps need W&B's engine: pip install sweeps==0.2.0 scikit-learn (or pip install -e '.[bayes]')")
+    return module
+
+
 def parse_shard(text: str) -> tuple[int, int]:
     """``"K/N"`` -> (K, N) with 1 <= K <= N."""
     try:
-        k, n = (int(v) for v in text.split("/"))
+        k, n = (int(v) for v in str(text).split("/"))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"--shard takes K/N (e.g. 1/2), got {text!r}") from None
+        raise ConfigError(f"--shard takes K/N (e.g. 1/2), got {text!r}") from None
     if not 1 <= k <= n:
-        raise argparse.ArgumentTypeError(f"--shard K/N needs 1 <= K <= N, got {text!r}")
+        raise ConfigError(f"--shard K/N needs 1 <= K <= N, got {text!r}")
     return k, n
+
+
+def _shard_problem(text) -> str | None:
+    try:
+        parse_shard(text)
+    except ConfigError:
+        return "must be K/N with 1 <= K <= N (e.g. 1/2)"
+    return None
+
+
+@dataclass
+class SweepCommand:
+    """What ``lit_cert sweep`` runs.
+
+    Args:
+        sweep: a W&B sweep YAML file (positional).
+        count: number of runs (random/bayes; grid: at most this many).
+        out: output folder (default: sweep_runs/<sweep file name>).
+        timeout: seconds per run before it is recorded as failed.
+        seed: random-search seed.
+        shard: run only the K-th of N interleaved slices of a grid/random sweep (N runners can
+            share --out).
+    """
+
+    sweep: Annotated[Optional[str], ExistingFile()] = None
+    count: Optional[PositiveInt] = None
+    out: Annotated[Optional[str], WritableDir()] = None
+    timeout: Optional[PositiveFloat] = None
+    seed: Seed = 0
+    shard: Annotated[Optional[str], Check(_shard_problem, "K/N", ("3/2", "x"))] = None
+
+
+def build_parser():
+    from jsonargparse import ArgumentParser
+
+    parser = ArgumentParser(prog="python -m lit_cert sweep", description=__doc__, default_env=False, allow_abbrev=False)
+    parser.add_argument("sweep", type=str, help="a W&B sweep YAML file")
+    parser.add_class_arguments(SweepCommand, nested_key=None, as_group=False, skip={"sweep"})
+    return parser
+
+
+def parse(argv: list[str]) -> SweepCommand:
+    from lit_cert.commands.args import build_command
+    from lit_cert.commands.parse_errors import parse_one_line
+
+    return build_command(parse_one_line(build_parser(), list(argv)), SweepCommand)
 
 
 def shard_of(proposals: list[dict], shard: tuple[int, int] | None) -> list[dict]:
@@ -287,7 +384,7 @@ def shard_of(proposals: list[dict], shard: tuple[int, int] | None) -> list[dict]
 def write_table(cfg: dict, records: list[dict], out: Path) -> None:
     names = list(cfg["parameters"])
     metric = cfg.get("metric", {}).get("name", "metric")
-    with open(out / "results.csv", "w", newline="") as f:
+    with atomic_path(out / "results.csv") as tmp, open(tmp, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["run_id", *names, metric, "status", "returncode", "seconds"])
         for r in records:
@@ -300,8 +397,10 @@ def write_table(cfg: dict, records: list[dict], out: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(names), figsize=(4.5 * len(names), 3.5), squeeze=False)
-    for ax, name in zip(axes[0], names):
+    # only the parameters the runs varied (a fixed one would be a panel of one x value)
+    swept = [n for n in names if len({json.dumps(r["params"].get(n), sort_keys=True, default=str) for r in done}) > 1] or names[:1]
+    fig, axes = plt.subplots(1, len(swept), figsize=(4.5 * len(swept), 3.5), squeeze=False)
+    for ax, name in zip(axes[0], swept):
         pts = sorted((r["params"][name], metric_of(r, metric)) for r in done if isinstance(r["params"].get(name), (int, float)))
         if pts:
             ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-")
@@ -310,20 +409,14 @@ def write_table(cfg: dict, records: list[dict], out: Path) -> None:
         ax.grid(alpha=0.3)
     fig.suptitle(Path(cfg.get("name", "sweep")).name)
     fig.tight_layout()
-    fig.savefig(out / f"{metric.replace('/', '_')}.png", dpi=120)
+    with atomic_path(out / f"{metric.replace('/', '_')}.png") as tmp:
+        fig.savefig(tmp, dpi=120, format="png")
     plt.close(fig)
 
 
 def main(argv: list[str]) -> list[dict]:
-    p = CommandParser(prog="python -m lit_cert sweep", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("sweep", help="a W&B sweep YAML file")
-    p.add_argument("--count", type=positive_int, default=None, help="number of runs (random/bayes; grid: at most this many)")
-    p.add_argument("--out", default=None, help="output folder (default: sweep_runs/<sweep file name>)")
-    p.add_argument("--timeout", type=positive_float, default=None, help="seconds per run before it is recorded as failed")
-    p.add_argument("--seed", type=int, default=0, help="random-search seed")
-    p.add_argument("--shard", type=parse_shard, default=None, metavar="K/N",
-                   help="run only the K-th of N interleaved slices of a grid/random sweep (N runners can share --out)")
-    args = p.parse_args(argv)
+    args = parse(argv)
+    args.shard = parse_shard(args.shard) if args.shard is not None else None
     cfg = load_sweep(args.sweep)
     if args.shard is not None and cfg["method"] == "bayes":
         raise ConfigError("--shard splits grid and random sweeps; a bayes sweep proposes one run at a time from all results")
@@ -331,6 +424,7 @@ def main(argv: list[str]) -> list[dict]:
     from lit_cert.rundir import ensure_writable_dir
 
     out = ensure_writable_dir(Path(args.out or Path("sweep_runs") / Path(args.sweep).stem), "sweep output folder")
+    check_sweep_identity(out, cfg, args.sweep)
     previous = signal.signal(signal.SIGTERM, _raise_interrupted)
     try:
         return _run_sweep(cfg, args, out)

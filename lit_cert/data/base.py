@@ -341,6 +341,9 @@ class ImageData:
         """Where the data comes from, for the line :meth:`setup` prints."""
         return str(self.locate())
 
+    #: set by a caller that checks the data first and prints :meth:`report` itself afterwards
+    defer_report = False
+
     def report(self) -> None:
         """One line on stderr (rank 0): which dataset was read from where, with the split sizes."""
         if int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", 0)) or 0) != 0:
@@ -371,7 +374,8 @@ class ImageData:
         self.train_set = ImageTensorDataset(x_tr[train_idx], y_tr[train_idx])
         self.val_set = ImageTensorDataset(x_tr[val_idx], y_tr[val_idx])
         self.test_set = ImageTensorDataset(x_te, y_te)
-        self.report()
+        if not self.defer_report:
+            self.report()
 
     # ----------------------------------------------------------------- identity
     def public_name(self) -> str:

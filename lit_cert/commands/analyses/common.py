@@ -61,5 +61,5 @@ def load(args, ckpt: str):
     """(trained network, dataset of ``args.split``) of one checkpoint, checked to fit."""
     from lit_cert.runs import load_run, split_dataset
 
-    model, dm = load_run(ckpt, args.run_config, allow_other_data=args.allow_other_data)
+    model, dm = load_run(ckpt, args.run_config, allow_other_data=args.allow_other_data, split=args.split)
     return model, split_dataset(dm, args.split)

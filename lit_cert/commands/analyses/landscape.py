@@ -56,7 +56,7 @@ def run(args) -> list[dict]:
         from lit_cert.bounds.region import linf_box
         from lit_cert.runs import load_run, split_dataset
 
-        model, dm = load_run(args.ckpt, args.run_config, allow_other_data=args.allow_other_data)
+        model, dm = load_run(args.ckpt, args.run_config, allow_other_data=args.allow_other_data, split=args.split)
         device = resolve_device(args.device)
         net = model.net.eval().to(device)
         dataset = split_dataset(dm, args.split)
