@@ -12,4 +12,4 @@ Layers of the package (each usable without the ones above it):
   with its constraint, every file written atomically and read back checked.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -1,0 +1,46 @@
+"""The package as a user installs it: a wheel of this tree in a fresh virtual environment (which
+sees the already installed dependencies), and the installed ``lit_cert`` command running every
+command. Before 0.2 the script pointed at a module that no longer existed and no test ran it."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+COMMANDS = ["fit", "validate", "test", "certify", "export", "predict", "analyze", "sweep"]
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory):
+    """A venv with this tree installed as a wheel (not editable); its ``lit_cert`` script."""
+    venv = tmp_path_factory.mktemp("venv")
+    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(venv)], check=True)
+    python = venv / "bin" / "python"
+    subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "--quiet", "--no-deps",
+                    "--no-build-isolation", "--disable-pip-version-check", str(ROOT)], check=True, capture_output=True)
+    return venv
+
+
+def _run(venv: Path, *args: str, cwd: Path) -> subprocess.CompletedProcess:
+    env = {"PATH": f"{venv / 'bin'}:/usr/bin:/bin", "WANDB_MODE": "disabled", "HOME": str(cwd)}
+    return subprocess.run([str(venv / "bin" / "lit_cert"), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.slow
+def test_the_installed_command_runs_every_command(installed, tmp_path):
+    where = subprocess.run([str(installed / "bin" / "python"), "-c", "import lit_cert; print(lit_cert.__file__)"],
+                           cwd=tmp_path, capture_output=True, text=True, check=True).stdout
+    assert str(installed) in where, f"the test must import the installed copy, not the tree: {where}"
+    version = _run(installed, "--version", cwd=tmp_path)
+    assert version.returncode == 0 and version.stdout.strip() == f"lit_cert {__import__('lit_cert').__version__}"
+    listing = _run(installed, "--help", cwd=tmp_path)
+    assert listing.returncode == 0 and all(f"\n  {c} " in listing.stdout for c in COMMANDS), listing.stdout
+    for command in COMMANDS:
+        shown = _run(installed, command, "--help", cwd=tmp_path)
+        assert shown.returncode == 0 and "usage:" in shown.stdout and not shown.stderr.count("Traceback"), (command, shown.stderr)
+    refused = _run(installed, "certify", "--ckpt", "missing.ckpt", cwd=tmp_path)
+    assert refused.returncode == 2 and refused.stderr.strip().startswith("lit_cert: error: --ckpt: does not exist")
