@@ -95,11 +95,23 @@ def test_resume_with_ckpt_path_through_the_cli(workdir):
     state = torch.load(last, weights_only=False)
     assert state["global_step"] == 2
     main(["fit", "--config", cfg, "--trainer.max_epochs=2", f"--ckpt_path={last}"])
-    newest = max(run_dirs(workdir), key=lambda d: os.path.getmtime(Path(d) / "checkpoints" / "last.ckpt"))
-    resumed = torch.load(Path(newest) / "checkpoints" / "last.ckpt", weights_only=False)
+    # the resumed run continues *that* run: one run directory, its W&B run id, its best checkpoint
+    assert len(run_dirs(workdir)) == 1
+    resumed = torch.load(last, weights_only=False)
     assert resumed["global_step"] == 4 and resumed["epoch"] == 1
     sched = resumed["callbacks"]["CertifiedSchedule"]["applied"]
     assert sched["step"] == 3 and sched["eps_fraction"] == 1.0 and sched["progress"] == 1.0  # the schedule keeps its progress
+    run = Path(run_dirs(workdir)[0])
+    import yaml
+
+    logged = yaml.safe_load((run / "config.yaml").read_text())["trainer"]["logger"]["init_args"]
+    assert logged["id"] == run.name
+    best = [v for k, v in resumed["callbacks"].items() if "val/cert_acc" in k][0]
+    assert len(best["best_k_models"]) == 1 and Path(best["best_model_path"]).is_file()  # tracked across both parts
+    assert sorted(p.name for p in (run / "checkpoints").glob("best-*.ckpt")) == [Path(best["best_model_path"]).name]
+    # a deliberate fork starts a new run from the checkpoint
+    main(["fit", "--config", cfg, "--trainer.max_epochs=3", f"--ckpt_path={last}", "--fork=true"])
+    assert len(run_dirs(workdir)) == 2
 
 
 @pytest.mark.slow
