@@ -419,3 +419,20 @@ def test_free_options_are_rare():
     free = [f"{name}.{o.name}" for name, (_, cls, _) in COMMANDS.items() for o in declared_options(cls)
             if any(isinstance(c, Free) for c in o.constraints)]
     assert len(free) <= 3, free
+
+
+@pytest.mark.parametrize("name", sorted([*COMMANDS, *FIT_CLASSES]))
+def test_every_option_has_a_help_description(name):
+    """``--help`` describes every option, from the docstring where the option is declared."""
+    import warnings
+
+    from jsonargparse import ArgumentParser
+
+    cls = COMMANDS[name][1] if name in COMMANDS else FIT_CLASSES[name]
+    parser = ArgumentParser()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        parser.add_class_arguments(cls, "x", skip={"data_info"})
+    bare = [a.dest[2:] for a in parser._actions
+            if a.dest.startswith("x.") and not (a.help or "").strip() and a.dest[2:] not in ("network", "help")]
+    assert not bare, f"{name}: options without a description in --help: {bare}"

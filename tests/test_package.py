@@ -44,3 +44,35 @@ def test_the_installed_command_runs_every_command(installed, tmp_path):
         assert shown.returncode == 0 and "usage:" in shown.stdout and not shown.stderr.count("Traceback"), (command, shown.stderr)
     refused = _run(installed, "certify", "--ckpt", "missing.ckpt", cwd=tmp_path)
     assert refused.returncode == 2 and refused.stderr.strip().startswith("lit_cert: error: --ckpt: does not exist")
+
+
+def test_the_dockerfile_copies_what_exists_and_installs_the_tested_versions():
+    """No docker daemon or registry here, so the image is checked statically: a CUDA base image
+    with a pinned tag, every COPY source exists, the install applies constraints.txt, apt lines
+    clean up, and the entry point is the installed command."""
+    import json
+    import shlex
+
+    lines, current = [], ""
+    for raw in (ROOT / "Dockerfile").read_text().splitlines():
+        if raw.strip().startswith("#") or not raw.strip():
+            continue
+        current += " " + raw.strip().rstrip("\\")
+        if not raw.rstrip().endswith("\\"):
+            lines.append(current.strip())
+            current = ""
+    instructions = [(line.split(None, 1)[0], line.split(None, 1)[1]) for line in lines]
+    assert all(op.isupper() for op, _ in instructions), "instructions in upper case"
+    base = [arg for op, arg in instructions if op == "FROM"]
+    assert len(base) == 1 and "cuda" in base[0] and ":" in base[0] and not base[0].endswith(":latest")
+    copied = [src for op, arg in instructions if op == "COPY" for src in shlex.split(arg)[:-1]]
+    assert copied and all((ROOT / src).exists() for src in copied), [s for s in copied if not (ROOT / s).exists()]
+    for needed in ("lit_cert", "configs", "sweeps", "scripts", "constraints.txt", "pyproject.toml"):
+        assert needed in copied, needed
+    runs = [arg for op, arg in instructions if op == "RUN"]
+    assert any("pip install" in r and "-c constraints.txt" in r for r in runs)
+    for r in runs:
+        if "apt-get install" in r:
+            assert "--no-install-recommends" in r and "rm -rf /var/lib/apt/lists" in r, r
+    entry = [json.loads(arg) for op, arg in instructions if op == "ENTRYPOINT"]
+    assert entry == [["lit_cert"]]

@@ -269,6 +269,15 @@ class ImageData:
         """Download into ``root`` (torchvision). Subclasses implement."""
         raise NotImplementedError
 
+    @staticmethod
+    def torchvision():
+        """torchvision, which only the downloads need (the optional extra ``download``)."""
+        try:
+            import torchvision
+        except ImportError:
+            raise RuntimeError("downloads need torchvision: pip install 'lit_cert[download]'") from None
+        return torchvision
+
     def prepare_data(self) -> None:
         if self.locate() is not None:
             return

@@ -44,6 +44,6 @@ class CIFAR10Data(ImageData):
         return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
 
     def fetch(self, root: Path) -> None:  # pragma: no cover - needs the internet
-        import torchvision
+        torchvision = self.torchvision()
 
         torchvision.datasets.CIFAR10(str(root), train=True, download=True)

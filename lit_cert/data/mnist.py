@@ -58,7 +58,7 @@ class MNISTData(_IdxData):
     system_dirs = ("/usr/share/datasets/mnist",)
 
     def fetch(self, root: Path) -> None:  # pragma: no cover - needs the internet
-        import torchvision
+        torchvision = self.torchvision()
 
         torchvision.datasets.MNIST(str(root), train=True, download=True)
         torchvision.datasets.MNIST(str(root), train=False, download=True)
@@ -76,7 +76,7 @@ class FashionMNISTData(_IdxData):
         return "; on Debian/Ubuntu `apt-get install dataset-fashion-mnist` installs a copy that is found automatically"
 
     def fetch(self, root: Path) -> None:  # pragma: no cover - needs the internet
-        import torchvision
+        torchvision = self.torchvision()
 
         torchvision.datasets.FashionMNIST(str(root), train=True, download=True)
         torchvision.datasets.FashionMNIST(str(root), train=False, download=True)

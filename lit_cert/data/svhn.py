@@ -36,7 +36,7 @@ class SVHNData(ImageData):
         return read_svhn_mat(directory / ("train_32x32.mat" if train else "test_32x32.mat"))
 
     def fetch(self, root: Path) -> None:  # pragma: no cover - needs the internet
-        import torchvision
+        torchvision = self.torchvision()
 
         torchvision.datasets.SVHN(str(root), split="train", download=True)
         torchvision.datasets.SVHN(str(root), split="test", download=True)

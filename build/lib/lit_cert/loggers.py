@@ -45,6 +45,8 @@ class AutoWandbLogger(WandbLogger):
             ``save_dir/project/<run id>/`` and W&B's own files to ``save_dir/wandb/``.
         project, name, group, tags, entity: as in ``wandb.init``.
         mode: ``online``, ``offline`` or ``disabled``; ``None`` = automatic.
+        id: the W&B run id, which is also the run directory's name (default: a new one). A run
+            resumed from its checkpoint sets it to continue that run (``resume="allow"``).
     """
 
     def __init__(
@@ -56,8 +58,9 @@ class AutoWandbLogger(WandbLogger):
         tags: Optional[list[str]] = None,
         entity: Optional[str] = None,
         mode: Optional[Literal["online", "offline", "disabled"]] = None,
+        id: Optional[str] = None,  # noqa: A002 - wandb's name for it
     ):
         ensure_writable_dir(save_dir, "logger's save_dir")
         extra = {k: v for k, v in {"group": group, "tags": tags, "entity": entity}.items() if v}
-        super().__init__(save_dir=save_dir, project=project, name=name, mode=resolve_wandb_mode(mode), **extra)
+        super().__init__(save_dir=save_dir, project=project, name=name, mode=resolve_wandb_mode(mode), id=id, **extra)
         self._wandb_init.pop("anonymous", None)  # deprecated in wandb; only produces a warning

@@ -90,14 +90,31 @@ class RunConfigSaver(SaveConfigCallback):
 DEFAULT_MONITOR = "val/cert_acc"
 
 
+class RunCheckpoint(ModelCheckpoint):
+    """Lightning's ModelCheckpoint, whose best/top-k state a resumed run gets back when its folder
+    is the same folder however it is spelt (relative or absolute, through a symlink): Lightning
+    compares the two paths as strings. Its state key is ModelCheckpoint's, so checkpoints of
+    either class load into the other."""
+
+    @property
+    def state_key(self) -> str:
+        return super().state_key.replace(type(self).__qualname__, ModelCheckpoint.__qualname__, 1)
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        saved = state_dict.get("dirpath")
+        if saved and self.dirpath and os.path.realpath(saved) == os.path.realpath(self.dirpath):
+            state_dict = {**state_dict, "dirpath": self.dirpath}
+        super().load_state_dict(state_dict)
+
+
 class LitCertCLI(LightningCLI):
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.add_lightning_class_args(CertifiedSchedule, "schedule")
         # best by validation certified accuracy ...
-        parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+        parser.add_lightning_class_args(RunCheckpoint, "checkpoint")
         # ... and the latest, every epoch and on exceptions (Lightning's save_last only follows
         # epochs that also saved a best checkpoint, which would lose training on resume)
-        parser.add_lightning_class_args(ModelCheckpoint, "last_checkpoint")
+        parser.add_lightning_class_args(RunCheckpoint, "last_checkpoint")
         parser.set_defaults(
             {
                 "checkpoint.monitor": DEFAULT_MONITOR,
@@ -117,6 +134,10 @@ class LitCertCLI(LightningCLI):
         parser.add_argument(
             "--test_after_fit", type=bool, default=False, help="After fit, test the best checkpoint (fit only)."
         )
+        parser.add_argument(
+            "--fork", type=bool, default=False,
+            help="fit --ckpt_path: start a new run (directory, W&B run, best-checkpoint tracking) from the checkpoint "
+                 "instead of continuing the run it belongs to.")
         parser.add_argument(
             "--allow_other_data", type=bool, default=False,
             help="test/validate (or resume) a checkpoint on data other than it was trained on (refused otherwise).")
@@ -180,6 +201,7 @@ class LitCertCLI(LightningCLI):
         config = self.config[self.subcommand] if self.subcommand else self.config
         check_dropped_interpolations(config)
         place_logger_dirs_under_root(config.get("trainer") or {})
+        self.continued_run_dir = continue_run(config) if self.subcommand == "fit" else None
 
     def _parse_ckpt_path(self) -> None:
         # LightningCLI reads the checkpoint's hyper-parameters before anything is built: check
@@ -193,7 +215,8 @@ class LitCertCLI(LightningCLI):
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
         trainer = super().instantiate_trainer(**kwargs)
         if not trainer.loggers:  # every run its own directory, logger or not
-            run_dir = os.path.join(trainer.default_root_dir, "runs", "lit_cert", new_run_id())
+            run_dir = getattr(self, "continued_run_dir", None) or os.path.join(trainer.default_root_dir, "runs", "lit_cert",
+                                                                               new_run_id())
             trainer.lit_cert_run_dir = run_dir
             for cb in trainer.checkpoint_callbacks:
                 if cb.dirpath is None:
@@ -302,6 +325,44 @@ def print_summary(model: LightningModule, results: Any) -> None:
         f"lit_cert: test natural accuracy {100 * nat:.2f}% | certified accuracy ({certifier.upper()}, "
         f"eps={eps:g}) {100 * cert:.2f}%"
     )
+
+
+#: loggers whose runs a resumed fit continues (their ``id`` is the run directory's name)
+CONTINUABLE_LOGGERS = ("lit_cert.loggers.AutoWandbLogger", "lightning.pytorch.loggers.WandbLogger",
+                       "lightning.pytorch.loggers.wandb.WandbLogger")
+
+
+def continue_run(cfg) -> Optional[str]:
+    """``fit --ckpt_path <run dir>/checkpoints/X.ckpt`` continues *that* run: the same run
+    directory (so Lightning restores the best-checkpoint and top-k state, which it keeps only for
+    the same folder) and the same W&B run (its id, ``resume="allow"``). ``--fork true`` starts a
+    new run from the checkpoint instead. Returns the run directory for a run without a logger."""
+    ckpt = cfg.get("ckpt_path")
+    if not ckpt or str(ckpt) in ("last", "best", "hpc", "registry") or cfg.get("fork"):
+        return None
+    path = Path(os.path.normpath(str(ckpt)))  # as given: the run's checkpoint folder is compared as a path string
+    run_dir = path.parent.parent
+    if path.parent.name != "checkpoints" or not (run_dir / "config.yaml").is_file():
+        print(f"lit_cert: {ckpt} is not inside a lit_cert run directory: resuming into a new run", file=sys.stderr)
+        return None
+    trainer_cfg = cfg.get("trainer") or {}
+    logger = trainer_cfg.get("logger")
+    if logger in (None, False):
+        print(f"lit_cert: continuing the run in {run_dir} (--fork true starts a new one)", file=sys.stderr)
+        return str(run_dir)
+    entries = logger if isinstance(logger, list) else [logger]
+    first = entries[0]
+    class_path = first.get("class_path") if hasattr(first, "get") else None
+    if class_path not in CONTINUABLE_LOGGERS:
+        print(f"lit_cert: the logger {class_path} cannot continue a run: resuming into a new run directory", file=sys.stderr)
+        return None
+    init_args = first.get("init_args")
+    init_args["save_dir"] = str(run_dir.parent.parent)
+    init_args["project"] = run_dir.parent.name
+    init_args["id"] = run_dir.name
+    print(f"lit_cert: continuing the run in {run_dir} and its W&B run {run_dir.name} (--fork true starts a new one)",
+          file=sys.stderr)
+    return None
 
 
 def check_dropped_interpolations(cfg) -> None:
