@@ -40,5 +40,5 @@ else
 fi
 EXTRA=()
 if [ -n "${LIT_CERT_EXTRA_INDEX:-}" ]; then EXTRA=(--extra-index-url "$LIT_CERT_EXTRA_INDEX"); fi
-"$VENV_PY" -m pip install --quiet --disable-pip-version-check ${EXTRA[@]+"${EXTRA[@]}"} -c constraints.txt -e ".[dev]"
+"$VENV_PY" -m pip install --quiet --disable-pip-version-check ${EXTRA[@]+"${EXTRA[@]}"} -c constraints.txt -e ".[dev,docs]"
 "$VENV_PY" -c "import torch, lightning, lit_cert; print(f'lit_cert {lit_cert.__version__} with torch {torch.__version__}, lightning {lightning.__version__} in {__import__(\"sys\").prefix}')"

@@ -1,6 +1,6 @@
 """The README's multi-GPU command lines, as users start them, build the intended Trainer.
 
-Each line of the README block after ``<!-- multi-gpu-commands -->`` is split into its launcher
+Each line of the block in docs/guide/sweeps.md after ``<!-- multi-gpu-commands -->`` is split into its launcher
 (plain ``python -m``, ``torchrun``, ``srun``) and lit_cert's arguments; the launcher's
 environment is recreated (torchrun's RANK/WORLD_SIZE/..., SLURM's SLURM_*), CUDA is reported
 present with the documented device count, and the CLI builds the Trainer without running it. A
@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def documented_commands() -> list[str]:
-    text = (ROOT / "README.md").read_text()
+    text = (ROOT / "docs" / "guide" / "sweeps.md").read_text()
     block = text.split("<!-- multi-gpu-commands -->", 1)[1].split("```bash", 1)[1].split("```", 1)[0]
     return [line.strip() for line in block.splitlines() if line.strip() and not line.strip().startswith("#")]
 
@@ -40,7 +40,7 @@ def _option(tokens: list[str], name: str, default=None):
 def launch(line: str) -> tuple[list[str], dict[str, str], int, str]:
     """(lit_cert arguments, the launcher's environment for one rank, GPUs per node, launcher)."""
     tokens = shlex.split(line)
-    launcher = tokens[0]
+    launcher = "python" if tokens[0].endswith("lit_cert") else tokens[0]  # the installed command or python -m
     if launcher == "srun":
         tokens = tokens[1:]
     args = tokens[tokens.index("lit_cert") + 1:]

@@ -59,10 +59,13 @@ class CertifiedSchedule(Callback):
         eps_start: eps (pixel units) at the start of the ramp (Wong & Kolter's and the paradox
             paper's SVHN/CIFAR DeepZ/hBox/CROWN runs start at 0.001); 0 during warm-up anyway.
         shape: ``"linear"`` or ``"smooth"`` growth of eps.
-        smooth_mid, smooth_exponent: the smooth shape's switch point and polynomial degree.
-        kappa_start, kappa_end: weight of the natural loss (loss = kappa*nat + (1-kappa)*robust),
-            moved linearly over the ramp (Gowal et al.'s convention: 1 -> 0.5).
-        beta_start, beta_end: CROWN-IBP mixing weight, moved linearly over the ramp.
+        smooth_mid: the smooth shape's switch point (fraction of the ramp).
+        smooth_exponent: the smooth shape's polynomial degree.
+        kappa_start: weight of the natural loss (loss = kappa*nat + (1-kappa)*robust) at the
+            start of the ramp (Gowal et al.'s convention: 1 -> 0.5).
+        kappa_end: ... at its end (null: kappa_start), moved linearly over the ramp.
+        beta_start: CROWN-IBP mixing weight at the start of the ramp.
+        beta_end: ... at its end, moved linearly over the ramp.
     Epoch counts may be fractional; they are converted to steps with the number of training
     batches per epoch.
     """

@@ -55,7 +55,7 @@ def translate_lists(name: str, argv: list[str]) -> list[str]:
 def build_parser():
     from jsonargparse import ActionConfigFile, ArgumentParser
 
-    p = ArgumentParser(prog="python -m lit_cert analyze", description=__doc__, default_env=False, allow_abbrev=False)
+    p = ArgumentParser(prog="lit_cert analyze", description=__doc__, default_env=False, allow_abbrev=False)
     sub = p.add_subcommands(dest="name", required=True)
     for name, (cls, _) in ANALYSES.items():
         s = ArgumentParser(description=(cls.__doc__ or "").strip(), default_env=False, allow_abbrev=False)

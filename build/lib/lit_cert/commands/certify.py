@@ -52,7 +52,8 @@ class CertifyCommand(CascadeSettings):
         eps: radius in pixel units (default: the model's ``eps_test``).
         split: ``test``, ``val`` (held out of training) or ``train``.
         limit: the first N samples of the split (default: all).
-        shard_size, batch_size: samples per result file / per cascade call.
+        shard_size: samples per result file (a shard: the unit of resuming and of workers).
+        batch_size: samples per cascade call.
         data_dir: where the run's dataset is (default: the run config's).
         device: ``auto`` (the GPU when present; a torchrun worker takes ``cuda:LOCAL_RANK``),
             ``cpu``, ``cuda`` or ``cuda:N``.
@@ -136,7 +137,7 @@ def translate_legacy(argv: list[str], certify_flags: bool = True) -> list[str]:
 def build_parser():
     from jsonargparse import ActionConfigFile, ArgumentParser
 
-    parser = ArgumentParser(prog="python -m lit_cert certify", description=__doc__, default_env=False, allow_abbrev=False)
+    parser = ArgumentParser(prog="lit_cert certify", description=__doc__, default_env=False, allow_abbrev=False)
     parser.add_argument("--config", action=ActionConfigFile, help="a YAML file of these settings (see --print_config)")
     parser.add_class_arguments(CertifyCommand, nested_key=None, as_group=False)
     return parser

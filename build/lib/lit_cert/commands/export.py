@@ -57,7 +57,7 @@ def parse(argv: list[str]) -> ExportCommand:
 def build_parser():
     from jsonargparse import ActionConfigFile, ArgumentParser
 
-    parser = ArgumentParser(prog="python -m lit_cert export", description=__doc__, default_env=False, allow_abbrev=False)
+    parser = ArgumentParser(prog="lit_cert export", description=__doc__, default_env=False, allow_abbrev=False)
     parser.add_argument("--config", action=ActionConfigFile, help="a YAML file of these settings (see --print_config)")
     parser.add_class_arguments(ExportCommand, nested_key=None, as_group=False)
     return parser

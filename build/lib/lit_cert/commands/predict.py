@@ -63,7 +63,7 @@ class PredictCommand:
 def build_parser():
     from jsonargparse import ActionConfigFile, ArgumentParser
 
-    parser = ArgumentParser(prog="python -m lit_cert predict", description=__doc__, default_env=False, allow_abbrev=False)
+    parser = ArgumentParser(prog="lit_cert predict", description=__doc__, default_env=False, allow_abbrev=False)
     parser.add_argument("--config", action=ActionConfigFile, help="a YAML file of these settings (see --print_config)")
     parser.add_class_arguments(PredictCommand, nested_key=None, as_group=False)
     return parser

@@ -360,7 +360,7 @@ class SweepCommand:
 def build_parser():
     from jsonargparse import ArgumentParser
 
-    parser = ArgumentParser(prog="python -m lit_cert sweep", description=__doc__, default_env=False, allow_abbrev=False)
+    parser = ArgumentParser(prog="lit_cert sweep", description=__doc__, default_env=False, allow_abbrev=False)
     parser.add_argument("sweep", type=str, help="a W&B sweep YAML file")
     parser.add_class_arguments(SweepCommand, nested_key=None, as_group=False, skip={"sweep"})
     return parser

@@ -19,6 +19,19 @@ class SyntheticImagesData(ImageData):
     """Noisy copies of one random prototype image per class, quantised to uint8.
 
     Deterministic given ``seed``; classes are separable, so every method can lower its loss.
+
+    Args:
+        in_shape: image shape (C, H, W).
+        num_classes: classes (at least 2).
+        train_size: training images (besides the validation ones).
+        val_size: validation images.
+        test_size: test images.
+        noise: standard deviation of the pixel noise around each class's prototype.
+        seed: the generator's seed (data and split).
+        batch_size: training batch size.
+        eval_batch_size: validation/test batch size (default: batch_size).
+        crop_padding: random-crop augmentation after padding by this many pixels (0 = off).
+        flip: random horizontal flips.
     """
 
     display_name = "synthetic images"

@@ -72,15 +72,19 @@ class CertifiedMethod(L.LightningModule):
         data_info: dataset shape/classes/normalisation; linked from the DataModule by the CLI.
         eps_train: final training radius (pixel units) reached by the eps schedule.
         eps_test: radius at which validation/test certified accuracy is measured (required).
-        lr, optimizer, weight_decay, momentum: the optimiser (``adam`` or ``sgd``).
-        milestones, lr_decay: multiply the LR by ``lr_decay`` at these epochs.
+        lr: the optimiser's learning rate.
+        optimizer: ``adam`` or ``sgd``.
+        weight_decay: the optimiser's weight decay.
+        momentum: SGD's momentum (``sgd`` only).
+        milestones: epochs at which the learning rate is multiplied by ``lr_decay``.
+        lr_decay: the factor applied at each milestone.
         l1: weight of the L1 penalty on Linear/Conv weights.
-        shi_reg, shi_tol: weight lambda_0 and tolerance tau of Shi et al.'s (2021) tightness +
-            ReLU-balance regularisers, applied while the eps schedule has not finished its ramp
+        shi_reg: weight lambda_0 of Shi et al.'s (2021) tightness + ReLU-balance regularisers, applied while the eps schedule has not finished its ramp
             (warm-up included) with weight ``lambda_0 * (1 - eps_reg / eps_train)``, on the
             intervals of the method's own IBP walk (CTBench's ``fast_reg``; ``eps_reg = max(eps,
             1e-6)``, a fresh IBP walk at ``eps_reg`` when the method made none). 0 disables them
             (0.5 in Shi et al.'s and CTBench's settings).
+        shi_tol: tolerance tau of Shi et al.'s regularisers.
         bn_statistics: ``differentiable`` (default: the bounds use the clean batch's BatchNorm
             statistics as functions of the parameters, the references' gradient) or
             ``detached`` (constants: a cheaper step with a different gradient, see
@@ -89,8 +93,8 @@ class CertifiedMethod(L.LightningModule):
             loss (Gowal et al.'s elision; default). ``false`` bounds the logits first and forms the
             worst-case logits from their intervals (the paradox paper's ``--C eye`` runs);
             certification always uses the tighter elided bounds.
-        certifier: sound bound method for validation/test (a name of ``lit_cert.bounds.BOUND_METHODS``);
-            ``certifier_options`` sets its options (e.g. ``{sparse: false}`` for ``crown``,
+        certifier: sound bound method for validation/test (a name of ``lit_cert.bounds.BOUND_METHODS``).
+        certifier_options: the certifier's options (e.g. ``{sparse: false}`` for ``crown``,
             ``{steps: 50}`` for ``alpha-crown``), validated by the registry.
         log_tightness: log the local propagation tightness (Mao et al.) in validation/test.
         tightness_mode: ``margins`` (default: the K - 1 margins with the last layer folded and the
@@ -104,8 +108,9 @@ class CertifiedMethod(L.LightningModule):
         log_relu_stability: log the fractions of active/dead/unstable ReLUs under IBP bounds of
             the eps_test ball (``{stage}/relu_active|relu_dead|relu_unstable``).
         pgd_eval_steps: if > 0, also log ``{stage}/pgd_acc``, the accuracy under a PGD attack
-            (margin loss, this many steps, ``pgd_eval_restarts`` restarts) at eps_test: an upper
-            bound of the certified accuracy that shows the gap the certifier leaves.
+            (margin loss, this many steps) at eps_test: an upper bound of the certified accuracy
+            that shows the gap the certifier leaves.
+        pgd_eval_restarts: random restarts of that attack.
     """
 
     #: smallest eps of Shi et al.'s regulariser (CTBench's ``min_eps_reg``)

@@ -86,16 +86,22 @@ def approx_bounds(layers: Sequence[nn.Module], x: torch.Tensor, eps: float, relu
 class COLT(CertifiedMethod):
     """Convex layerwise adversarial training (module docstring).
 
-    Args (besides :class:`CertifiedMethod`'s):
+    Besides :class:`CertifiedMethod`'s arguments:
+
+    Args:
         stages: the latent spaces, as numbers of ReLU layers before them (default: 0 .. number of
             ReLU layers - 1, the authors' choice for ConvMed: input, after ReLU 1, after ReLU 2).
         stage_epochs: epochs per stage (the run's ``max_epochs`` should be ``stages x this``).
         mix_epochs: epochs over which κ goes from 0 (previous stage's loss) to 1 (this stage's).
-        eps_factor, start_eps_factor: stage eps ``eps_factor^(S-1-j) · start_eps_factor · eps_train``.
-        attack_steps, attack_step_size: the latent PGD.
-        lr_stage_decay, lr_step, lr_step_factor: the learning-rate schedule described above.
-        relu_stable, relu_stable_factor: weight of the ReLU-stability penalty and its growth per
-            stage (None: off).
+        eps_factor: stage eps ``eps_factor^(S-1-j) · start_eps_factor · eps_train``.
+        start_eps_factor: see ``eps_factor``.
+        attack_steps: steps of the latent PGD.
+        attack_step_size: its step size.
+        lr_stage_decay: the learning rate's factor per stage (the schedule described above).
+        lr_step: epochs between learning-rate steps within a stage.
+        lr_step_factor: the learning rate's factor at each such step.
+        relu_stable: weight of the ReLU-stability penalty (None: off).
+        relu_stable_factor: its growth per stage.
         n_rand_proj: Cauchy projections per error group for the bound estimates.
         nat_factor: weight of the natural loss (the authors' default 0).
         anneal: ramp each stage's eps from 0 over its mixing epochs (the authors' ``--anneal``;

@@ -21,6 +21,9 @@ class CROWNIBP(IBP):
     back-substituted row (:mod:`lit_cert.bounds.fusion`) and the mix is on the two loss bounds,
     ``beta * L_fused + (1 - beta) * L_IBP`` (both upper bounds of the robust CE). Both variants
     share one IBP walk between the intermediate bounds and the IBP term.
+
+    Args:
+        loss_fusion: bound the cross-entropy with one back-substituted row (see above).
     """
 
     USES_BETA = True

@@ -25,7 +25,13 @@ from lit_cert.options import NonNegativeFloat, PositiveFloat, check_arguments
 
 
 class ExpectedTightBounds(CertifiedMethod):
-    """Natural CE plus ``robust_weight`` times the CE of the expected-bound adversarial logits."""
+    """Natural CE plus ``robust_weight`` times the CE of the expected-bound adversarial logits.
+
+    Args:
+        robust_weight: weight of the robust term (the paper's kappa; 0: nominal training).
+        temperature: the logit temperature T.
+        masks: ``auto`` (the paper's choice), ``propagated`` (Eq. 6) or ``ibp``.
+    """
 
     TRAINING_BOUNDS_MARGINS = False  # the paper bounds the logits
     USES_KAPPA = False  # a fixed robust_weight instead (seed 001 varies neither kappa nor eps)

@@ -14,9 +14,12 @@ from lit_cert.options import UnitInterval, check_arguments
 class IBP(CertifiedMethod):
     """Robust loss = CE on IBP lower bounds of the margins over the full eps-ball.
 
-    Args (besides :class:`CertifiedMethod`'s): ``relu_shrinkage`` in [0, 1] (None = off): shrink
-    unstable ReLU outputs in the training bounds (CTBench's heuristic, used by its SABR, TAPS and
-    STAPS settings: the output of an unstable neuron is ``[0, s * u]``; never in certification)."""
+    Besides :class:`CertifiedMethod`'s arguments:
+
+    Args:
+        relu_shrinkage: in [0, 1] (None = off): shrink unstable ReLU outputs in the training
+            bounds (CTBench's heuristic, used by its SABR, TAPS and STAPS settings: the output of
+            an unstable neuron is ``[0, s * u]``; never in certification)."""
 
     def __init__(self, *args, relu_shrinkage: Optional[UnitInterval] = None, **kwargs):
         check_arguments()

@@ -11,12 +11,16 @@ from lit_cert.options import PositiveFloat, UnitInterval, check_arguments
 class MTLIBP(IBP):
     """Robust loss = ``alpha * IBP loss + (1 - alpha) * CE at the PGD point``.
 
-    Args (besides :class:`IBP`'s), defaults as CTBench's ``MTLIBPModelWrapper``:
+    Besides :class:`IBP`'s arguments; defaults as CTBench's ``MTLIBPModelWrapper``.
+
+    Args:
         alpha: weight of the IBP loss (CTBench's ``ibp_coef``).
         attack_range_scale: the attack searches the ball of radius ``attack_range_scale * eps``
             (clipped to [0, 1]); De Palma et al. use 2 with a one-step attack on CIFAR-10 2/255.
-        pgd_steps, pgd_restarts, pgd_step_size: the attack; step null = ``max(0.25, 2 / steps)``
-            times the radius with CTBench's decay.
+        pgd_steps: steps of the attack.
+        pgd_restarts: its random restarts.
+        pgd_step_size: its step (null: ``max(0.25, 2 / steps)`` times the radius with CTBench's
+            decay).
     """
 
     def __init__(self, *args, alpha: UnitInterval = 0.5, attack_range_scale: PositiveFloat = 1.0, pgd_steps: AttackSteps = 8,

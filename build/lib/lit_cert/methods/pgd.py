@@ -10,8 +10,11 @@ from lit_cert.options import check_arguments
 class PGDTraining(CertifiedMethod):
     """Robust loss = CE at the PGD adversarial example in the eps-ball (an under-approximation).
 
-    Args (besides :class:`CertifiedMethod`'s):
-        pgd_steps, pgd_restarts: attack iterations and random restarts (CTBench's examples: 10, 3).
+    Besides :class:`CertifiedMethod`'s arguments:
+
+    Args:
+        pgd_steps: attack iterations (CTBench's examples: 10).
+        pgd_restarts: random restarts (CTBench's examples: 3).
         pgd_step_size: step as a fraction of the radius; null = CTBench's ``max(0.25, 2 / steps)``
             with its step decay (:mod:`lit_cert.attacks.pgd`, policy ``ctbench``).
     """

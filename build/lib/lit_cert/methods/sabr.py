@@ -46,9 +46,15 @@ class SmallBoxRegion:
 class SABR(SmallBoxRegion, IBP):
     """IBP training on SABR's small adversarial box; ``lam = 1`` is exactly IBP.
 
-    Args (besides :class:`IBP`'s): ``lam`` in (0, 1]; ``box_convention`` (``sabr`` | ``ctbench``);
-    the attack ``pgd_steps``, ``pgd_restarts``, ``pgd_step_size`` (null: the policy's default)
-    and ``pgd_policy`` (``sabr`` | ``ctbench``); and :class:`IBP`'s ``relu_shrinkage``.
+    Besides :class:`IBP`'s arguments (``relu_shrinkage`` included):
+
+    Args:
+        lam: the small box's relative size, in (0, 1].
+        box_convention: ``sabr`` (the authors' radius ``lam * eps``) or ``ctbench`` (CTBench's).
+        pgd_steps: steps of the attack that places the box.
+        pgd_restarts: its random restarts.
+        pgd_step_size: its step (null: the policy's default).
+        pgd_policy: ``sabr`` or ``ctbench`` (see :class:`SmallBoxRegion`).
     """
 
     def __init__(

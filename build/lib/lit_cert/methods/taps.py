@@ -95,14 +95,19 @@ def split_index(layers: list[nn.Module], split: int, split_by: str) -> int:
 class TAPS(IBP):
     """TAPS training.
 
-    Args (besides :class:`IBP`'s), defaults as CTBench's ``TAPSModelWrapper``:
-        split, split_by: where the classifier starts (default: its last 1 ReLU layer, CTBench's
-            CNN7 block split "17 4").
+    Besides :class:`IBP`'s arguments; defaults as CTBench's ``TAPSModelWrapper``.
+
+    Args:
+        split: where the classifier starts (default: its last 1 ReLU layer, CTBench's CNN7 block
+            split "17 4"): ReLU layers or a layer index, by ``split_by``.
+        split_by: ``relus`` or ``layer``.
         grad_scale: gradient scale of the TAPS loss relative to the IBP loss (CTBench's
             ``taps_grad_scale``, the TAPS authors' ``alpha_box``; default 1, their examples 2-5).
         link_slack: ``c`` of the gradient link (fraction of the box width; CTBench's ``soft_thre``).
-        pgd_steps, pgd_restarts: the latent attack (step ``max(0.2, 2 / steps)`` times the box
-            width, CTBench's decay); pgd_step_size overrides the step fraction.
+        pgd_steps: steps of the latent attack (step ``max(0.2, 2 / steps)`` times the box width,
+            CTBench's decay).
+        pgd_restarts: its random restarts.
+        pgd_step_size: overrides the step fraction.
         ibp_during_ramp: plain IBP until the eps ramp is over (CTBench and the TAPS authors).
     """
 
@@ -172,7 +177,16 @@ class STAPS(SmallBoxRegion, TAPS):
     """TAPS on SABR's small box of relative size ``lam``; ``lam = 1`` is TAPS.
 
     The small box follows CTBench and the TAPS authors' STAPS (``box_convention: ctbench``,
-    their 0.2-step attack of ``box_pgd_steps`` steps); ``box_convention: sabr`` uses SABR's."""
+    their 0.2-step attack of ``box_pgd_steps`` steps); ``box_convention: sabr`` uses SABR's.
+
+    Besides :class:`TAPS`'s arguments:
+
+    Args:
+        lam: the small box's relative size, in (0, 1].
+        box_convention: ``ctbench`` or ``sabr``.
+        box_pgd_steps: steps of the attack that places the box.
+        box_pgd_policy: ``ctbench`` or ``sabr``.
+    """
 
     def __init__(self, *args, lam: BoxSize = 0.4, box_convention: Literal["sabr", "ctbench"] = "ctbench",
                  box_pgd_steps: AttackSteps = 10, box_pgd_policy: Literal["sabr", "ctbench"] = "ctbench", **kwargs):

@@ -143,7 +143,14 @@ class ConvNet(Architecture):
 
 
 class FC(ConvNet):
-    """Fully connected: hidden sizes ``hidden`` (paradox paper FC: 400-200-100-100)."""
+    """Fully connected (paradox paper FC: 400-200-100-100).
+
+    Args:
+        hidden: the hidden layers' sizes (scaled by ``width``).
+        width: multiplier for the hidden sizes.
+        bn: BatchNorm after every hidden layer.
+        init: ``default`` or ``ibp``.
+    """
 
     def __init__(
         self,
@@ -216,7 +223,10 @@ class CNN7(ConvNet):
             hidden linear layer) and ``cnn_5layer_bn`` (conv 16 3x3, conv 16 4x4 s2, conv 32 4x4
             s2, hidden linear); from 6 on the CNN7 pattern with ``layers - 2`` convolutions
             (CTBench's ``cnn_<layers>layer_bn``).
-    Defaults: BatchNorm on, IBP initialisation.
+        linear_size: the hidden linear layer's size (512).
+        scale_linear: scale ``linear_size`` by ``width`` too.
+        bn: BatchNorm after every hidden affine layer (default on).
+        init: ``ibp`` (default, Shi et al.'s) or ``default``.
     """
 
     def __init__(
