@@ -128,6 +128,9 @@ def test_offline_runner_grid_with_a_failure_and_resume(workdir):
     done = finished_runs(workdir / "out")  # what evaluation scripts read: finished runs, their checkpoints
     assert sorted(r["params"]["model.init_args.eps_train"] for r, _ in done) == [0.02, 0.05]
     assert all((d / "checkpoints" / "last.ckpt").is_file() for _, d in done)
+    # every artefact of the sweep stays under its --out: no run directory in the working folder
+    out = (workdir / "out").resolve()
+    assert all(out in d.resolve().parents for _, d in done) and not (workdir / "runs").exists()
     # resume: finished runs are skipped, only the failed one is retried
     lines_before = len((workdir / "out" / "results.jsonl").read_text().splitlines())
     main(["sweep", "sweep.yaml", "--out", "out", "--timeout", "300"])

@@ -200,6 +200,10 @@ class LitCertCLI(LightningCLI):
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand] if self.subcommand else self.config
         check_dropped_interpolations(config)
+        root = os.environ.get(ROOT_DIR_ENV)
+        trainer_cfg = config.get("trainer")
+        if root and trainer_cfg is not None and not trainer_cfg.get("default_root_dir"):
+            trainer_cfg["default_root_dir"] = root  # a sweep run: its files under the sweep's --out
         place_logger_dirs_under_root(config.get("trainer") or {})
         self.continued_run_dir = continue_run(config) if self.subcommand == "fit" else None
 
@@ -286,6 +290,9 @@ class LitCertCLI(LightningCLI):
 
 
 RESULT_FILE_ENV = "LIT_CERT_RESULT_FILE"
+#: the default of ``trainer.default_root_dir`` (the sweep runner sets it per run, so that every
+#: artefact of a sweep -- run directories, checkpoints, W&B files -- stays under its --out)
+ROOT_DIR_ENV = "LIT_CERT_ROOT_DIR"
 
 
 def write_result_file(trainer: Trainer, extra: dict | None = None) -> None:

@@ -220,7 +220,8 @@ def run_one(cfg: dict, params: dict, out: Path, timeout: float | None) -> dict:
     result_file = run_dir / "result.json"
     result_file.unlink(missing_ok=True)
     cmd = build_command(cfg, params)
-    env = {**os.environ, "LIT_CERT_RESULT_FILE": str(result_file)}
+    # every artefact of the run (run directory, checkpoints, W&B files) goes under --out
+    env = {**os.environ, "LIT_CERT_RESULT_FILE": str(result_file), "LIT_CERT_ROOT_DIR": str(run_dir.resolve())}
     start = time.perf_counter()
     with open(run_dir / "log.txt", "w") as log:
         log.write(" ".join(cmd) + "\n")

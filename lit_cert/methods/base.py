@@ -23,6 +23,7 @@ and validation/test metrics at a fixed ``eps_test`` certified by a sound bound m
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import asdict, dataclass, field
 from typing import Annotated, Literal, Optional, Sequence
 
@@ -52,6 +53,11 @@ from lit_cert.numerics import certified_numerics, check_full_precision_weights, 
 
 #: names accepted by ``certifier``: every sound bound method (lit_cert.bounds.registry)
 CERTIFIERS = tuple(BOUND_METHODS)
+
+# Lightning recommends sync_dist=True for every tensor logged per epoch under DDP. The ReLU
+# stability values are the compute() of a torchmetrics metric, already reduced over the ranks
+# (tests/test_ddp.py checks 2 processes against 1): the recommendation is a false alarm there.
+warnings.filterwarnings("ignore", message=r".*self\.log\('(val|test)/relu_(active|dead|unstable)'.*sync_dist=True")
 
 
 @dataclass
