@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from lit_cert.commands import main
-from lit_cert.commands.sweep import build_command, grid_runs, load_sweep, parse_shard, propose, shard_of
+from lit_cert.commands.sweep import build_command, load_sweep, parse_shard, propose, shard_of
 from lit_cert.runs import finished_runs
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -23,7 +23,7 @@ def test_sweep_files_use_real_cli_keys(path, capsys, monkeypatch):
     monkeypatch.chdir(ROOT)
     cfg = load_sweep(path)
     assert cfg["metric"]["name"] in ("val/cert_acc", "val/pgd_acc", "val/nat_acc")
-    for params in grid_runs(cfg["parameters"]):
+    for params in propose({"method": "grid", "parameters": cfg["parameters"]}, [], None, 0):
         cmd = build_command(cfg, params)
         assert cmd[:4] == ["/usr/bin/env", sys.executable, "-m", "lit_cert"]
         with pytest.raises(SystemExit) as ex:
@@ -40,17 +40,22 @@ def test_sweep_files_use_real_cli_keys(path, capsys, monkeypatch):
             assert node == value
 
 
-def test_grid_and_random_proposals():
-    params = {"a": {"values": [1, 2]}, "b": {"values": ["x", "y", "z"]}}
-    assert len(grid_runs(params)) == 6
-    cfg = {"method": "random", "parameters": {"lam": {"distribution": "uniform", "min": 0.1, "max": 0.9}, "w": {"values": [1, 2]}}}
-    first, again = propose(cfg, [], 5, seed=3), propose(cfg, [], 5, seed=3)
-    assert first == again and len(first) == 5
-    assert all(0.1 <= p["lam"] <= 0.9 and p["w"] in (1, 2) for p in first)
+def test_grid_and_random_proposals_come_from_the_wandb_engine():
+    params = {"a": {"values": [1, 2]}, "b": {"values": ["x", "y", "z"]}, "c": {"value": 7}}
+    grid = propose({"method": "grid", "parameters": params}, [], None, 0)
+    assert len(grid) == 6 and all(p["c"] == 7 for p in grid) and len({json.dumps(p, sort_keys=True) for p in grid}) == 6
+    # every W&B distribution, e.g. q_log_uniform_values, which the hand-written sampler refused
+    cfg = {"method": "random", "parameters": {"lam": {"distribution": "uniform", "min": 0.1, "max": 0.9}, "w": {"values": [1, 2]},
+                                              "lr": {"distribution": "q_log_uniform_values", "min": 0.001, "max": 0.1, "q": 0.001}}}
+    first, again, other = propose(cfg, [], 5, seed=3), propose(cfg, [], 5, seed=3), propose(cfg, [], 5, seed=4)
+    assert first == again != other and len(first) == 5
+    assert all(0.1 <= p["lam"] <= 0.9 and p["w"] in (1, 2) and 0.001 <= p["lr"] <= 0.1 for p in first)
+    assert all(type(p["lam"]) is float for p in first)  # plain Python, not numpy
 
 
 def test_shards_partition_a_grid():
-    runs = grid_runs({"a": {"values": [1, 2, 3]}, "b": {"values": ["x", "y"]}, "c": {"values": [0, 1]}})
+    runs = propose({"method": "grid", "parameters": {"a": {"values": [1, 2, 3]}, "b": {"values": ["x", "y"]},
+                                                     "c": {"values": [0, 1]}}}, [], None, 0)
     for n in (1, 2, 5, 12, 13):
         slices = [shard_of(runs, parse_shard(f"{k}/{n}")) for k in range(1, n + 1)]
         flat = [json.dumps(r, sort_keys=True) for part in slices for r in part]
@@ -139,8 +144,6 @@ def test_offline_runner_grid_with_a_failure_and_resume(workdir):
 
 def test_bayes_proposals_come_from_the_wandb_engine():
     """Offline bayes search: W&B's sweep engine proposes the next run from our records."""
-    pytest.importorskip("sweeps")
-    pytest.importorskip("sklearn")
     from lit_cert.commands.sweep import propose
 
     lam, width = "model.init_args.lam", "model.init_args.network.init_args.width"

@@ -47,7 +47,7 @@ def top_level_help() -> str:
     from lit_cert import __version__
 
     width = max(map(len, SUMMARIES))
-    lines = [f"usage: lit_cert <command> [options]   (or: python -m lit_cert <command> ...)", "",
+    lines = ["usage: lit_cert <command> [options]   (or: python -m lit_cert <command> ...)", "",
              f"lit_cert {__version__}: certified training with PyTorch Lightning.", "", "commands:"]
     lines += [f"  {name:<{width}}  {text}" for name, text in SUMMARIES.items()]
     lines += ["", "lit_cert <command> --help shows a command's options; lit_cert --version prints the version."]

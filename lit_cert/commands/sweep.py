@@ -1,9 +1,9 @@
-"""``python -m lit_cert sweep SWEEP.yaml``: run a W&B sweep file without a W&B server.
+"""``lit_cert sweep SWEEP.yaml``: run a W&B sweep file without a W&B server.
 
 The same YAML that ``wandb sweep`` accepts (``program``, ``method``, ``metric``, ``parameters``,
-``command``) is expanded here into runs -- ``grid`` (every combination), ``random`` (``--count``
-samples, seeded) or ``bayes`` (W&B's own engine, the PyPI package ``sweeps==0.2.0``, when
-installed) -- and each run is one subprocess with the sweep's command (macros ``${env}``,
+``command``), checked against W&B's own schema, is turned into runs by W&B's own engine (the
+PyPI package ``sweeps``) -- ``grid`` (every combination), ``random`` (``--count`` draws of any
+W&B distribution, seeded by ``--seed``) or ``bayes`` -- and each run is one subprocess with the sweep's command (macros ``${env}``,
 ``${interpreter}``, ``${program}``, ``${args}`` as W&B expands them; ``${interpreter}`` is this
 Python). Every run gets ``$LIT_CERT_RESULT_FILE`` and writes its final metrics there.
 
@@ -28,18 +28,15 @@ from __future__ import annotations
 import csv
 import difflib
 import hashlib
-import itertools
 import json
-import math
 import os
-import random
 import signal
 import subprocess
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Optional
 
 import yaml
 
@@ -78,12 +75,16 @@ def load_sweep(path: str | Path) -> dict:
     metric = cfg.get("metric")
     if metric is not None and not (isinstance(metric, dict) and isinstance(metric.get("name"), str)):
         raise ConfigError(f"{path}: metric must be a mapping with a name, e.g. {{name: val/cert_acc, goal: maximize}}, got {metric!r}")
+    engine = import_sweeps_engine()
+    violations = engine.schema_violations_from_proposed_config(_engine_config(cfg))
+    if violations:  # W&B's own schema: what `wandb sweep` would refuse, refused here too
+        raise ConfigError(f"{path}: not a valid W&B sweep: {' '.join(str(violations[0]).split())[:300]}")
     return cfg
 
 
 def check_parameters(parameters, where: str) -> None:
-    """Each swept parameter is a mapping W&B understands: ``values: [...]``, ``value: x`` or a
-    distribution with ``min``/``max``; anything else is one clear error, not a traceback later."""
+    """Each swept parameter is a mapping: ``values: [...]``, ``value: x`` or a distribution with
+    ``min``/``max`` (W&B's schema checks the rest); the common mistakes get a line of their own."""
     if not isinstance(parameters, dict) or not parameters:
         raise ConfigError(f"{where}: parameters must be a non-empty mapping of parameter names to specs, got {parameters!r}")
     for name, spec in parameters.items():
@@ -97,42 +98,6 @@ def check_parameters(parameters, where: str) -> None:
             lo, hi = spec.get("min"), spec.get("max")
             if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (lo, hi)) or lo > hi:
                 raise ConfigError(f"{where}: parameter {name!r} needs values, value, or numeric min <= max; got {spec!r}")
-
-
-def _fixed(spec: dict) -> list | None:
-    if "values" in spec:
-        return list(spec["values"])
-    if "value" in spec:
-        return [spec["value"]]
-    return None
-
-
-def grid_runs(parameters: dict) -> list[dict]:
-    names, choices = [], []
-    for name, spec in parameters.items():
-        values = _fixed(spec)
-        if values is None:
-            raise ConfigError(f"grid search needs 'values' or 'value' for {name}")
-        names.append(name)
-        choices.append(values)
-    return [dict(zip(names, combo)) for combo in itertools.product(*choices)]
-
-
-def sample_parameter(spec: dict, rng: random.Random) -> Any:
-    values = _fixed(spec)
-    if values is not None:
-        return rng.choice(values)
-    dist = spec.get("distribution", "uniform" if isinstance(spec.get("min"), float) else "int_uniform")
-    lo, hi = spec["min"], spec["max"]
-    if dist == "uniform":
-        return rng.uniform(lo, hi)
-    if dist == "int_uniform":
-        return rng.randint(int(lo), int(hi))
-    if dist == "log_uniform_values":
-        return math.exp(rng.uniform(math.log(lo), math.log(hi)))
-    if dist == "log_uniform":  # W&B: min/max are exponents of e
-        return math.exp(rng.uniform(lo, hi))
-    raise ConfigError(f"distribution {dist!r} is not supported by the offline runner")
 
 
 def run_id(params: dict) -> str:
@@ -271,27 +236,50 @@ def stop_child(proc: subprocess.Popen, grace: float = 60.0) -> None:
         pass
 
 
+def _plain(run) -> dict:
+    """A proposal of W&B's engine as ``{name: value}`` with plain Python values (numpy scalars
+    would make run ids, JSON records and command-line overrides unstable)."""
+    return {k: getattr(v["value"], "item", lambda: v["value"])() for k, v in run.config.items()}
+
+
+def _engine_config(cfg: dict) -> dict:
+    """The part of a sweep file W&B's engine reads."""
+    return {k: cfg[k] for k in ("method", "metric", "parameters") if k in cfg}
+
+
 def propose(cfg: dict, records: list[dict], count: int | None, seed: int) -> list[dict] | None:
-    """Parameter sets to run next (None: the search is exhausted)."""
-    method = cfg["method"]
-    if method == "grid":
-        return grid_runs(cfg["parameters"])
-    if method == "random":
-        rng = random.Random(seed)
-        return [{k: sample_parameter(s, rng) for k, s in cfg["parameters"].items()} for _ in range(count or 10)]
-    sweeps = import_sweeps_engine()
+    """Parameter sets to run next (None: the search is exhausted), all from W&B's own engine:
+    ``grid`` -- every combination, in W&B's order (so ``--shard`` can slice it); ``random`` --
+    ``count`` draws (default 10) of every W&B distribution, reproducible by ``seed``; ``bayes``
+    -- one proposal from the records so far."""
+    import random as python_random
+
+    engine = import_sweeps_engine()
+    config = _engine_config(cfg)
+    if cfg["method"] == "grid":
+        from sweeps.grid_search import grid_search_next_runs
+
+        return [_plain(r) for r in grid_search_next_runs([], config, n=10**9) if r is not None]
+    if cfg["method"] == "random":
+        from sweeps.random_search import random_search_next_runs
+
+        state = python_random.getstate()  # the engine samples with Python's random module
+        python_random.seed(seed)
+        try:
+            return [_plain(r) for r in random_search_next_runs(config, n=count or 10)]
+        finally:
+            python_random.setstate(state)
     metric = cfg["metric"]["name"]
     runs = [
-        sweeps.SweepRun(
-            name=r["run_id"], state=sweeps.RunState.finished if r["status"] == "finished" else sweeps.RunState.failed,
+        engine.SweepRun(
+            name=r["run_id"], state=engine.RunState.finished if r["status"] == "finished" else engine.RunState.failed,
             config={k: {"value": v} for k, v in r["params"].items()},
             summary_metrics={metric: metric_of(r, metric)} if metric_of(r, metric) is not None else {},
         )
         for r in records
     ]
-    nxt = sweeps.next_run(cfg, runs)
-    # numpy scalars -> plain Python numbers, so run ids, JSON records and CLI overrides are stable
-    return None if nxt is None else [{k: getattr(v["value"], "item", lambda: v["value"])() for k, v in nxt.config.items()}]
+    nxt = engine.next_run(config, runs)
+    return None if nxt is None else [_plain(nxt)]
 
 
 def import_sweeps_engine():
@@ -307,13 +295,19 @@ def import_sweeps_engine():
     saved = sys.path[:]
     sys.path[:] = [p for p in sys.path if p not in cwd and os.path.abspath(p or ".") != os.getcwd()]
     try:
-        module = importlib.import_module("sweeps")
+        import warnings
+
+        with warnings.catch_warnings():  # sweeps 0.2 writes pydantic-1 config names: noise under pydantic 2
+            warnings.simplefilter("ignore")
+            module = importlib.import_module("sweeps")
+            importlib.import_module("sweeps.grid_search")
+            importlib.import_module("sweeps.random_search")
     except ImportError:
         module = None
     finally:
         sys.path[:] = saved
     if module is None or not hasattr(module, "next_run"):
-        raise ConfigError("bayes sweeps need W&B's engine: pip install sweeps==0.2.0 scikit-learn (or pip install -e '.[bayes]')")
+        raise ConfigError("the sweep runner needs W&B's sweep engine: pip install 'sweeps>=0.2,<0.3' scikit-learn")
     return module
 
 
