@@ -20,8 +20,14 @@ def installed(tmp_path_factory):
     venv = tmp_path_factory.mktemp("venv")
     subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(venv)], check=True)
     python = venv / "bin" / "python"
+    # built from a copy: a build never writes into the working tree (its build/ would go stale)
+    import shutil
+
+    source = tmp_path_factory.mktemp("source") / "lit_cert"
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(".git", ".venv", "build", "runs", "results", "site", "*.egg-info",
+                                                                "__pycache__", "wandb"))
     subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "--quiet", "--no-deps",
-                    "--no-build-isolation", "--disable-pip-version-check", str(ROOT)], check=True, capture_output=True)
+                    "--no-build-isolation", "--disable-pip-version-check", str(source)], check=True, capture_output=True)
     return venv
 
 
