@@ -293,3 +293,21 @@ def test_top_level_help_lists_every_command(capsys):
     out = capsys.readouterr().out
     for command in ("fit", "test", "certify", "export", "predict", "analyze", "sweep"):
         assert f"\n  {command} " in out
+
+
+def test_ctrl_c_in_an_analysis_is_one_line_and_keeps_earlier_results(workdir, capsys, monkeypatch):
+    main(["analyze", "dln-init", "--widths", "[4]", "--depths", "[2]", "--samples", "2", "--out", "an"])
+    good = (workdir / "an" / "dln-init.csv").read_text()
+    import lit_cert.commands.analyses.dln_init as module
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(module, "save_plot", interrupted)
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as stop:
+        main(["analyze", "dln-init", "--widths", "[8]", "--depths", "[2]", "--samples", "2", "--out", "an"])
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert stop.value.code == 130 and len(lines) == 1 and "interrupted (Ctrl-C)" in lines[0] and "Traceback" not in err
+    assert (workdir / "an" / "dln-init.csv").read_text() == good

@@ -86,6 +86,11 @@ def main(args: Optional[list[str]] = None) -> Any:
         from lit_cert.commands.fit import run
 
         return run(args)
+    except KeyboardInterrupt:  # commands that keep partial work say so themselves (certify, sweep, fit)
+        name = argv[0] if argv and argv[0] in COMMANDS else "lit_cert"
+        print(f"lit_cert {name}: interrupted (Ctrl-C); files are replaced only by finished work, so earlier results "
+              "are intact", file=sys.stderr)
+        raise SystemExit(130) from None
     except Exception as err:  # noqa: BLE001 - only our own user-facing errors are caught
         user_error = _user_error(err)
         if user_error is None:
