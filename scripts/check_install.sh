@@ -4,17 +4,18 @@
 # pins. Checks that the user's torch is kept (nothing pulls another one), that the installed
 # `lit_cert` command runs, and prints the install's time and size. CI runs it after the tests.
 set -euo pipefail
+quiet() { "$@" 2> >(grep -v "^WARNING: Location" >&2); }  # this machine's pip config names absent local indexes
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 TMP="$(mktemp -d)"
 trap 'rm -rf "$TMP"' EXIT
 PY="${LIT_CERT_PYTHON:-python3}"
 "$PY" -m venv "$TMP/venv"
 V="$TMP/venv/bin"
-"$V/python" -m pip install --quiet --disable-pip-version-check "torch==2.13.*"
-before="$("$V/python" -c 'import torch; print(torch.__version__)')"
+quiet "$V/python" -m pip install --quiet --disable-pip-version-check "torch==2.13.*"
+before="$("$V/python" -W ignore -c 'import torch; print(torch.__version__)' 2>/dev/null)"
 size_torch=$(du -sm "$TMP/venv" | cut -f1)
 start=$(date +%s)
-"$V/python" -m pip install --quiet --disable-pip-version-check "$ROOT"
+quiet "$V/python" -m pip install --quiet --disable-pip-version-check "$ROOT"
 seconds=$(( $(date +%s) - start ))
 after="$("$V/python" -c 'import torch; print(torch.__version__)')"
 size=$(du -sm "$TMP/venv" | cut -f1)
