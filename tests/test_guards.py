@@ -15,7 +15,7 @@ import torch
 
 from lit_cert.commands import main
 
-from .helpers import run_dirs, trained_run, write_config
+from .helpers import TRAINED_RUN, run_dirs, trained_run, write_config
 
 
 @pytest.fixture(scope="module")
@@ -43,17 +43,8 @@ def one_error(capsys, argv, code=2, alone=True) -> str:
     return errors[0]
 
 
-OTHER_DATA = """
-model:
-  class_path: lit_cert.methods.IBP
-  init_args:
-    network: {class_path: lit_cert.models.FC, init_args: {hidden: [20, 20]}}
-    eps_train: 0.02
-    eps_test: 0.02
-data:
-  class_path: lit_cert.data.SyntheticImages
-  init_args: {in_shape: [1, 6, 6], train_size: 128, val_size: 32, test_size: 48, batch_size: 32, seed: 9}
-"""
+#: the trained run's config with data of the same shape and another content
+OTHER_DATA = TRAINED_RUN.replace("batch_size: 32}", "batch_size: 32, seed: 9}").split("trainer:")[0]
 
 
 # ---------------------------------------------------------------- 1. data identity

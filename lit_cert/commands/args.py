@@ -105,6 +105,25 @@ DeviceName = Annotated[str, Check(_device_problem, "auto|cpu|cuda|cuda:N", ("tpu
 WorkerSpec = Annotated[str, Check(_worker_problem, "K/N or auto", ("3/2", "0/2", "one"))]
 
 
+def settings_parser(command: str, cls, description: str):
+    """The parser of a command configured by one settings dataclass (certify, export, predict):
+    its fields as options, with their docstrings as help, plus ``--config FILE`` and
+    ``--print_config``."""
+    from jsonargparse import ActionConfigFile, ArgumentParser
+
+    parser = ArgumentParser(prog=f"lit_cert {command}", description=description, default_env=False, allow_abbrev=False)
+    parser.add_argument("--config", action=ActionConfigFile, help="a YAML file of these settings (see --print_config)")
+    parser.add_class_arguments(cls, nested_key=None, as_group=False)
+    return parser
+
+
+def parse_settings(parser, argv: list[str], cls):
+    """``argv`` parsed (one line for what the parser rejects) into a checked ``cls``."""
+    from lit_cert.commands.parse_errors import parse_one_line
+
+    return build_command(parse_one_line(parser, list(argv)), cls)
+
+
 def build_command(cfg, cls):
     """The command's dataclass from a parsed jsonargparse namespace, every declared constraint
     checked (:func:`lit_cert.options.validate`): values of a ``--config`` file that the parser

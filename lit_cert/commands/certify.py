@@ -27,7 +27,7 @@ from typing import Literal, Optional
 import yaml
 
 from lit_cert.certify.settings import STAGE_NAMES, CascadeConfig, CascadeSettings
-from lit_cert.commands.args import DeviceName, WorkerSpec, build_command
+from lit_cert.commands.args import DeviceName, WorkerSpec, parse_settings, settings_parser
 from lit_cert.errors import ConfigError, check
 from lit_cert.options import ExistingDir, ExistingFile, PositiveInt, Radius, WritableDir
 from typing import Annotated
@@ -135,20 +135,11 @@ def translate_legacy(argv: list[str], certify_flags: bool = True) -> list[str]:
 
 
 def build_parser():
-    from jsonargparse import ActionConfigFile, ArgumentParser
-
-    parser = ArgumentParser(prog="lit_cert certify", description=__doc__, default_env=False, allow_abbrev=False)
-    parser.add_argument("--config", action=ActionConfigFile, help="a YAML file of these settings (see --print_config)")
-    parser.add_class_arguments(CertifyCommand, nested_key=None, as_group=False)
-    return parser
+    return settings_parser("certify", CertifyCommand, __doc__)
 
 
 def parse(argv: list[str]) -> CertifyCommand:
-    from lit_cert.commands.parse_errors import parse_one_line
-
-    parser = build_parser()
-    cfg = parse_one_line(parser, translate_legacy(list(argv)))
-    return build_command(cfg, CertifyCommand)
+    return parse_settings(build_parser(), translate_legacy(list(argv)), CertifyCommand)
 
 
 def certify(cmd: CertifyCommand) -> dict:

@@ -45,22 +45,16 @@ class ExportCommand:
 
 
 def parse(argv: list[str]) -> ExportCommand:
-
-    from lit_cert.commands.args import build_command
+    from lit_cert.commands.args import parse_settings
     from lit_cert.commands.certify import translate_legacy
-    from lit_cert.commands.parse_errors import parse_one_line
 
-    parser = build_parser()
-    return build_command(parse_one_line(parser, translate_legacy(list(argv), certify_flags=False)), ExportCommand)
+    return parse_settings(build_parser(), translate_legacy(list(argv), certify_flags=False), ExportCommand)
 
 
 def build_parser():
-    from jsonargparse import ActionConfigFile, ArgumentParser
+    from lit_cert.commands.args import settings_parser
 
-    parser = ArgumentParser(prog="lit_cert export", description=__doc__, default_env=False, allow_abbrev=False)
-    parser.add_argument("--config", action=ActionConfigFile, help="a YAML file of these settings (see --print_config)")
-    parser.add_class_arguments(ExportCommand, nested_key=None, as_group=False)
-    return parser
+    return settings_parser("export", ExportCommand, __doc__)
 
 
 def main(argv: list[str]) -> Path:

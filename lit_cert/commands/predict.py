@@ -61,20 +61,15 @@ class PredictCommand:
 
 
 def build_parser():
-    from jsonargparse import ActionConfigFile, ArgumentParser
+    from lit_cert.commands.args import settings_parser
 
-    parser = ArgumentParser(prog="lit_cert predict", description=__doc__, default_env=False, allow_abbrev=False)
-    parser.add_argument("--config", action=ActionConfigFile, help="a YAML file of these settings (see --print_config)")
-    parser.add_class_arguments(PredictCommand, nested_key=None, as_group=False)
-    return parser
+    return settings_parser("predict", PredictCommand, __doc__)
 
 
 def parse(argv: list[str]) -> PredictCommand:
-    from lit_cert.commands.args import build_command
-    from lit_cert.commands.parse_errors import parse_one_line
+    from lit_cert.commands.args import parse_settings
 
-    parser = build_parser()
-    return build_command(parse_one_line(parser, list(argv)), PredictCommand)
+    return parse_settings(build_parser(), argv, PredictCommand)
 
 
 def predict(cmd: PredictCommand) -> list[dict]:
