@@ -146,34 +146,36 @@ class OneOf(Constraint):
         return ["no-such-name"]
 
 
-class ExistingFile(Constraint):
+class _Existing(Constraint):
+    """A path to something that exists: a file or a folder (``what``)."""
+
+    what = "file"
+
+    def problem(self, value):
+        if value is None:
+            return None
+        p = Path(str(value))
+        if (p.is_file() if self.what == "file" else p.is_dir()):
+            return None
+        return f"is not a {self.what}" if p.exists() else "does not exist"
+
+    def describe(self) -> str:
+        return f"an existing {self.what}"
+
+    def hostile(self, kind):
+        return [f"{_MISSING_PATH}-{self.what}"]
+
+
+class ExistingFile(_Existing):
     """A path to a file that exists (a checkpoint, a run config, a sweep file)."""
 
-    def problem(self, value):
-        if value is None or Path(str(value)).is_file():
-            return None
-        return "is not a file" if Path(str(value)).exists() else "does not exist"
-
-    def describe(self) -> str:
-        return "an existing file"
-
-    def hostile(self, kind):
-        return [_MISSING_PATH + ".file"]
+    what = "file"
 
 
-class ExistingDir(Constraint):
+class ExistingDir(_Existing):
     """A path to a folder that exists (a data folder named by the user)."""
 
-    def problem(self, value):
-        if value is None or Path(str(value)).is_dir():
-            return None
-        return "is not a folder" if Path(str(value)).exists() else "does not exist"
-
-    def describe(self) -> str:
-        return "an existing folder"
-
-    def hostile(self, kind):
-        return [_MISSING_PATH + "-dir"]
+    what = "folder"
 
 
 class WritableDir(Constraint):
