@@ -74,7 +74,9 @@ def test_stopping_a_sweep_stops_its_running_child(workdir, sig, code, name):
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
-        _wait_for(lambda: glob.glob(str(workdir / "runs" / "lit_cert" / "*" / "checkpoints" / "last.ckpt")) or runner.poll() is not None,
+        # a sweep run's directory is under the sweep's --out: out/runs/<run id>/runs/lit_cert/<id>/
+        _wait_for(lambda: glob.glob(str(workdir / "out" / "runs" / "*" / "runs" / "lit_cert" / "*" / "checkpoints" / "last.ckpt"))
+                  or runner.poll() is not None,
                   240, "the child's first epoch")
         assert runner.poll() is None, runner.stderr.read()
         assert _children_of_sweep(str(cfg))  # the child is running
