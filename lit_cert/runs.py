@@ -143,11 +143,12 @@ def plain_data_class(class_path: str):
 
 
 def load_run(ckpt: str, config: str | None = None, data_dir: str | None = None, allow_other_data: bool = False,
-             split: str | None = None):
+             split: str | None = None, report: bool = True):
     """The trained network (:class:`TrainedNetwork`) and its dataset (set up), checked to fit
     together: the same input shape and classes, and -- where the checkpoint records it -- the
     same dataset, transforms and split contents (:func:`check_same_data`); with ``split``, that
-    split must not be empty. The data line is printed only once all of this held."""
+    split must not be empty. The data line is printed only once all of this held (``report=False``:
+    the caller prints it, ``dm.report()``, after checks of its own)."""
     model = load_network(ckpt)
     cfg = read_run_config(run_config_path(ckpt, config))
     data = cfg["data"]
@@ -166,7 +167,8 @@ def load_run(ckpt: str, config: str | None = None, data_dir: str | None = None, 
     check_same_data(model, dm, ckpt, allow=allow_other_data)
     if split is not None:
         split_dataset(dm, split)
-    dm.report()
+    if report:
+        dm.report()
     return model, dm
 
 

@@ -152,6 +152,7 @@ def test_certify_refuses_an_empty_split_and_reports_only_what_ran(workdir, capsy
     summary = main(["certify", "--ckpt", str(ckpt), "--stages", "[ibp]", "--progress", "false", "--out", "c"])
     out = capsys.readouterr().out
     assert summary["pgd_accuracy"] is None and "PGD accuracy" not in out
+    assert summary["bound_methods"] == {"ibp": "ibp(relu_shrinkage=None)"} and "ibp(relu_shrinkage=None)" in out  # which variant ran
     assert json.loads((workdir / "c" / "summary.json").read_text())["pgd_accuracy"] is None
 
 

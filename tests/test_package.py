@@ -50,6 +50,11 @@ def test_the_installed_command_runs_every_command(installed, tmp_path):
         assert shown.returncode == 0 and "usage:" in shown.stdout and not shown.stderr.count("Traceback"), (command, shown.stderr)
     refused = _run(installed, "certify", "--ckpt", "missing.ckpt", cwd=tmp_path)
     assert refused.returncode == 2 and refused.stderr.strip().startswith("lit_cert: error: --ckpt: does not exist")
+    # a command that works exits 0 and prints only its own lines (not the rows it returns to Python)
+    done = _run(installed, "analyze", "dln-init", "--widths", "[4]", "--depths", "[2]", "--samples", "2", "--out", "an",
+                cwd=tmp_path)
+    assert done.returncode == 0 and (tmp_path / "an" / "dln-init.csv").is_file(), done.stderr[-2000:]
+    assert "{" not in done.stderr and "tau_closed_form" not in done.stdout + done.stderr
 
 
 def test_the_dockerfile_copies_what_exists_and_installs_the_tested_versions():

@@ -58,3 +58,32 @@ def test_box_is_piecewise_linear_and_the_sensitive_relaxations_are_not():
 def test_a_network_shows_the_papers_crown_observation():
     case = study(21, "crown", points=101)  # found by `analyze sgd-dynamics` among seeds 0-39
     assert case.best > case.best_box and case.final < case.final_box and case.shows_claim
+
+
+@pytest.mark.parametrize("seed", [2, 29])
+def test_the_analyses_deepz_is_the_papers_continuous_one(seed):
+    """Seed 002 Sec. 4.1: DeepZ is continuous in the weights. The analyses use the paper's dense
+    computation (every neuron bounded by DeepZ itself); the registry's default (IBP bounds kept
+    for IBP-stable neurons) jumps on these App. F networks -- so a test of the claim with it
+    would wrongly report a discontinuity."""
+    import numpy as np
+
+    from lit_cert.analysis.landscape import paper_bound, refine_jumps
+    from lit_cert.analysis.sgd_dynamics import _moved, gradient_direction, integer_network
+    from lit_cert.bounds.registry import bound_spec
+
+    net, lb, ub = integer_network(seed)
+    spec = torch.zeros(1, 1, 2, dtype=lb.dtype)
+    spec[0, 0, 0] = 1.0
+    deltas = np.linspace(-3, 3, 301)
+    direction = gradient_direction(net, lb, ub, 0, "deepz")
+
+    def jumps(bound):
+        def f(d):
+            with torch.no_grad():
+                return float(bound.lower(_moved(net, torch.tensor(float(d), dtype=torch.float64), direction), lb, ub, spec)[0, 0])
+        return refine_jumps(f, deltas, np.array([f(d) for d in deltas]))
+
+    assert str(paper_bound("deepz")) == "deepz(sparse=False)"
+    assert jumps(paper_bound("deepz")) == []
+    assert jumps(bound_spec("deepz", sparse=True)), "the sparse variant jumps here (the test can see a jump)"

@@ -75,12 +75,13 @@ def bound_at(net, lb, ub, output: int, relaxation: str, direction, delta: float,
 
 
 def _output_bound(net, lb, ub, output, relaxation):
-    """Lower bound of output ``output`` (differentiable in the network's tensors)."""
-    from lit_cert.bounds.registry import compute_bounds
+    """Lower bound of output ``output`` (differentiable in the network's tensors), by the
+    paper's dense computation (:func:`lit_cert.analysis.landscape.paper_bound`)."""
+    from lit_cert.analysis.landscape import paper_bound
 
     spec = torch.zeros(1, 1, 2, dtype=lb.dtype)
     spec[0, 0, output] = 1.0
-    return compute_bounds(net, lb, ub, spec, relaxation)[0, 0]
+    return paper_bound(relaxation).lower(net, lb, ub, spec)[0, 0]
 
 
 def ascend(net, lb, ub, output, relaxation, direction, lr: float, decay: float, steps: int) -> list[tuple[float, float]]:

@@ -149,7 +149,20 @@ def _registry_stage(name: str, chunked: bool = False, options: Callable[["Cascad
         return bound_spec(name, **options(c.config)).lower(net, lb, ub, spec)
 
     method = bound_method(name)
-    return Stage(name, "bound", _bound_stage(name, bound, chunked), f"{method.description} (registry: {method.name})")
+    stage = Stage(name, "bound", _bound_stage(name, bound, chunked), f"{method.description} (registry: {method.name})")
+    _STAGE_SPECS[name] = lambda cfg: bound_spec(name, **options(cfg))
+    return stage
+
+
+#: bound stage -> its registry computation under a config (what certify reports it ran)
+_STAGE_SPECS: dict[str, Callable] = {}
+
+
+def stage_bound_spec(stage: str, config: "CascadeConfig"):
+    """The registry computation (a :class:`~lit_cert.bounds.registry.BoundSpec`) a bound stage
+    runs under ``config``; None for the attack and the complete stages."""
+    make = _STAGE_SPECS.get(stage)
+    return make(config) if make is not None else None
 
 
 def _confirm_counterexample(cascade: "Cascade", v: Verdict, stage: str, cex: torch.Tensor, j: int, x, y, spec, unconfirmed: str) -> None:

@@ -66,6 +66,13 @@ def _user_error(err: BaseException) -> BaseException | None:
     return None
 
 
+def cli() -> None:
+    """The installed ``lit_cert`` command: :func:`main` on ``sys.argv``, exit status 0 on success
+    (a console script passes what its function returns to ``sys.exit``: the summaries :func:`main`
+    returns to Python callers would otherwise be printed and exit with status 1)."""
+    main()
+
+
 def main(args: Optional[list[str]] = None) -> Any:
     """Run a command (``args=None`` reads ``sys.argv``); bad input exits with status 2 and one
     line on stderr. Called from Python inside an active W&B run, ``analyze`` logs to that run."""

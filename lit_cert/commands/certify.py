@@ -172,7 +172,8 @@ def _certify(cmd: CertifyCommand) -> dict:
         if torch.cuda.is_available():  # one GPU per torchrun worker
             device_name = f"cuda:{int(os.environ['LOCAL_RANK']) % torch.cuda.device_count()}"
     device = resolve_device(device_name)
-    model, dm = load_run(cmd.ckpt, cmd.run_config, cmd.data_dir, allow_other_data=cmd.allow_other_data, split=cmd.split)
+    model, dm = load_run(cmd.ckpt, cmd.run_config, cmd.data_dir, allow_other_data=cmd.allow_other_data, split=cmd.split,
+                       report=False)
     net = model.net.to(device)
     eps = model.eps_test if cmd.eps is None else cmd.eps
     cfg = cmd.cascade(eps)
@@ -186,18 +187,28 @@ def _certify(cmd: CertifyCommand) -> dict:
     settings = {"ckpt_sha256": file_sha256(cmd.ckpt), "split": cmd.split, "samples": n, "shard_size": cmd.shard_size,
                 "cascade": json.loads(json.dumps(asdict(cfg))), "data": data}
     fingerprint = check_settings(out, settings)
+    dm.report()  # after every check: a refused run prints only its error
     results, missing = certify_dataset(Cascade(net, cfg), dataset, out, list(range(n)), cmd.shard_size, cmd.batch_size, device,
                                        cmd.progress, worker, fingerprint)
     summary = summarize(results, cfg.stages)
     total = -(-n // cmd.shard_size)
     summary.update(eps=eps, split=cmd.split, ckpt=str(Path(cmd.ckpt).resolve()), ckpt_sha256=settings["ckpt_sha256"],
-                   data=data, shards={"done": total - missing, "total": total}, complete=missing == 0)
+                   data=data, shards={"done": total - missing, "total": total}, complete=missing == 0,
+                   bound_methods=stage_bound_methods(cfg))
     write_record(out / "summary.json", CERTIFY_SUMMARY.kind, summary)  # atomic: workers finishing together never tear it
     print_table(summary, out)
     if missing:
         print(f"lit_cert certify: worker {worker[0]}/{worker[1]} done; {missing} of {total} shards are still missing "
               "(other workers); the summary covers the shards present and is rewritten by each finishing worker")
     return summary
+
+
+def stage_bound_methods(cfg: CascadeConfig) -> dict[str, str]:
+    """What each bound stage computes, as the registry prints it (``crown(sparse=True)``): the
+    variant is part of the result."""
+    from lit_cert.certify.cascade import stage_bound_spec
+
+    return {s: str(spec) for s in cfg.stages if (spec := stage_bound_spec(s, cfg)) is not None}
 
 
 def print_table(s: dict, out: Path) -> None:
@@ -216,7 +227,9 @@ def print_table(s: dict, out: Path) -> None:
     for stage, secs in s["stage_seconds"].items():
         rate = s["stage_samples_per_second"][stage]
         rate_text = "-" if rate is None else f"{rate:.1f}"
-        print(f"  {stage:<12} {str(s['certified'].get(stage, '-')):>9} {s['stage_samples'][stage]:>7} {secs:>9.3f} {rate_text:>10}")
+        method = s.get("bound_methods", {}).get(stage, "")
+        print(f"  {stage:<12} {str(s['certified'].get(stage, '-')):>9} {s['stage_samples'][stage]:>7} {secs:>9.3f} {rate_text:>10}"
+              f"  {method}".rstrip())
 
 
 def main(argv: list[str]) -> dict:
