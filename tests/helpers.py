@@ -56,6 +56,19 @@ def run_dirs(root):
     return sorted(glob.glob(str(Path(root) / "runs" / "lit_cert" / "*")))
 
 
+def trained_run_in(root: Path) -> Path:
+    """:func:`trained_run` made with ``root`` as the working folder (for module-scoped fixtures,
+    which cannot use the ``workdir`` fixture); the caller's working folder is restored."""
+    import os
+
+    cwd = os.getcwd()
+    os.chdir(root)
+    try:
+        return trained_run(root)
+    finally:
+        os.chdir(cwd)
+
+
 #: the tiny run of :func:`trained_run` (an FC on 6x6 synthetic images); ``seed: N`` in its data
 #: line gives the same-shaped data of another content
 TRAINED_RUN = """seed_everything: 0

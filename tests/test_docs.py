@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from .helpers import trained_run
+from .helpers import trained_run_in
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC_FILES = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
@@ -94,15 +94,8 @@ def parse_only(args: list[str]) -> None:
 def docs_folder(tmp_path_factory):
     """A working folder like a user's clone: configs/ and sweeps/ beside a run whose id is
     ``docsrun`` (a tiny trained run, with last.ckpt and best-epoch004.ckpt)."""
-    import os
-
     root = tmp_path_factory.mktemp("docs")
-    cwd = os.getcwd()
-    os.chdir(root)
-    try:
-        ckpt = trained_run(root)
-    finally:
-        os.chdir(cwd)
+    ckpt = trained_run_in(root)
     run = root / "runs" / "lit_cert" / "docsrun"
     shutil.move(str(ckpt.parent.parent), str(run))
     shutil.copy(run / "checkpoints" / "last.ckpt", run / "checkpoints" / "best-epoch004.ckpt")

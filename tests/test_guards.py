@@ -15,19 +15,13 @@ import torch
 
 from lit_cert.commands import main
 
-from .helpers import TRAINED_RUN, run_dirs, trained_run, write_config
+from .helpers import TRAINED_RUN, run_dirs, trained_run_in, write_config
 
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     """One tiny trained run (synthetic data, FC): its last.ckpt."""
-    root = tmp_path_factory.mktemp("guards")
-    cwd = os.getcwd()
-    os.chdir(root)
-    try:
-        return trained_run(root)
-    finally:
-        os.chdir(cwd)
+    return trained_run_in(tmp_path_factory.mktemp("guards"))
 
 
 def one_error(capsys, argv, code=2, alone=True) -> str:
