@@ -13,8 +13,8 @@ the constraint), so the parser checks the *kind* of value; :func:`validate` (dat
 :func:`validate_arguments` (a class's constructor arguments) then check every constraint and
 report the first violation as one :class:`~lit_cert.errors.ConfigError` that names the option
 by its dotted name (``--bab.timeout``, ``model.init_args.eps_train``). The commands call them
-before any work starts; :func:`checked` makes a constructor check its own arguments, so a library
-user gets the same guard.
+before any work starts; :func:`check_arguments` makes a constructor check its own arguments, so a
+library user gets the same guard.
 
 The test harness (``tests/test_hostile.py``) reads the same declarations through
 :func:`declared_options` and :meth:`Constraint.hostile`, so a new option is attacked with wrong
@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import collections.abc
 import dataclasses
-import functools
 import inspect
 import math
 import os
@@ -404,23 +403,6 @@ def check_arguments() -> None:
                 check_value(name, frame.f_locals[name], annotation)
     finally:
         del frame
-
-
-def checked(init: Callable) -> Callable:
-    """Decorate a constructor so it checks its declared constraints before it runs (library
-    callers get the guard the CLI gives; the CLI has already checked with dotted names)."""
-    signature = inspect.signature(init)
-
-    @functools.wraps(init)
-    def wrapper(self, *args, **kwargs):
-        bound = signature.bind(self, *args, **kwargs)
-        hints = _hints(init)
-        for name, value in bound.arguments.items():
-            if name in hints and name != "self":
-                check_value(name, value, hints[name])
-        return init(self, *args, **kwargs)
-
-    return wrapper
 
 
 # ---------------------------------------------------------------- what the harness reads

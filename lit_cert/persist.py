@@ -98,12 +98,6 @@ def staged() -> Iterator[None]:
             os.replace(tmp, path)
 
 
-def write_bytes(path: Path | str, data: bytes) -> Path:
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(data)
-    return Path(path)
-
-
 def write_text(path: Path | str, text: str) -> Path:
     with atomic_path(path) as tmp:
         tmp.write_text(text)
@@ -123,6 +117,19 @@ def _finite(value):
 
 def write_json(path: Path | str, payload: Any, indent: int | None = 2) -> Path:
     return write_text(path, json.dumps(_finite(payload), indent=indent))
+
+
+def flatten(record: dict, prefix: str = "") -> dict[str, Any]:
+    """A nested mapping as ``{dotted key: value}`` (leaves only): how records are compared and
+    how a config is logged."""
+    out: dict[str, Any] = {}
+    for key, value in record.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(flatten(value, name + "."))
+        else:
+            out[name] = value
+    return out
 
 
 # ------------------------------------------------------------------------------- schemas

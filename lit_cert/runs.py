@@ -114,19 +114,21 @@ def data_differences(recorded: dict, current: dict, splits=("train", "val", "tes
     return out
 
 
-def check_same_data(model: "TrainedNetwork", dm, ckpt: str, splits=("train", "val", "test"), allow: bool = False) -> None:
-    """Refuse to evaluate ``model`` on data other than it was trained with -- another dataset,
-    other transforms, or splits of other content -- unless ``allow`` (``--allow_other_data``)."""
-    if model.data_identity is None:
+def check_same_data(recorded: dict | None, dm, ckpt: str, splits=("train", "val", "test"), allow: bool = False,
+                    fix: str = "point --run_config/--data_dir at the run's data") -> None:
+    """Refuse to use a checkpoint whose data record (``recorded``, None for lit_cert < 0.2: not
+    checked) differs from ``dm`` -- another dataset, other transforms, or ``splits`` of other
+    content -- unless ``allow`` (``--allow_other_data``): then a notice says what differs. The
+    one check of certify, export, predict, analyze and fit's test/validate/resume."""
+    if recorded is None:
         return
-    differ = data_differences(model.data_identity, dm.identity(splits), splits)
+    differ = data_differences(recorded, dm.identity(splits), splits)
     if differ and not allow:
-        raise ConfigError(f"{ckpt} was trained on other data than this run config gives: {'; '.join(differ[:3])}. "
-                          "Point --run_config/--data_dir at the run's data, or pass --allow_other_data true to evaluate "
-                          "on this data on purpose")
+        raise ConfigError(f"{ckpt} was trained on other data than this config gives: {'; '.join(differ[:3])}. "
+                          f"To use the run's data, {fix}; or pass --allow_other_data true to do it on purpose")
     if differ:
-        print(f"lit_cert: notice: evaluating on other data than {ckpt} was trained on ({'; '.join(differ[:2])}): "
-              "--allow_other_data", file=sys.stderr)
+        print(f"lit_cert: notice: other data than {ckpt} was trained on ({'; '.join(differ[:2])}): --allow_other_data",
+              file=sys.stderr)
 
 
 def plain_data_class(class_path: str):
@@ -164,7 +166,7 @@ def load_run(ckpt: str, config: str | None = None, data_dir: str | None = None, 
     dm.defer_report = True  # the data line comes after the checks: an error is the only output
     dm.prepare_data()
     dm.setup("test")
-    check_same_data(model, dm, ckpt, allow=allow_other_data)
+    check_same_data(model.data_identity, dm, ckpt, allow=allow_other_data)
     if split is not None:
         split_dataset(dm, split)
     if report:

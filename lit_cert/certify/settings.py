@@ -171,12 +171,17 @@ class CascadeSettings(Section):
         self.stages = tuple(s for s in STAGE_NAMES if s in stages)  # always in cascade order
         for name, cls in (("pgd", PGDSettings), ("alpha", AlphaSettings), ("bab", BaBConfig), ("milp", MILPSettings)):
             section = getattr(self, name)
-            if isinstance(section, dict):  # from a YAML file or JSON: made (and checked) here
+            if section is None:  # `pgd: null` in a settings file: the defaults
+                section = cls()
+            elif isinstance(section, dict):  # from a YAML file or JSON: made (and checked) here
+                unknown = sorted(set(section) - {f.name for f in fields(cls)})
+                if unknown:
+                    raise ConfigError(f"--{name}: unknown settings {', '.join(unknown)}")
                 section = cls(**section)
-                setattr(self, name, section)
             if not isinstance(section, cls):
                 raise ConfigError(f"--{name}: a section of settings ({', '.join(f.name for f in fields(cls))}), "
                                   f"got {section!r}")
+            setattr(self, name, section)
         super().__post_init__()
 
 

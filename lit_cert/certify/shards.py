@@ -28,7 +28,7 @@ import torch
 from lit_cert.certify.cascade import Cascade, Verdict
 from lit_cert.errors import ConfigError
 from lit_cert.files import CERTIFY_SETTINGS, CERTIFY_SHARD
-from lit_cert.persist import DamagedFile, damage_notice, read_record, stamp, write_record
+from lit_cert.persist import DamagedFile, damage_notice, flatten, read_record, stamp, write_record
 
 
 def settings_fingerprint(settings: dict) -> str:
@@ -36,18 +36,9 @@ def settings_fingerprint(settings: dict) -> str:
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
 
 
-def _leaves(value, prefix: str = "") -> dict:
-    if isinstance(value, dict) and value:
-        out = {}
-        for key, sub in value.items():
-            out.update(_leaves(sub, f"{prefix}{key}."))
-        return out
-    return {prefix.rstrip("."): value}
-
-
 def settings_differences(old: dict, new: dict, limit: int = 4) -> list[str]:
     """The settings that differ, by dotted key, with the value there and now (short)."""
-    a, b = _leaves(old), _leaves(new)
+    a, b = flatten(old), flatten(new)
     keys = sorted(k for k in set(a) | set(b) if a.get(k, "<absent>") != b.get(k, "<absent>"))
 
     def short(v):

@@ -1,59 +1,14 @@
-"""Shared pieces of the argparse commands (``certify``, ``export``, ``analyze``, ``sweep``).
-
-Every argument problem becomes a :class:`~lit_cert.errors.ConfigError`, so the CLI reports it as
-one ``lit_cert: error: ...`` line with exit status 2 like every other bad input (argparse would
-print its usage block instead). The ``type=`` helpers reject values that would otherwise run and
-produce meaningless output (negative or non-finite eps, zero sizes).
+"""Shared pieces of the settings commands (``certify``, ``export``, ``predict``, ``analyze``,
+``sweep``): one parser built from a settings dataclass, its values checked against the declared
+constraints (:mod:`lit_cert.options`), and the declared kinds of a device and a worker slice.
 """
 
 from __future__ import annotations
 
-import argparse
-import math
 from typing import Annotated
 
 from lit_cert.errors import ConfigError
 from lit_cert.options import Check, validate
-
-
-class CommandParser(argparse.ArgumentParser):
-    """argparse with errors raised as ConfigError (``--help`` still prints and exits 0)."""
-
-    def error(self, message: str):  # type: ignore[override]
-        raise ConfigError(f"{self.prog}: {message}")
-
-
-def positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {value}")
-    return value
-
-
-def nonnegative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {value}")
-    return value
-
-
-def positive_float(text: str) -> float:
-    value = float(text)
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
-    return value
-
-
-def eps_value(text: str) -> float:
-    """A radius in pixel units of [0, 1] images: finite, in [0, 1]."""
-    value = float(text)
-    if not (math.isfinite(value) and 0 <= value <= 1):
-        raise argparse.ArgumentTypeError(f"must be a finite radius in [0, 1] (pixel units), got {text}")
-    return value
-
-
-def add_device_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--device", default="auto", help="auto (the GPU when present), cpu, cuda or cuda:N")
 
 
 def resolve_device(name: str):
@@ -126,28 +81,11 @@ def parse_settings(parser, argv: list[str], cls):
 
 def build_command(cfg, cls):
     """The command's dataclass from a parsed jsonargparse namespace, every declared constraint
-    checked (:func:`lit_cert.options.validate`): values of a ``--config`` file that the parser
-    let through as plain mappings (a section given as a number or a list) are refused with the
-    option's name."""
+    checked (:func:`lit_cert.options.validate`). Sections (certify's ``bab``, ...) arrive as
+    mappings; the dataclass makes and checks them itself (a section given as a number or a list
+    in a ``--config`` file is refused there, with the option's name)."""
     import dataclasses
 
     values = cfg.as_dict() if hasattr(cfg, "as_dict") else dict(cfg)
-    values.pop("config", None)
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    for name, value in list(values.items()):
-        if name not in fields:
-            values.pop(name)
-            continue
-        default = fields[name].default_factory() if fields[name].default_factory is not dataclasses.MISSING else None
-        if dataclasses.is_dataclass(default):
-            if value is None or isinstance(value, dict) and not value:
-                values[name] = type(default)()
-            elif isinstance(value, dict):
-                unknown = sorted(set(value) - {f.name for f in dataclasses.fields(default)})
-                if unknown:
-                    raise ConfigError(f"--{name}: unknown settings {', '.join(unknown)}")
-                values[name] = type(default)(**value)
-            elif not isinstance(value, type(default)):
-                raise ConfigError(f"--{name}: a section of settings ({', '.join(f.name for f in dataclasses.fields(default))}), "
-                                  f"got {value!r}")
-    return validate(cls(**values))
+    names = {f.name for f in dataclasses.fields(cls)}
+    return validate(cls(**{k: v for k, v in values.items() if k in names}))

@@ -44,6 +44,7 @@ from lit_cert.errors import ConfigError
 from lit_cert.methods import CertifiedMethod
 from lit_cert.commands.parse_errors import one_line_errors
 from lit_cert.commands import COMMANDS
+from lit_cert.persist import flatten
 from lit_cert.rundir import ensure_writable_dir, new_run_id
 
 
@@ -60,17 +61,6 @@ def run_directory(trainer: Trainer) -> str:
     return trainer.default_root_dir
 
 
-def _flatten(d: dict, prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in d.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            out.update(_flatten(value, name + "."))
-        else:
-            out[name] = value
-    return out
-
-
 class RunConfigSaver(SaveConfigCallback):
     """Saves each run's config into its own run directory and logs it to W&B.
 
@@ -82,7 +72,7 @@ class RunConfigSaver(SaveConfigCallback):
         self.parser.save(self.config, path, skip_none=False, overwrite=True, multifile=False)
         for logger in trainer.loggers:
             if isinstance(logger, WandbLogger):
-                flat = _flatten(self.config.clone().as_dict())
+                flat = flatten(self.config.clone().as_dict())
                 logger.experiment.config.update({k: v for k, v in flat.items() if v is not None}, allow_val_change=True)
         print(f"lit_cert: run directory {run_dir}", file=sys.stderr)
 
@@ -248,7 +238,12 @@ class LitCertCLI(LightningCLI):
             if dm.locate() is not None:
                 dm.setup(stage)
         if state is not None and dm is not None and hasattr(dm, "identity"):
-            check_checkpoint_data(state, dm, str(ckpt_path), stage, bool(config.get("allow_other_data")))
+            # test/validate: the split evaluated; resume: the dataset and its transforms
+            from lit_cert.runs import check_same_data, recorded_data
+
+            check_same_data(recorded_data(state, str(ckpt_path)), dm, str(ckpt_path),
+                            {"test": ("test",), "validate": ("val",)}.get(stage, ()), bool(config.get("allow_other_data")),
+                            fix="use the run's data settings")
         if stage == "fit" and dm is not None and getattr(dm, "train_set", None) is not None:
             check_epoch_has_batches(config.get("trainer") or {}, dm)
         if dm is not None and getattr(dm, "train_set", None) is not None and hasattr(dm, "report"):
@@ -427,25 +422,6 @@ def validate_run_config(config) -> None:
     visit(config.get("data"), "data")
     if config.get("schedule") is not None:
         validate_arguments(CertifiedSchedule, plain(config["schedule"]), "schedule.")
-
-
-def check_checkpoint_data(state: dict, dm, ckpt: str, stage: str, allow: bool) -> None:
-    """A checkpoint is tested/validated on the data it was trained on (the split used), and a
-    resumed run trains on the same dataset with the same transforms; ``--allow_other_data``
-    overrides. Checkpoints without a data record (lit_cert < 0.2) are not checked."""
-    from lit_cert.runs import DATA_KEY, data_differences, recorded_data
-
-    recorded = recorded_data(state, ckpt) if DATA_KEY in state else None
-    if recorded is None:
-        return
-    splits = {"test": ("test",), "validate": ("val",)}.get(stage, ())
-    differ = data_differences(recorded, dm.identity(splits), splits)
-    if differ and not allow:
-        raise ConfigError(f"{ckpt} was trained on other data than this config gives: {'; '.join(differ[:3])}. "
-                          "Use the run's data settings, or pass --allow_other_data true to do it on purpose")
-    if differ:
-        print(f"lit_cert: notice: other data than {ckpt} was trained on ({'; '.join(differ[:2])}): --allow_other_data",
-              file=sys.stderr)
 
 
 def check_epoch_has_batches(trainer_cfg, dm) -> None:

@@ -42,26 +42,18 @@ def did_you_mean(word: str, candidates: Iterable[str], cutoff: float = 0.6, case
 
 
 def class_parameters(class_path: str) -> list[str]:
-    """Constructor argument names of ``class_path``, following ``**kwargs`` up the MRO (our
-    methods pass their base class's arguments through ``*args, **kwargs``)."""
+    """Constructor argument names of ``class_path`` (our methods pass their base class's
+    arguments through ``**kwargs``: :func:`lit_cert.options.constructor_parameters` follows them)."""
+    from lit_cert.options import constructor_parameters
+
     try:
         module, _, name = class_path.rpartition(".")
         cls = getattr(importlib.import_module(module), name)
     except (ImportError, AttributeError, ValueError):
         return []
-    names: list[str] = []
-    for klass in getattr(cls, "__mro__", (cls,)):
-        init = klass.__dict__.get("__init__")
-        if init is None:
-            continue
-        try:
-            params = inspect.signature(init).parameters.values()
-        except (TypeError, ValueError):
-            break
-        names += [p.name for p in params if p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
-        if not any(p.kind == p.VAR_KEYWORD for p in params):
-            break
-    return names
+    if not inspect.isclass(cls):
+        return []
+    return [name for name, _, _ in constructor_parameters(cls)]
 
 
 def module_classes(module_name: str) -> list[str]:
