@@ -4,7 +4,7 @@
     python benchmarks/bench_windows.py [--width 1] [--eps 0.002] [--samples 2]     # a random CNN7
 
 The cascade's ``crown`` stage bounds every IBP-unstable neuron of a sample by back-substitution;
-on a CNN7 that was minutes per sample on one CPU thread (results/fashion_mnist_cnn7_eps0.1),
+on a CNN7 that was minutes per sample on one CPU thread (results/lit_cert-cnn7-certify),
 because each row of a convolution's neuron was carried on the whole feature map.
 :mod:`lit_cert.bounds.windows` carries it on its receptive field instead. Per sample -- with a
 checkpoint, the first test images that are classified correctly and that IBP does not certify

@@ -15,6 +15,8 @@ kind                   where                                       when damaged
 ``data-identity``      inside every checkpoint (``lit_cert_data``) one line; pass
                                                                     ``--allow_other_data``
 ``run-config``         a run's ``config.yaml``                     one line naming it
+``reproduce-run``      ``OUT/records.jsonl`` of ``reproduce``       the line is skipped, that run
+                                                                    runs again
 =====================  ==========================================  ==============================
 """
 
@@ -125,4 +127,17 @@ RUN_CONFIG = register(FileType(
     lambda: {"model": {"class_path": "lit_cert.methods.IBP", "init_args": {"eps_train": 0.1, "eps_test": 0.1}},
              "data": {"class_path": "lit_cert.data.SyntheticImages", "init_args": {"train_size": 8}}},
     fmt="yaml",
+))
+
+
+REPRODUCE_RUN = register(FileType(
+    "reproduce-run", 1,
+    {"experiment": str, "scale": str, "row": str, "seed": int, "fingerprint": str, "status": str, "metrics": dict,
+     "seconds": dict, "command": str, "commit": Opt(str), "run_dir": Opt(str), "source": Opt(str)},
+    "the line is skipped with a warning; that run runs again",
+    lambda: {"experiment": "seed002-table14", "scale": "cpu", "row": "Box", "seed": 0, "fingerprint": "0" * 16,
+             "status": "finished", "metrics": {"natural": 0.39}, "seconds": {"train": 20.0, "measure": 5.0},
+             "command": "lit_cert fit --config configs/fashion_mnist/small_box.yaml --seed_everything=0",
+             "commit": "5bbdf73", "run_dir": None, "source": None},
+    lines=True,
 ))

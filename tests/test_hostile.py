@@ -39,6 +39,7 @@ from lit_cert.commands.analyses.common import Checkpoints
 from lit_cert.commands.certify import CertifyCommand
 from lit_cert.commands.export import ExportCommand
 from lit_cert.commands.predict import PredictCommand
+from lit_cert.commands.reproduce import ReproduceCommand
 from lit_cert.commands.sweep import SweepCommand
 from lit_cert.errors import ConfigError, UserError
 from lit_cert.options import Free, declared_options, unconstrained
@@ -55,6 +56,7 @@ def _commands() -> dict[str, tuple[list[str], type, dict]]:
         "export": (["export"], ExportCommand, {"ckpt": "file", "out": "dir"}),
         "predict": (["predict"], PredictCommand, {"ckpt": "file", "out": "csv"}),
         "sweep": (["sweep"], SweepCommand, {"sweep": "positional", "out": "dir"}),
+        "reproduce": (["reproduce"], ReproduceCommand, {"experiment": "positional-id", "out": "dir", "work": "dir"}),
     }
     for name, module in analysis_registry().items():
         base = {"out": "dir"}
@@ -105,15 +107,15 @@ def _argv(command: str, option: str, value, root: Path) -> list[str]:
     prefix, _, base = COMMANDS[command]
     argv = list(prefix)
     values = {"file": str(root / "a.ckpt"), "files": f"[{root / 'a.ckpt'}]", "dir": str(root / "out"),
-              "csv": str(root / "out" / "p.csv"), "positional": str(root / "s.yaml")}
+              "csv": str(root / "out" / "p.csv"), "positional": str(root / "s.yaml"), "positional-id": "seed002-continuity"}
     for name, kind in base.items():
         if name == option:
             continue
-        if kind == "positional":
+        if kind.startswith("positional"):
             argv.append(values[kind])
         else:
             argv += [f"--{name}", values[kind]]
-    if base.get(option) == "positional":
+    if str(base.get(option)).startswith("positional"):
         argv.insert(len(prefix), _text(value))
     else:
         argv.append(f"--{option}={_text(value)}")
@@ -180,12 +182,13 @@ def test_the_parser_accepts_only_declared_options(command):
     """Every option the command line accepts is one of the settings' declared fields (nothing
     bypasses the schema), and every declared field is accepted."""
     prefix, cls, _ = COMMANDS[command]
-    from lit_cert.commands import analyze, certify, export, predict, sweep
+    from lit_cert.commands import analyze, certify, export, predict, reproduce, sweep
 
     if prefix[0] == "analyze":
         parser = [a for a in analyze.build_parser()._actions if getattr(a, "choices", None)][0].choices[prefix[1]]
     else:
-        parser = {"certify": certify, "export": export, "predict": predict, "sweep": sweep}[prefix[0]].build_parser()
+        parser = {"certify": certify, "export": export, "predict": predict, "sweep": sweep,
+                  "reproduce": reproduce}[prefix[0]].build_parser()
     accepted = {o[2:] for a in parser._actions for o in a.option_strings if o.startswith("--")}
     accepted |= {a.dest for a in parser._actions if not a.option_strings and a.dest not in ("help",)}  # positionals
     accepted = {a for a in accepted if not a.endswith("+")}  # jsonargparse's append form of a list option

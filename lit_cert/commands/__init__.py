@@ -7,7 +7,8 @@
 * ``export`` -- :mod:`.export` (ONNX + VNN-LIB for external verifiers);
 * ``analyze`` -- :mod:`.analyze` (the seeds' analyses, CSV + PNG);
 * ``sweep`` -- :mod:`.sweep` (W&B sweep files without a W&B server);
-* ``predict`` -- :mod:`.predict` (predictions of a trained network, each with its certificate).
+* ``predict`` -- :mod:`.predict` (predictions of a trained network, each with its certificate);
+* ``reproduce`` -- :mod:`.reproduce` (a paper's table with one command: the paper beside ours).
 
 Every option of every command is declared once with its constraint (:mod:`lit_cert.options`)
 and checked before any work, naming the option; every file a command writes and reads back goes
@@ -28,7 +29,8 @@ from lit_cert.errors import UserError
 
 #: command -> module of lit_cert.commands that runs it
 COMMANDS = {"fit": "fit", "validate": "fit", "test": "fit", "predict": "predict",
-            "certify": "certify", "export": "export", "analyze": "analyze", "sweep": "sweep"}
+            "certify": "certify", "export": "export", "analyze": "analyze", "sweep": "sweep",
+            "reproduce": "reproduce"}
 
 #: one line per command for ``lit_cert --help``
 SUMMARIES = {
@@ -40,6 +42,7 @@ SUMMARIES = {
     "predict": "predictions of a trained network, each with its certificate, as CSV",
     "analyze": "the seeds' analyses (tightness, CR curves, relaxation landscapes, ...), CSV + PNG",
     "sweep": "run a W&B sweep file without a W&B server (grid, random, bayes), resumable and shardable",
+    "reproduce": "a paper's table or figure with one command: ours beside the paper's, a verdict per claim",
 }
 
 
