@@ -178,19 +178,23 @@ def test_cascade_stage_records_and_agrees_with_milp():
 def test_branching_probes_bound_each_child_soundly(seed):
     """Filtered smart branching scores a candidate by one cheap bound of each child: each is a
     true lower bound of its child's exact minimum, and the chosen neuron is an unsplit unstable one."""
+    from lit_cert.certify.bab import BetaCrown
+    from lit_cert.certify.branching import FSB, BranchContext
+
     net, lb, ub, rows = problem(seed, sizes=(3, 10, 8, 3), eps=0.3)
     bab = BranchAndBound(net, BaBConfig(fsb_candidates=4))
     row = rows[:1]
-    value, engine = bab._bound(lb, ub, row.view(1, 1, -1), None, None, -1)
+    value, engine = BetaCrown(bab.layers, bab.config).bound(lb, ub, row.view(1, 1, -1), None, None, -1)
     splits = {i: torch.zeros_like(engine.pre_bounds[i][0], dtype=torch.int8) for i in bab.relu_idx}
-    choice = bab._choose(engine, splits, lb, ub, row.view(1, 1, -1))
+    context = BranchContext(bab.layers, bab.relu_idx, lb, ub, row.view(1, 1, -1))
+    choice = FSB(4).choose(engine, splits, context)
     pos, j = choice[0].tolist()
     if pos < 0:
         pytest.skip("no unstable neuron in this draw")
     l, u = engine.pre_bounds[bab.relu_idx[pos]]
     assert l.flatten()[j] < 0 < u.flatten()[j]
     cand = torch.tensor([[[pos, j]]])
-    worse = bab._probe(engine, splits, lb, ub, row.view(1, 1, -1), cand)[0, 0].item()
+    worse = FSB.probe(engine, splits, context, cand)[0, 0].item()
     exact = [min_linear_objective(net, lb[0].numpy(), ub[0].numpy(), row[0].numpy(), splits={(pos, j): s}) for s in (1, -1)]
     exact = [e for e in exact if e is not None]  # an empty child bounds nothing
     assert exact and worse <= min(exact) + 1e-7
@@ -201,8 +205,8 @@ def test_the_quick_search_hands_an_open_sample_to_every_lever(monkeypatch):
     bab = BranchAndBound(net, BaBConfig(timeout=10, quick_share=0.3))
     seen = []
 
-    def fake_search(self, lb, ub, rows):
-        c = self.config
+    def fake_search(self, lb, ub, rows, run, replay=None):
+        c = run.config
         seen.append((c.timeout, c.root_steps, c.branching, c.attack_restarts))
         if len(seen) == 1:  # the quick phase returns at once here: the full search gets the rest of the limit
             return BaBResult("unknown", domains=7, max_depth=3, reason=f"BaB time limit ({c.timeout:g}s)")
@@ -346,3 +350,82 @@ def test_the_cascade_rechecks_a_near_zero_bab_certificate_from_its_leaves(monkey
     assert replays == [(torch.float64, rec["leaves"], replays[0][2])]
     # each leaf bounded once (+ a root per row), a few split further where the root's slopes prove less
     assert rec["float64_domains"] <= res[0].details["bab"]["domains"]
+
+
+# --------------------------------------------------------------------------- the seams
+def test_each_search_gets_its_settings_and_parts_as_arguments(monkeypatch):
+    """The quick and the full phase each build their own bounding and branching from their own
+    settings; the verifier's settings are never swapped (two searches could share it)."""
+    from lit_cert.certify.bab import BetaCrown
+    from lit_cert.certify.branching import FSB, BaBSR
+
+    net, lb, ub, rows = problem(2)
+    bab = BranchAndBound(net, BaBConfig(timeout=10, quick_share=0.3, fsb_candidates=5))
+    seen = []
+
+    def fake_search(self, lb, ub, rows, run, replay=None):
+        assert self.config.timeout == 10 and self.config.quick_share == 0.3  # untouched during the search
+        seen.append(run)
+        return BaBResult("unknown", domains=1, reason="BaB time limit (3s)") if len(seen) == 1 else BaBResult("certified", 1.0)
+
+    from lit_cert.certify.bab import BaBResult
+    monkeypatch.setattr(BranchAndBound, "_search", fake_search)
+    bab.verify(lb, ub, rows)
+    quick, full = seen
+    assert isinstance(quick.branching, BaBSR) and isinstance(full.branching, FSB) and full.branching.candidates == 5
+    assert isinstance(quick.bounds, BetaCrown) and quick.bounds.config is quick.config and quick.config.root_steps == 0
+    assert full.bounds.config is full.config and full.config.root_steps == BaBConfig().root_steps
+
+
+def test_a_new_branching_heuristic_plugs_in_and_keeps_the_verdicts():
+    """Any object with ``choose`` is a heuristic: splitting the first unstable neuron (a poor
+    rule) reaches the same verdicts as BaBSR, with the same soundness check."""
+    from lit_cert.certify.bab import BetaCrown, _Search
+
+    class FirstUnstable:
+        def choose(self, engine, splits, context):
+            out = []
+            for d in range(engine.lb.shape[0]):
+                pick = [-1, -1]
+                for p, idx in enumerate(context.relu_idx):
+                    l, u = (t[d].flatten() for t in engine.pre_bounds[idx])
+                    free = ((l < 0) & (u > 0) & (splits[idx][d].flatten() == 0)).nonzero().flatten()
+                    if len(free):
+                        pick = [p, int(free[0])]
+                        break
+                out.append(pick)
+            return torch.tensor(out, dtype=torch.long)
+
+    for seed in range(6):
+        net, lb, ub, rows = problem(seed, sizes=(2, 4, 3), eps=0.4)
+        cfg = BaBConfig(timeout=60, batch=4, quick_share=0.0)
+        bab = BranchAndBound(net, cfg, dense_blocks=lambda n=net: dense_affine_blocks(n, (2,)))
+        reference = bab.verify(lb, ub, rows)
+        custom = bab._search(lb, ub, rows, _Search(cfg, BetaCrown(bab.layers, cfg), FirstUnstable()))
+        assert custom.status == reference.status, seed
+        check_verdict(net, lb, ub, rows, custom)
+
+
+def test_the_exact_leaf_lp_is_the_milp_module_s_highs_model(monkeypatch):
+    """A fully split domain's LP goes through lit_cert.certify.milp's builder: one HiGHS model per
+    leaf, no second LP code path."""
+    import lit_cert.certify.milp as milp
+
+    built = []
+    original = milp.build_highs
+
+    def counting(*args, **kwargs):
+        built.append(args[-1].any())  # integrality: an LP has none
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(milp, "build_highs", counting)
+    net, lb, ub, rows = problem(10, sizes=(2, 4, 3), eps=0.4)
+    bab = BranchAndBound(net, BaBConfig(timeout=60, batch=4, steps=0, root_steps=0, attack_restarts=0, beta=False, pgd_every=0),
+                         dense_blocks=lambda: dense_affine_blocks(net, (2,)))
+    result = bab.verify(lb, ub, rows)
+    check_verdict(net, lb, ub, rows, result)
+    assert built and not any(built)
+    import inspect
+
+    import lit_cert.certify.bab as bab_module
+    assert "linprog" not in inspect.getsource(bab_module)

@@ -312,6 +312,9 @@ def parse_vnnlib(text):
 
 
 def test_export_onnx_and_vnnlib(workdir):
+    """The default export: the normalisation is in the VNN-LIB box, the ONNX input in normalised
+    space; onnxruntime on the reference inputs gives the network's logits, and each box is the
+    pixel eps-box mapped through the normalisation (containing it)."""
     import onnxruntime as ort
 
     from lit_cert.runs import load_run
@@ -320,21 +323,87 @@ def test_export_onnx_and_vnnlib(workdir):
     out = main(["export", "--ckpt", str(ckpt), "--out", str(workdir / "export"), "--limit", "3"])
     model, dm = load_run(str(ckpt))
     x = torch.stack([dm.test_set[i][0] for i in range(3)])
+    ref = np.load(out / "reference_outputs.npz")
+    assert np.array_equal(ref["pixels"], x.numpy())
     sess = ort.InferenceSession(str(out / "model.onnx"))
-    onnx_out = sess.run(None, {"input": x.numpy()})[0]
+    onnx_out = sess.run(None, {"input": ref["inputs"]})[0]
     assert np.allclose(onnx_out, model.net(x).detach().numpy(), atol=1e-5)
+    assert np.allclose(ref["logits"], model.net(x).detach().numpy(), atol=1e-6)
+    mean, std = model.net[0].mean.flatten().double(), model.net[0].std.flatten().double()
     rows = (out / "instances.csv").read_text().split()
     assert len(rows) == 3 and rows[0].startswith("model.onnx,vnnlib/")
     for i, row in enumerate(rows):
         text = (out / row.split(",")[1]).read_text()
+        assert "normalised input space" in text
         lo, hi, disj = parse_vnnlib(text)
-        lb, ub = linf_box(x[i : i + 1], model.eps_test)
+        lb, ub = linf_box(x[i : i + 1].double(), model.eps_test)
+        nlb, nub = ((lb - mean.view(1, -1, 1, 1)) / std.view(1, -1, 1, 1)), ((ub - mean.view(1, -1, 1, 1)) / std.view(1, -1, 1, 1))
         assert len(lo) == len(hi) == x[i].numel()
-        assert np.allclose([lo[j] for j in range(len(lo))], lb.flatten().numpy(), atol=1e-7)
-        assert np.allclose([hi[j] for j in range(len(hi))], ub.flatten().numpy(), atol=1e-7)
+        lo, hi = np.array([lo[j] for j in range(len(lo))]), np.array([hi[j] for j in range(len(hi))])
+        assert np.allclose(lo, nlb.flatten().numpy(), atol=1e-6) and np.allclose(hi, nub.flatten().numpy(), atol=1e-6)
+        assert (lo <= nlb.flatten().numpy()).all() and (hi >= nub.flatten().numpy()).all()  # outward
         label = int(dm.test_set[i][1])
         assert sorted(int(a) for a, b in disj) == [j for j in range(model.num_classes) if j != label]
         assert all(int(b) == label for _, b in disj)
+    # the normalisation kept in the graph instead: pixel inputs and pixel boxes
+    out2 = main(["export", "--ckpt", str(ckpt), "--out", str(workdir / "export2"), "--limit", "1", "--normalisation", "constants"])
+    sess = ort.InferenceSession(str(out2 / "model.onnx"))
+    assert np.allclose(sess.run(None, {"input": x[:1].numpy()})[0], model.net(x[:1]).detach().numpy(), atol=1e-5)
+    lo, hi, _ = parse_vnnlib((out2 / (out2 / "instances.csv").read_text().split()[0].split(",")[1]).read_text())
+    lb, ub = linf_box(x[:1], model.eps_test)
+    assert np.allclose([lo[j] for j in range(len(lo))], lb.flatten().numpy(), atol=1e-7)
+
+
+@pytest.mark.parametrize("normalisation", ["box", "constants"])
+def test_verifier_network_folds_batchnorm_exactly_and_has_no_batched_constants(tmp_path, normalisation):
+    """A CNN with BatchNorm (random running statistics, eval mode) exported for VNN-COMP
+    verifiers: no BatchNormalization node, only [C, 1, 1] constants in the normalisation, and
+    onnxruntime gives the network's logits on the mapped inputs."""
+    import onnx
+    import onnxruntime as ort
+
+    from lit_cert.certify.export import export_onnx, normalised_box, verifier_network
+    from lit_cert.data import DataInfo
+    from lit_cert.models import CNN3
+
+    torch.manual_seed(0)
+    info = DataInfo(name="test", in_shape=(3, 12, 12), num_classes=10, mean=(0.4, 0.5, 0.6), std=(0.2, 0.25, 0.3))
+    net = CNN3(width=0.5, bn=True).build(info)
+    for m in net.modules():
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+            m.weight.data.uniform_(0.5, 1.5)
+            m.bias.data.uniform_(-0.2, 0.2)
+    net.eval()
+    exported, stats = verifier_network(net, normalisation)
+    assert (stats is not None) == (normalisation == "box")
+    export_onnx(exported, info.in_shape, tmp_path / "m.onnx")
+    graph = onnx.load(str(tmp_path / "m.onnx")).graph
+    ops = {n.op_type for n in graph.node}
+    assert "BatchNormalization" not in ops and ops <= {"Conv", "Relu", "Flatten", "Gemm", "Sub", "Div", "Constant", "Reshape"}
+    if normalisation == "box":
+        assert not {"Sub", "Div"} & ops
+    shapes = [tuple(i.dims) for i in graph.initializer if len(i.dims) >= 3 and i.dims[1:] == [1, 1]]
+    assert all(s[0] == 3 for s in shapes)  # [C, 1, 1]: no leading batch axis of 1
+    x = torch.rand(4, *info.in_shape)
+    inputs = x if stats is None else (x.double() - stats[0].view(1, -1, 1, 1)) / stats[1].view(1, -1, 1, 1)
+    got = ort.InferenceSession(str(tmp_path / "m.onnx")).run(None, {"input": inputs.float().numpy()})[0]
+    assert np.allclose(got, net(x).detach().numpy(), atol=2e-5)
+    # the box maps onto the image of the pixel box, outward
+    lb, ub = x[:1].double() - 0.05, x[:1].double() + 0.05
+    nlb, nub = normalised_box(lb, ub, stats)
+    if stats is not None:
+        assert (nlb * stats[1].view(1, -1, 1, 1) + stats[0].view(1, -1, 1, 1) <= lb + 1e-15).all()
+        assert (nub * stats[1].view(1, -1, 1, 1) + stats[0].view(1, -1, 1, 1) >= ub - 1e-15).all()
+
+
+def test_a_batchnorm_after_a_relu_is_refused_for_export():
+    from lit_cert.certify.export import verifier_network
+
+    net = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.ReLU(), torch.nn.BatchNorm1d(4), torch.nn.Linear(4, 2)).eval()
+    with pytest.raises(ValueError, match="cannot fold BatchNorm1d into ReLU"):
+        verifier_network(net)
 
 
 def test_near_zero_float32_certificates_are_rechecked_in_float64(monkeypatch):

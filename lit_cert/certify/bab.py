@@ -41,6 +41,13 @@ every ReLU is stable or split is linear: its exact minimum is one LP (HiGHS) ove
 every neuron's sign pattern as linear constraints -- it proves, prunes (infeasible) or falsifies.
 Counterexamples are re-evaluated with the plain network before they are reported.
 
+Seams. Three parts are exchangeable without touching the search: the branching heuristic
+(:mod:`lit_cert.certify.branching`, named by ``branching``), the bounding of domains
+(:class:`DomainBounds`: the root box and a batch of split domains; :class:`BetaCrown` is the
+one above), and the exact LP of a fully split domain (built and solved by
+:mod:`lit_cert.certify.milp`'s HiGHS builder). Each search gets its settings as an argument
+(:class:`_Search`), never by swapping them onto the verifier.
+
 Limits: a time limit and a domain limit per sample; a sample that hits one stays ``unknown``
 with the reason. The record has the domains bounded, the maximum split depth and the time.
 
@@ -67,6 +74,7 @@ from lit_cert.attacks.pgd import StepPolicy, pgd_maximize
 from lit_cert.bounds.alpha_crown import OptimisedBox, optimised_box_bounds, optimised_lower_bounds
 from lit_cert.bounds.backsub import LinearBounds
 from lit_cert.bounds.box import flat_layers
+from lit_cert.certify.branching import BranchContext, branching_for
 from lit_cert.certify.settings import BaBConfig
 
 
@@ -220,6 +228,55 @@ class _RowOutcome:
     leaves: Leaves | None = None
 
 
+class BetaCrown:
+    """How branch and bound bounds its domains (the module docstring's steps 3): the root box
+    once for all rows (intermediate bounds and slopes optimised together for ``root_steps``
+    steps, :func:`optimised_box_bounds`), and a batch of split domains with CROWN plus ``steps``
+    Adam steps on the lower slopes and the split constraints' multipliers (beta-CROWN), warm
+    started. Another relaxation of the domains (e.g. multi-neuron constraints) is another class
+    with these two methods: :class:`DomainBounds`."""
+
+    def __init__(self, layers: list, config: BaBConfig):
+        self.layers = layers
+        self.config = config
+
+    def root(self, lb: torch.Tensor, ub: torch.Tensor, rows: torch.Tensor) -> OptimisedBox:
+        cfg = self.config
+        return optimised_box_bounds(self.layers, lb, ub, rows.unsqueeze(0), cfg.root_steps, lr=cfg.lr,
+                                    optimise_intermediate=cfg.root_intermediate, time_limit=cfg.root_share * cfg.timeout)
+
+    def bound(self, lb, ub, spec, splits, prior, reuse_upto, start=None, steps=None) -> tuple[torch.Tensor, LinearBounds]:
+        """Bounds (D, 1) of ``spec`` (D, 1, K) on each domain, and the engine that made them
+        (``steps`` optimisation steps, default the config's)."""
+        cfg = self.config
+        d = spec.shape[0]
+        blb, bub = lb.expand(d, *lb.shape[1:]), ub.expand(d, *ub.shape[1:])
+        engine = LinearBounds(self.layers, blb, bub, "crown", "same", splits=splits, prior_bounds=prior,
+                              reuse_prior_upto=reuse_upto)
+        value = optimised_lower_bounds(engine, spec, cfg.steps if steps is None else steps, lr=cfg.lr, record=True,
+                                       beta=cfg.beta, start=start)
+        return value, engine
+
+
+#: the domain-bounding interface: ``root(lb, ub, rows) -> OptimisedBox`` and ``bound(lb, ub, spec,
+#: splits, prior, reuse_upto, start, steps) -> (values, engine)``
+DomainBounds = BetaCrown
+
+
+@dataclass
+class _Search:
+    """One search's settings and the parts they choose: the bounding of domains and the
+    branching heuristic (made from ``config`` for this search only)."""
+
+    config: BaBConfig
+    bounds: BetaCrown
+    branching: object
+
+    @classmethod
+    def of(cls, layers: list, config: BaBConfig) -> "_Search":
+        return cls(config, BetaCrown(layers, config), branching_for(config))
+
+
 class BranchAndBound:
     """Branch and bound for one network (module docstring).
 
@@ -279,11 +336,7 @@ class BranchAndBound:
         return replace(cfg, timeout=timeout, root_steps=0, branching="babsr", attack_restarts=0, quick_share=0.0)
 
     def _verify(self, lb: torch.Tensor, ub: torch.Tensor, rows: torch.Tensor, cfg: BaBConfig) -> BaBResult:
-        saved, self.config = self.config, cfg
-        try:
-            return self._search(lb, ub, rows)
-        finally:
-            self.config = saved
+        return self._search(lb, ub, rows, _Search.of(self.layers, cfg))
 
     def replay(self, lb: torch.Tensor, ub: torch.Tensor, rows: torch.Tensor, leaves: dict[int, Leaves],
                phase: str = "full") -> BaBResult:
@@ -298,17 +351,14 @@ class BranchAndBound:
         open domain is left of domains that cover the box."""
         cfg = self._quick(self.config, self.config.timeout) if phase == "quick" else \
             replace(self.config, quick_share=0.0, attack_restarts=0)
-        saved, self.config = self.config, cfg
-        try:
-            return self._search(lb, ub, rows, leaves)
-        finally:
-            self.config = saved
+        return self._search(lb, ub, rows, _Search.of(self.layers, cfg), leaves)
 
-    def _search(self, lb: torch.Tensor, ub: torch.Tensor, rows: torch.Tensor, replay: dict[int, Leaves] | None = None) -> BaBResult:
+    def _search(self, lb: torch.Tensor, ub: torch.Tensor, rows: torch.Tensor, run: _Search,
+                replay: dict[int, Leaves] | None = None) -> BaBResult:
         start = time.perf_counter()
-        deadline = start + self.config.timeout
-        budget = [self.config.max_domains]
-        root_box = self._root(lb, ub, rows)
+        deadline = start + run.config.timeout
+        budget = [run.config.max_domains]
+        root_box = run.bounds.root(lb, ub, rows)
         root = root_box.lower[0]
         order = torch.argsort(root).tolist()  # most violated first: falsification is quickest there
         proven, domains, depth, reason = [], 0, 0, None
@@ -319,7 +369,7 @@ class BranchAndBound:
                 continue
             slopes = {"alpha": {j: s[:, r] for j, s in root_box.slopes.items()}}
             given = replay.get(r) if replay is not None else None
-            out = self._row(lb, ub, rows[r], deadline, budget, root_box.pre_bounds, slopes,
+            out = self._row(run, lb, ub, rows[r], deadline, budget, root_box.pre_bounds, slopes,
                             given if given is not None and given.covers() else None)
             if leaves is not None and out.leaves is not None:
                 leaves[r] = out.leaves
@@ -337,25 +387,6 @@ class BranchAndBound:
         return BaBResult("certified", min(proven) if proven else None, None, domains, depth, seconds, leaves=leaves)
 
     # ------------------------------------------------------------------ bounding
-    def _root(self, lb, ub, rows) -> OptimisedBox:
-        """The box bounded once for all rows: intermediate bounds and each row's slopes, optimised
-        together for ``root_steps`` steps (:func:`optimised_box_bounds`); every row's search
-        starts from them (its root domain reuses the intermediate bounds)."""
-        return optimised_box_bounds(self.layers, lb, ub, rows.unsqueeze(0), self.config.root_steps, lr=self.config.lr,
-                                    optimise_intermediate=self.config.root_intermediate,
-                                    time_limit=self.config.root_share * self.config.timeout)
-
-    def _bound(self, lb, ub, spec, splits, prior, reuse_upto, start=None, steps=None):
-        """Bounds (D, 1) of ``spec`` (D, 1, K) on each domain, and the engine that made them
-        (``steps`` optimisation steps, default the config's)."""
-        d = spec.shape[0]
-        blb, bub = lb.expand(d, *lb.shape[1:]), ub.expand(d, *ub.shape[1:])
-        engine = LinearBounds(self.layers, blb, bub, "crown", "same", splits=splits, prior_bounds=prior,
-                              reuse_prior_upto=reuse_upto)
-        value = optimised_lower_bounds(engine, spec, self.config.steps if steps is None else steps, lr=self.config.lr, record=True,
-                                       beta=self.config.beta, start=start)
-        return value, engine
-
     def _candidates(self, engine: LinearBounds) -> torch.Tensor:
         """The minimiser over the box of each domain's linear bound (D, *in_shape)."""
         a = engine.coefficients[-1][:, 0].expand_as(engine.lb)
@@ -365,96 +396,31 @@ class BranchAndBound:
         with torch.no_grad():
             return self.net(x) @ row
 
-    def _choose(self, engine: LinearBounds, splits: dict[int, torch.Tensor], lb, ub, spec1) -> torch.Tensor:
-        """(D, 2): the ReLU (position in ``relu_idx``) and flat neuron to split next, -1 if every
-        neuron is stable or split. ``branching="babsr"``: the best BaBSR intercept score (module
-        docstring); ``"fsb"`` (filtered smart branching, De Palma et al. 2021): the
-        ``fsb_candidates`` best-scored neurons each get both children bounded once, cheaply
-        (the parent's slopes and multipliers, no optimisation), and the neuron whose worse child
-        is best wins."""
-        scores = []
-        for idx in self.relu_idx:
-            l, u = engine.pre_bounds[idx]
-            a = engine.coefficients[idx][:, 0]  # coefficients at the ReLU output (D, *shape)
-            unstable = (l < 0) & (u > 0)
-            if idx in splits:
-                unstable &= splits[idx] == 0
-            width = (u - l).clamp(min=1e-12)
-            intercept = (-a).clamp(min=0) * (-l * u / width).clamp(min=0)
-            scores.append(torch.where(unstable, intercept + 1e-4 * a.abs() * width + 1e-12, torch.full_like(l, -1.0)).flatten(1))
-        sizes = torch.tensor([0] + [sc.shape[1] for sc in scores], device=lb.device).cumsum(0)
-        flat = torch.cat(scores, 1)
-        k = min(self.config.fsb_candidates if self.config.branching == "fsb" else 1, flat.shape[1])
-        val, arg = flat.topk(k, dim=1)
-        pos = torch.searchsorted(sizes[1:], arg, right=True)
-        cand = torch.stack([pos, arg - sizes[pos]], 2)  # (D, k, 2)
-        pick = torch.zeros(len(flat), dtype=torch.long, device=lb.device)
-        if k > 1:
-            worse = self._probe(engine, splits, lb, ub, spec1, cand)  # (D, k)
-            worse = torch.where(val > 0, worse, torch.full_like(worse, -float("inf")))
-            pick = worse.argmax(1)
-        best = cand[torch.arange(len(flat), device=lb.device), pick]
-        return torch.where((val[:, 0] > 0).unsqueeze(1), best, torch.full_like(best, -1))
-
-    def _probe(self, engine: LinearBounds, splits, lb, ub, spec1, cand: torch.Tensor) -> torch.Tensor:
-        """(D, k): the smaller of the two children's bounds for each candidate split, from one
-        walk per child with the parent's intermediate bounds, slopes and multipliers (sound on the
-        child, not optimised); an empty child counts as +inf. In chunks of domains that fit the
-        coefficient budget (lit_cert.bounds.backsub.coefficient_memory)."""
-        d, k = cand.shape[:2]
-        per = engine.rows_per_walk(len(self.layers))  # rows per walk of all d domains within the budget
-        chunk = d if per is None else max(1, per * d // (2 * k))  # one row per child
-        out = []
-        for c0 in range(0, d, chunk):
-            sel = torch.arange(c0, min(d, c0 + chunk), device=lb.device)
-            n = len(sel)
-            rep = sel.repeat_interleave(2 * k)  # domain of each child: (domain, candidate, sign)
-            which = torch.arange(k, device=lb.device).repeat_interleave(2).repeat(n)
-            sign = torch.tensor([1, -1], dtype=torch.int8, device=lb.device).repeat(n * k)
-            child_splits = {}
-            for p, idx in enumerate(self.relu_idx):
-                base = splits[idx] if idx in splits else torch.zeros_like(engine.pre_bounds[idx][0], dtype=torch.int8)
-                s = base[rep].clone()
-                c = cand[rep, which]
-                hit = torch.nonzero(c[:, 0] == p).flatten()
-                s.view(len(rep), -1)[hit, c[hit, 1]] = sign[hit]
-                child_splits[idx] = s
-            prior = {i: (l[rep], u[rep]) for i, (l, u) in engine.pre_bounds.items()}
-            blb, bub = lb.expand(len(rep), *lb.shape[1:]), ub.expand(len(rep), *ub.shape[1:])
-            child = LinearBounds(self.layers, blb, bub, "crown", "same", splits=child_splits, prior_bounds=prior,
-                                 reuse_prior_upto=len(self.layers))
-            child.lower_slopes = {i: a[rep] for i, a in engine.lower_slopes.items()}
-            child.split_multipliers = {i: b[rep] for i, b in engine.split_multipliers.items()}
-            with torch.no_grad():
-                value = child.lower(len(self.layers), spec1.expand(len(rep), 1, -1))[:, 0]
-                value = torch.where(child.infeasible(), torch.full_like(value, float("inf")), value)
-            out.append(value.view(n, k, 2).min(2).values)
-        return torch.cat(out)
-
     # ------------------------------------------------------------------ one row
-    def _row(self, lb, ub, row, deadline, budget, root_bounds, start, replay: Leaves | None = None) -> _RowOutcome:
-        cfg = self.config
+    def _row(self, run: _Search, lb, ub, row, deadline, budget, root_bounds, start, replay: Leaves | None = None) -> _RowOutcome:
+        cfg = run.config
         proved = [] if self.record_leaves else None  # Leaves of the pruned domains
         stats = {"domains": 1, "max_depth": 0}
         dev = lb.device
         spec1 = row.view(1, 1, -1)
+        context = BranchContext(self.layers, self.relu_idx, lb, ub, spec1)
         t_root = time.perf_counter()
         with torch.inference_mode(False), torch.no_grad():
-            value, engine = self._bound(lb, ub, spec1, None, root_bounds, len(self.layers), start)
+            value, engine = run.bounds.bound(lb, ub, spec1, None, root_bounds, len(self.layers), start)
         per_domain = (time.perf_counter() - t_root) / 4  # a guess until the first step is timed
         if cfg.attack_restarts:  # a targeted attack on this row first: from the bound's minimiser and random points
             g = torch.Generator(device="cpu").manual_seed(0)
             noise = torch.rand((cfg.attack_restarts - 1, *lb.shape[1:]), generator=g, dtype=lb.dtype).to(dev)
             starts = torch.cat([self._candidates(engine), lb + (ub - lb) * noise])
-            found = self._pgd(lb, ub, row, starts)
+            found = self._pgd(lb, ub, row, starts, cfg.pgd_steps)
             if found is not None:
                 return _RowOutcome("falsified", found[0], found[1], stats=stats)
         splits = {i: torch.zeros_like(engine.pre_bounds[i][0], dtype=torch.int8) for i in self.relu_idx}
         pool = _Domains(splits, dict(engine.pre_bounds), value[:, 0], torch.zeros(1, dtype=torch.long, device=dev),
-                        self._choose(engine, splits, lb, ub, spec1), dict(engine.lower_slopes), {})
+                        run.branching.choose(engine, splits, context), dict(engine.lower_slopes), {})
         lowest = float("inf")  # smallest bound of the pruned domains (the proven margin)
         if replay is not None and replay.count:
-            pool, lowest, found = self._replay_pool(lb, ub, row, replay, engine, stats, budget, proved)
+            pool, lowest, found = self._replay_pool(run, lb, ub, row, replay, engine, stats, budget, proved)
             if found is not None:
                 return found
         step = 0
@@ -467,7 +433,7 @@ class BranchAndBound:
             done = pool.choice[:, 0] < 0
             if bool(done.any()):
                 for j in torch.nonzero(done).flatten().tolist():
-                    out = self._exact_leaf(lb, ub, row, pool.take(torch.tensor([j], device=dev)))
+                    out = self._exact_leaf(run, lb, ub, row, pool.take(torch.tensor([j], device=dev)))
                     if out.status == "falsified":
                         out.stats = stats
                         return out
@@ -492,8 +458,8 @@ class BranchAndBound:
                 reuse = len(self.layers)
             t_step = time.perf_counter()
             with torch.inference_mode(False), torch.no_grad():
-                value, engine = self._bound(lb, ub, spec1.expand(2 * k, 1, -1), children.splits, children.bounds, reuse,
-                                            {"alpha": children.alpha, "beta": children.beta})
+                value, engine = run.bounds.bound(lb, ub, spec1.expand(2 * k, 1, -1), children.splits, children.bounds, reuse,
+                                                 {"alpha": children.alpha, "beta": children.beta})
             per_domain = (time.perf_counter() - t_step) / (2 * k)
             budget[0] -= 2 * k
             stats["domains"] += 2 * k
@@ -507,11 +473,11 @@ class BranchAndBound:
             step += 1
             if cfg.pgd_every and step % cfg.pgd_every == 0:
                 worst = torch.argsort(value)[: min(8, len(value))]
-                found = self._pgd(lb, ub, row, cand[worst])
+                found = self._pgd(lb, ub, row, cand[worst], cfg.pgd_steps)
                 if found is not None:
                     return _RowOutcome("falsified", found[0], found[1], stats=stats)
             children = _Domains(children.splits, {i: engine.pre_bounds[i] for i in self.relu_idx}, value,
-                                children.depth, self._choose(engine, children.splits, lb, ub, spec1), dict(engine.lower_slopes),
+                                children.depth, run.branching.choose(engine, children.splits, context), dict(engine.lower_slopes),
                                 dict(engine.split_multipliers))
             open_, lowest = self._prune(children, lowest, proved)
             pool = _Domains.cat([pool, open_]) if len(open_) else pool
@@ -539,12 +505,13 @@ class BranchAndBound:
             proved.append(Leaves.of(domains.take(torch.nonzero(proven).flatten()), self.relu_idx))
         return domains.take(torch.nonzero(~proven).flatten()), lowest
 
-    def _replay_pool(self, lb, ub, row, leaves: Leaves, root: LinearBounds, stats, budget, proved):
+    def _replay_pool(self, run: _Search, lb, ub, row, leaves: Leaves, root: LinearBounds, stats, budget, proved):
         """Each leaf bounded once under its splits with the root's intermediate bounds and slopes
         (:meth:`replay`): (the leaves not proven now, as open domains; the smallest proven bound;
         a falsifying outcome or None)."""
-        cfg = self.config
+        cfg = run.config
         spec1 = row.view(1, 1, -1)
+        context = BranchContext(self.layers, self.relu_idx, lb, ub, spec1)
         shapes = {i: tuple(root.pre_bounds[i][0].shape[1:]) for i in self.relu_idx}
         parts, lowest = [], float("inf")
         chunk = max(1, 2 * cfg.batch)
@@ -556,8 +523,8 @@ class BranchAndBound:
             reuse = len(self.layers) if cfg.intermediate == "root" else \
                 min([i for i in self.relu_idx if bool(splits[i].any())], default=len(self.layers))
             with torch.inference_mode(False), torch.no_grad():
-                value, engine = self._bound(lb, ub, spec1.expand(n, 1, -1), splits, prior, reuse, {"alpha": alpha, "beta": {}},
-                                            steps=self.replay_steps)
+                value, engine = run.bounds.bound(lb, ub, spec1.expand(n, 1, -1), splits, prior, reuse,
+                                                 {"alpha": alpha, "beta": {}}, steps=self.replay_steps)
             budget[0] -= n
             stats["domains"] += n
             depth = sum(splits[i].reshape(n, -1).ne(0).sum(1) for i in self.relu_idx)
@@ -567,7 +534,7 @@ class BranchAndBound:
             if found is not None:
                 return None, lowest, found
             doms = _Domains(splits, {i: engine.pre_bounds[i] for i in self.relu_idx}, value, depth.to(lb.device),
-                            self._choose(engine, splits, lb, ub, spec1), dict(engine.lower_slopes), dict(engine.split_multipliers))
+                            run.branching.choose(engine, splits, context), dict(engine.lower_slopes), dict(engine.split_multipliers))
             open_, lowest = self._prune(doms, lowest, proved)
             parts.append(open_)
         open_parts = [p for p in parts if len(p)]
@@ -587,23 +554,25 @@ class BranchAndBound:
             flat[rows, dup.choice[rows, 1]] = sign[rows]
         return _Domains(splits, dup.bounds, dup.value, dup.depth + 1, dup.choice, dup.alpha, dup.beta)
 
-    def _pgd(self, lb, ub, row, starts: torch.Tensor):
+    def _pgd(self, lb, ub, row, starts: torch.Tensor, steps: int):
         """PGD on ``-row @ f(x)`` from each start point; (margin, point) if one is <= 0."""
         n = starts.shape[0]
         blb, bub = lb.expand(n, *lb.shape[1:]), ub.expand(n, *ub.shape[1:])
         with torch.inference_mode(False):
-            x = pgd_maximize(lambda z: -(self.net(z) @ row), blb, bub, steps=self.config.pgd_steps, policy=_SEEDED, x=starts)
+            x = pgd_maximize(lambda z: -(self.net(z) @ row), blb, bub, steps=steps, policy=_SEEDED, x=starts)
         m = self._margin(x, row)
         j = int(torch.argmin(m))
         return (float(m[j]), x[j : j + 1].detach()) if m[j] <= 0 else None
 
     # ------------------------------------------------------------------ exact leaves
-    def _exact_leaf(self, lb, ub, row, leaf: _Domains) -> _RowOutcome:
+    def _exact_leaf(self, run: _Search, lb, ub, row, leaf: _Domains) -> _RowOutcome:
         """A domain where every ReLU is stable or split is linear: one LP decides it."""
         blocks = None if self.dense_blocks is None else self.dense_blocks()
         if blocks is None:
             return _RowOutcome("unknown", reason="fully split domain and no LP for this network")
-        from scipy.optimize import linprog
+        from scipy.sparse import csc_matrix
+
+        from lit_cert.certify.milp import INFEASIBLE, build_highs, solve_milp
 
         lo, hi = lb.flatten().double().cpu().numpy(), ub.flatten().double().cpu().numpy()
         n0 = lo.size
@@ -622,10 +591,12 @@ class BranchAndBound:
         c = row.double().cpu().numpy()
         obj = c @ w_last @ w_eff
         const = float(c @ (w_last @ b_eff + b_last))
-        res = linprog(obj, A_ub=np.concatenate(a_ub), b_ub=np.concatenate(b_ub), bounds=list(zip(lo, hi)), method="highs")
-        if res.status == 2:  # infeasible: the domain is empty
+        rows_ub = np.concatenate(b_ub)
+        model = build_highs(lo, hi, csc_matrix(np.concatenate(a_ub)), np.full(len(rows_ub), -np.inf), rows_ub, np.zeros(n0))
+        res = solve_milp(model, obj, max(1e-3, run.config.timeout))
+        if res.status == INFEASIBLE:  # the domain is empty
             return _RowOutcome("certified", None)
-        if res.status != 0:
+        if res.status != 0 or res.fun is None:
             return _RowOutcome("unknown", reason=f"LP of a fully split domain failed ({res.message})")
         value = float(res.fun) + const
         if value > 0:

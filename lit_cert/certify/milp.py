@@ -49,9 +49,14 @@ def build_highs(lo: np.ndarray, hi: np.ndarray, a, row_lo: np.ndarray, row_hi: n
     return h, bool(integrality.any())
 
 
+#: :class:`SolveResult` status of a model without a feasible point
+INFEASIBLE = 3
+
+
 @dataclass
 class SolveResult:
-    """One MILP solve: ``status`` 0 optimal (within the MIP gap), 1 time limit, 2 other; the
+    """One MILP solve: ``status`` 0 optimal (within the MIP gap), 1 time limit, 3 infeasible
+    (:data:`INFEASIBLE`), 2 other; the
     objective of the best point found (``fun``, ``x``; None without one) and the proven lower
     bound (``mip_dual_bound``: for an LP, its optimum)."""
 
@@ -74,7 +79,8 @@ def solve_milp(model, obj: np.ndarray, time_limit: float) -> SolveResult:
         highs.run()
     model_status = highs.getModelStatus()
     info = highs.getInfo()
-    status = {highspy.HighsModelStatus.kOptimal: 0, highspy.HighsModelStatus.kTimeLimit: 1}.get(model_status, 2)
+    status = {highspy.HighsModelStatus.kOptimal: 0, highspy.HighsModelStatus.kTimeLimit: 1,
+              highspy.HighsModelStatus.kInfeasible: INFEASIBLE}.get(model_status, 2)
     has_point = info.primal_solution_status == 2  # kSolutionStatusFeasible
     fun = float(info.objective_function_value) if has_point else None
     x = np.array(highs.getSolution().col_value) if has_point else None

@@ -1,5 +1,6 @@
-"""``python -m lit_cert export``: a run's network as ONNX (normalisation included) and one
-VNN-LIB robustness property per sample, for alpha-beta-CROWN, MN-BaB and other VNN-COMP
+"""``python -m lit_cert export``: a run's network as ONNX (BatchNorm folded; the normalisation
+in the VNN-LIB box, or as constants without a batch axis) and one VNN-LIB robustness property per
+sample, for alpha-beta-CROWN, MN-BaB and other VNN-COMP
 verifiers (:mod:`lit_cert.certify.export`). Configured like ``certify`` (:class:`ExportCommand`,
 ``--config``/``--print_config``); the run's ``config.yaml`` is ``--run_config`` (``--config``
 with a run config still works)."""
@@ -26,6 +27,9 @@ class ExportCommand:
         split: ``test``, ``val`` or ``train``.
         limit: properties for the first N samples.
         timeout: per-instance timeout written to ``instances.csv``.
+        normalisation: ``box`` (the default: the dataset normalisation applied to the VNN-LIB box,
+            the ONNX input in normalised space, as VNN-COMP networks) or ``constants`` (kept in the
+            graph as Sub/Div with [C, 1, 1] constants; input and box in [0, 1] pixels).
         data_dir: where the run's dataset is (default: the run config's).
         allow_other_data: export properties of data other than the checkpoint was trained on.
     """
@@ -37,6 +41,7 @@ class ExportCommand:
     split: Literal["test", "val", "train"] = "test"
     limit: PositiveInt = 10
     timeout: PositiveFloat = 300.0
+    normalisation: Literal["box", "constants"] = "box"
     data_dir: Annotated[Optional[str], ExistingDir()] = None
     allow_other_data: bool = False
 
@@ -68,6 +73,6 @@ def main(argv: list[str]) -> Path:
     eps = model.eps_test if cmd.eps is None else cmd.eps
     out = ensure_writable_dir(cmd.out, "export folder")
     n = export_split(model.net, model.data_info.in_shape, model.num_classes, split_dataset(dm, cmd.split), cmd.split, eps,
-                     cmd.limit, cmd.timeout, out)
+                     cmd.limit, cmd.timeout, out, cmd.normalisation)
     print(f"lit_cert export: model.onnx, {n} VNN-LIB properties and reference_outputs.npz in {out}")
     return out
