@@ -130,3 +130,34 @@ def test_loss_is_the_papers(temperature):
     nominal.load_state_dict(m.state_dict())
     nominal.eps = 0.1
     assert nominal.training_loss(x, y)[0].item() == pytest.approx(F.cross_entropy(logits / temperature, y).item(), rel=1e-6)
+
+
+def test_conv_analysis_compares_with_a_sound_ibp_box():
+    """Seed 001 Fig. 3c/d's setting: on random CNNs the expected interval (IBP masks) is inside
+    IBP's sound interval, which holds every sampled output; deeper networks widen the gap."""
+    from lit_cert.analysis.expected_validity import conv_network, conv_width_ratio
+    from lit_cert.bounds.box import interval_bounds
+    from lit_cert.bounds.expected import expected_bounds
+
+    g = torch.Generator().manual_seed(3)
+    net = conv_network(4, 4, 2, 5, g)
+    c = torch.randn(1, 2, 5, 5, generator=g, dtype=torch.float64)
+    lb, ub = c - 0.1, c + 0.1
+    (e_lo, e_hi), (i_lo, i_hi) = expected_bounds(net, lb, ub, masks="ibp"), interval_bounds(net, lb, ub)
+    pts = lb + (ub - lb) * torch.rand(4000, 2, 5, 5, generator=g, dtype=torch.float64)
+    out = net(pts)
+    assert (out >= i_lo - 1e-9).all() and (out <= i_hi + 1e-9).all()
+    assert i_lo <= e_lo <= e_hi <= i_hi
+    shallow, deep = conv_width_ratio(2, 4, 2, 5, trials=3, samples=200), conv_width_ratio(6, 4, 2, 5, trials=3, samples=200)
+    assert 1 <= shallow["ibp_over_expected_width"] < deep["ibp_over_expected_width"]
+    assert 0 <= deep["gamma_min"] <= deep["gamma"] <= 1
+
+
+def test_output_polytope_samples_lie_in_ibp_s_box():
+    from lit_cert.analysis.expected_validity import output_polytope
+
+    r = output_polytope(n=6, hidden=(12, 12), radius=0.2, samples=3000, seed=1)
+    (i_lo, i_hi), (e_lo, e_hi), pts = r["ibp"], r["expected"], r["points"]
+    assert pts.shape == (3000, 2) and (pts >= i_lo - 1e-9).all() and (pts <= i_hi + 1e-9).all()
+    assert ((e_hi - e_lo) <= (i_hi - i_lo)).all() and all(w >= 1 for w in r["ibp_over_expected_width"])
+    assert 0 <= r["inside"] <= 1 and all(0 <= g <= 1 for g in r["gamma"])

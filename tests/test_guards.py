@@ -277,7 +277,7 @@ def test_a_misspelt_class_suggests_the_same_name_in_other_case(workdir, capsys):
 def test_top_level_help_lists_every_command(capsys):
     main(["--help"])
     out = capsys.readouterr().out
-    for command in ("fit", "test", "certify", "export", "predict", "analyze", "sweep"):
+    for command in ("fit", "test", "certify", "export", "predict", "analyze", "sweep", "reproduce"):
         assert f"\n  {command} " in out
 
 

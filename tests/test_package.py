@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-COMMANDS = ["fit", "validate", "test", "certify", "export", "predict", "analyze", "sweep"]
+COMMANDS = ["fit", "validate", "test", "certify", "export", "predict", "analyze", "sweep", "reproduce"]
 
 
 @pytest.fixture(scope="module")
@@ -48,6 +48,10 @@ def test_the_installed_command_runs_every_command(installed, tmp_path):
     for command in COMMANDS:
         shown = _run(installed, command, "--help", cwd=tmp_path)
         assert shown.returncode == 0 and "usage:" in shown.stdout and not shown.stderr.count("Traceback"), (command, shown.stderr)
+    # reproduce outside a clone: it needs the repository's configs, and says so in one line
+    outside = _run(installed, "reproduce", "seed002-table14", "--dry-run", cwd=tmp_path)
+    assert outside.returncode == 2 and outside.stderr.strip().startswith("lit_cert: error: seed002-table14 trains with"), outside.stderr
+    assert _run(installed, "reproduce", "--list", cwd=tmp_path).returncode == 0
     refused = _run(installed, "certify", "--ckpt", "missing.ckpt", cwd=tmp_path)
     assert refused.returncode == 2 and refused.stderr.strip().startswith("lit_cert: error: --ckpt: does not exist")
     # a command that works exits 0 and prints only its own lines (not the rows it returns to Python)

@@ -132,3 +132,75 @@ def exact_coverage(net: nn.Module, x: torch.Tensor, eps: float, timeout: float =
     return {"gamma": gamma[optimal], "exact_width": (t_hi - t_lo)[optimal], "expected_width": (e_hi - e_lo)[optimal],
             "ibp_width": (i_hi - i_lo)[optimal], "ibp_width_all": i_hi - i_lo, "expected_width_all": e_hi - e_lo,
             "optimal": int(optimal.sum()), "logits": k, "all_optimal": bool(optimal.all())}
+
+
+def conv_network(depth: int, channels: int, in_channels: int, size: int, generator: torch.Generator) -> nn.Sequential:
+    """A random convolutional ReLU network: ``depth - 1`` convolutions (3x3, stride 1, padding 1,
+    ``channels`` filters, each followed by a ReLU) and a final linear map to one output, so
+    ``depth`` affine layers in all; weights N(0, 1/sqrt(fan_in)), biases uniform in
+    +-1/sqrt(fan_in), as :func:`network`."""
+    mods: list[nn.Module] = []
+    c = in_channels
+    for _ in range(depth - 1):
+        mods += [nn.Conv2d(c, channels, 3, padding=1), nn.ReLU()]
+        c = channels
+    mods += [nn.Flatten(), nn.Linear(c * size * size, 1)]
+    net = nn.Sequential(*mods).double()
+    with torch.no_grad():
+        for m in net:
+            if isinstance(m, (nn.Conv2d, nn.Linear)):
+                fan_in = m.weight[0].numel()
+                m.weight.copy_(torch.randn(m.weight.shape, generator=generator, dtype=torch.float64) / fan_in**0.5)
+                m.bias.copy_((torch.rand(m.bias.shape, generator=generator, dtype=torch.float64) * 2 - 1) / fan_in**0.5)
+    return net
+
+
+def conv_width_ratio(depth: int, channels: int = 8, in_channels: int = 3, size: int = 8, radius: float = 0.1,
+                     trials: int = 20, samples: int = 2000, seed: int = 0) -> dict:
+    """Seed 001 Fig. 3c/d: expected bounds of random convolutional networks with the masks taken
+    from IBP's upper bounds (the paper's cheaper variant for convolutions), against IBP: the
+    IBP/expected width ratio of the output, and Gamma against the range of ``samples`` uniform
+    points and as many random corners (a lower estimate of the true range, so Gamma is an upper
+    estimate of the coverage), averaged over ``trials`` networks."""
+    g = torch.Generator().manual_seed(seed)
+    gammas, ratios = [], []
+    with torch.no_grad():
+        for _ in range(trials):
+            net = conv_network(depth, channels, in_channels, size, g)
+            c = torch.randn(1, in_channels, size, size, generator=g, dtype=torch.float64)
+            lb, ub = c - radius, c + radius
+            e_lo, e_hi = (b[0, 0].item() for b in expected_bounds(net, lb, ub, masks="ibp"))
+            i_lo, i_hi = (b[0, 0].item() for b in interval_bounds(net, lb, ub))
+            ratios.append((i_hi - i_lo) / max(e_hi - e_lo, 1e-12))
+            if samples:
+                pts = lb + (ub - lb) * torch.rand(samples, *lb.shape[1:], generator=g, dtype=torch.float64)
+                vertices = lb + (ub - lb) * (torch.rand(samples, *lb.shape[1:], generator=g) < 0.5).double()
+                s_lo, s_hi = _extremes(net, pts, chunk=512)
+                v_lo, v_hi = _extremes(net, vertices, chunk=512)
+                t_lo, t_hi = min(s_lo, v_lo), max(s_hi, v_hi)
+                gammas.append(max(0.0, min(e_hi, t_hi) - max(e_lo, t_lo)) / max(t_hi - t_lo, 1e-12))
+    return {"layers": depth, "channels": channels, "eps": radius, "trials": trials, "samples": samples,
+            "gamma": sum(gammas) / len(gammas) if gammas else None, "gamma_min": min(gammas) if gammas else None,
+            "ibp_over_expected_width": sum(ratios) / len(ratios)}
+
+
+def output_polytope(n: int = 20, hidden: tuple[int, ...] = (100, 100, 100, 100), radius: float = 0.1,
+                    samples: int = 100_000, seed: int = 0) -> dict:
+    """Seed 001 Fig. 4: a random ``n-100-100-100-100-2`` network and one eps-box; the outputs of
+    ``samples`` uniform points of the box (the Monte-Carlo picture of the output set), the
+    expected bounds and IBP's bounds of both outputs. Returns the points (``samples x 2``), the
+    two boxes, and per output: the share of the sampled range the expected interval covers
+    (Gamma), the share of sampled points inside the expected box, and the IBP/expected width."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        net = network([n, *hidden, 2], g)
+        c = torch.randn(1, n, generator=g, dtype=torch.float64)
+        lb, ub = c - radius, c + radius
+        pts = net(lb + (ub - lb) * torch.rand(samples, n, generator=g, dtype=torch.float64))
+        e_lo, e_hi = (b[0] for b in expected_bounds(net, lb, ub))
+        i_lo, i_hi = (b[0] for b in interval_bounds(net, lb, ub))
+    t_lo, t_hi = pts.min(0).values, pts.max(0).values
+    gamma = ((torch.minimum(e_hi, t_hi) - torch.maximum(e_lo, t_lo)).clamp(min=0) / (t_hi - t_lo).clamp(min=1e-12))
+    inside = ((pts >= e_lo) & (pts <= e_hi)).all(1).double().mean().item()
+    return {"points": pts, "expected": (e_lo, e_hi), "ibp": (i_lo, i_hi), "sampled": (t_lo, t_hi),
+            "gamma": gamma.tolist(), "inside": inside, "ibp_over_expected_width": ((i_hi - i_lo) / (e_hi - e_lo)).tolist()}

@@ -32,9 +32,9 @@ def _ids():
 
 
 def _shard_problem(text) -> Optional[str]:
-    from lit_cert.commands.sweep import _shard_problem as problem
+    from lit_cert.commands.sweep import shard_problem
 
-    return problem(text)
+    return shard_problem(text)
 
 
 @dataclass
@@ -139,7 +139,9 @@ def reproduce(cmd: ReproduceCommand) -> dict:
     from lit_cert.commands.sweep import parse_shard
     from lit_cert.reproduce.catalog import EXPERIMENTS
     from lit_cert.reproduce.render import write_report
-    from lit_cert.reproduce.runner import current_records, execute, minutes_per_run, plan, read_records, shard_of, shown
+    from lit_cert.reproduce.runner import (analysis_command, current_records, execute, minutes_per_run, plan, read_records,
+                                           shard_of, shown)
+    from lit_cert.reproduce.spec import repo_root
     from lit_cert.rundir import ensure_writable_dir
 
     if cmd.list:
@@ -147,6 +149,10 @@ def reproduce(cmd: ReproduceCommand) -> dict:
         return {}
     exp = EXPERIMENTS[cmd.experiment]
     scale = exp.scale(cmd.scale)
+    missing = [r.config for r in scale.rows if r.config and not (repo_root() / r.config).is_file()]
+    if missing:
+        raise ConfigError(f"{exp.id} trains with the repository's configs ({missing[0]} not found under {repo_root()}): "
+                          "run lit_cert reproduce in a clone of lit_cert (git clone, then bash scripts/install.sh)")
     seeds = cmd.seeds or scale.seeds
     out = ensure_writable_dir(Path(cmd.out or Path("reproduce") / exp.id), "reproduce output folder")
     work = Path(cmd.work) if cmd.work else default_work()
@@ -160,7 +166,7 @@ def reproduce(cmd: ReproduceCommand) -> dict:
         for p in planned:
             state = "recorded" if (p.row.name, p.seed) not in {(t.row.name, t.seed) for t in todo} else "to run"
             what = shown([sys.executable, "-m", "lit_cert", "fit", "--config", p.row.config, *p.row.args,
-                          f"--seed_everything={p.seed}"]) if p.row.config else "lit_cert analyze " + " ".join(p.row.analysis)
+                          f"--seed_everything={p.seed}"]) if p.row.config else analysis_command(p.row, p.seed)
             print(f"[{state:8s}] {p.row.name!r} seed {p.seed}: {what}")
         print(f"lit_cert reproduce: {exp.id} at scale {scale.name}: {len(planned)} runs planned, {len(planned) - len(todo)} "
               f"recorded, {len(todo)} to run: ~{len(todo) * minutes / 60:.1f} h on {scale.hardware} "

@@ -322,7 +322,7 @@ def parse_shard(text: str) -> tuple[int, int]:
     return k, n
 
 
-def _shard_problem(text) -> str | None:
+def shard_problem(text) -> str | None:
     try:
         parse_shard(text)
     except ConfigError:
@@ -349,7 +349,7 @@ class SweepCommand:
     out: Annotated[Optional[str], WritableDir()] = None
     timeout: Optional[PositiveFloat] = None
     seed: Seed = 0
-    shard: Annotated[Optional[str], Check(_shard_problem, "K/N", ("3/2", "x"))] = None
+    shard: Annotated[Optional[str], Check(shard_problem, "K/N", ("3/2", "x"))] = None
 
 
 def build_parser():

@@ -122,7 +122,8 @@ def shown(cmd: list[str]) -> str:
 
 
 def analysis_command(row: Row, seed: int) -> str:
-    return shown([sys.executable, "-m", "lit_cert", "analyze", *row.analysis, *(("--seed", str(seed)) if row.seed_option else ())])
+    return shown([sys.executable, "-m", "lit_cert", "analyze", *row.analysis,
+                  *(("--seed", str(seed * row.seed_stride)) if row.seed_option else ())])
 
 
 def interrupted_checkpoint(folder: Path) -> Optional[Path]:
@@ -206,7 +207,7 @@ def measure(scale: Scale, row: Row, ckpt: Optional[str], where: Path, seed: int 
     from lit_cert.reproduce.measures import MEASURES, RunContext
 
     where.mkdir(parents=True, exist_ok=True)
-    analysis = row.analysis + (("--seed", str(seed)) if row.seed_option else ())
+    analysis = row.analysis + (("--seed", str(seed * row.seed_stride)) if row.seed_option else ())
     context = RunContext(ckpt, analysis, where, {**row.values, "row": row.name})
     start = time.perf_counter()
     metrics = {}

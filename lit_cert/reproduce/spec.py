@@ -33,7 +33,9 @@ class Row:
 
     ``config`` (a ``fit`` config, repository-relative) with ``args`` (extra ``fit`` arguments) is
     trained once per seed; an experiment without training gives ``analysis`` instead: the
-    ``lit_cert analyze`` arguments (the analysis name first). ``values`` are the row's
+    ``lit_cert analyze`` arguments (the analysis name first), given ``--seed S * seed_stride`` per
+    seed S when ``seed_option`` (an analysis with its own random networks; the stride keeps the
+    seeds' networks apart when an analysis numbers its networks from its seed). ``values`` are the row's
     coordinates for figures and claims (``{"method": "IBP", "eps": 0.001}``)."""
 
     name: str
@@ -41,6 +43,7 @@ class Row:
     args: tuple[str, ...] = ()
     analysis: tuple[str, ...] = ()
     seed_option: bool = False
+    seed_stride: int = 1
     values: dict = field(default_factory=dict, hash=False, compare=False)
 
     def __post_init__(self):
@@ -217,4 +220,6 @@ def fingerprint(row: Row, scale: Scale, seed: int) -> str:
     config = yaml.safe_load((repo_root() / row.config).read_text()) if row.config else None  # comments do not count
     payload = {"config": config, "args": list(row.args), "analysis": list(row.analysis), "seed": seed,
                "measures": [[m.kind, m.options] for m in scale.measures]}
+    if row.seed_stride != 1:
+        payload["seed_stride"] = row.seed_stride
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]

@@ -151,3 +151,51 @@ COVERAGE = Experiment(
         cost_source="measured: 35 min for the depth analysis on a shared machine, ~1 min for one block (2026-12-01)",
         differences=("random Gaussian networks, Monte Carlo with the sample counts shown in the commands",))},
 )
+
+# --------------------------------------------------------------------------- Fig. 3c/d and Fig. 4
+CONV_DEPTHS = (2, 3, 4, 5, 6, 8, 10)
+CONV_EPS = (0.01, 0.1, 0.5)
+
+FIG3CD = Experiment(
+    id="seed001-fig3cd", paper=PAPER, seed_file=FILE, target="Fig. 3c/d (Sec. 4)",
+    title="Expected bounds of convolutional networks (IBP masks) against IBP, by depth",
+    columns=tuple(Column(f"ratio_d{d}_eps{e:g}", f"W_IBP / W_M, {d} layers, eps {e:g}", 1, 1)
+                  for e in (0.1,) for d in (2, 4, 6, 10))
+    + (Column("gamma_d2", "Gamma, 2 layers, eps 0.1", 1, 3), Column("gamma_d10", "Gamma, 10 layers, eps 0.1", 1, 3)),
+    claims=tuple(Claim(f"the expected bounds get tighter than IBP's with depth (eps {e:g})", "Sec. 4, Fig. 3c/d",
+                       "ratio", order=(("CNN", f"ratio_d2_eps{e:g}"), ("CNN", f"ratio_d10_eps{e:g}"))) for e in CONV_EPS),
+    notes=("Gamma is measured against the range of 2000 uniform points and 2000 random corners per network: a lower "
+           "estimate of the true range, so an upper estimate of the coverage. The paper reports widths only here.",),
+    scales={"cpu": Scale(
+        "cpu", (Row("CNN", analysis=("expected-conv",), seed_option=True),),
+        (Measure("analysis", {"extract": {
+            **{f"ratio_d{d}_eps{e:g}": {"column": "ibp_over_expected_width", "where": {"layers": d, "eps": e}}
+               for d in CONV_DEPTHS for e in CONV_EPS},
+            "gamma_d2": {"column": "gamma", "where": {"layers": 2, "eps": 0.1}},
+            "gamma_d10": {"column": "gamma", "where": {"layers": 10, "eps": 0.1}}}}),),
+        seeds=3, minutes_per_run=3.0, hardware=CPU, cost_source="estimate: 33 s for a quarter of the trials and samples",
+        differences=("random CNNs of 3x3 convolutions (8 channels, a 3x8x8 input) and a final linear output; the paper "
+                     "does not state its convolutional networks", "20 networks per depth and eps"))},
+)
+
+POLY_EPS = (0.05, 0.1, 0.25)
+FIG4 = Experiment(
+    id="seed001-fig4", paper=PAPER, seed_file=FILE, target="Fig. 4 (Sec. 4)",
+    title="The output set of a random 20-100-100-100-100-2 network, its expected bounds and IBP's",
+    columns=tuple(Column(f"inside@{e:g}", f"sampled outputs inside the expected box, eps {e:g}", 1, 3) for e in POLY_EPS)
+    + tuple(Column(f"ratio@{e:g}", f"W_IBP / W_M, eps {e:g}", 1, 0) for e in POLY_EPS),
+    claims=tuple(Claim(f"the expected box contains the sampled output set (eps {e:g})", "Sec. 4, Fig. 4", f"inside@{e:g}",
+                       at_least=("n=20", 0.99)) for e in POLY_EPS)
+    + (Claim("IBP's box is far larger (W_IBP / W_M at least 10, eps 0.05)", "Sec. 4, Fig. 4", "ratio@0.05",
+             at_least=("n=20", 10.0)),),
+    notes=("Each run draws 3 networks per eps (the paper's figure: one row per random network); a seed is another three. "
+           "The figure of each run is in `analyses/n=20/seed<k>/expected-polytope/`.",),
+    scales={"cpu": Scale(
+        "cpu", (Row("n=20", analysis=("expected-polytope", "--samples", "100000", "--networks", "3"), seed_option=True,
+                    seed_stride=3),),
+        (Measure("analysis", {"extract": {
+            **{f"inside@{e:g}": {"column": "inside", "where": {"eps": e}} for e in POLY_EPS},
+            **{f"ratio@{e:g}": {"column": "ibp_over_expected_width_0", "where": {"eps": e}} for e in POLY_EPS}}}),),
+        seeds=3, minutes_per_run=0.3, hardware=CPU, cost_source="estimate: seconds",
+        differences=("100000 uniform points per box (the paper's Monte-Carlo count is not stated)",))},
+)
