@@ -17,6 +17,13 @@ on fresh copies of the same weights (train mode, one batch): the table says "sam
 agree to 1e-5 (relative to their scale) and gradients to 1e-4, and prints the differences
 otherwise -- a different training signal is then a different method, not a faster one.
 
+``--crown`` instead times full CROWN of one CNN7 sample (every intermediate bound back-substituted,
+the margins' lower bounds; lit_cert's windows against auto_LiRPA's patches, each library's
+default) at eps 0.01, 0.03 and 0.1, on a random CNN7 or a checkpoint's (``--ckpt``): each run in
+a fresh one-thread process with its peak RSS growth, the tools alternating, bounds compared.
+
+    python benchmarks/bench_peers.py --crown --auto-lirpa DIR [--ckpt RUN.ckpt] [--samples 2]
+
 ``--memory`` adds the peak memory of one step: on CPU the growth of the resident set (VmHWM -
 VmRSS, Linux) over a fresh child process that builds the same step and runs it once; on a GPU
 ``torch.cuda.max_memory_allocated`` in this process. ``--profile`` splits lit_cert's steps
@@ -446,6 +453,105 @@ def verdict(rel64: float, rel32: float, tol: float) -> str:
 
 
 # --------------------------------------------------------------------------- main
+# --------------------------------------------------------------------------- full CROWN of one CNN7 sample (#37)
+CROWN_EPS = (0.01, 0.03, 0.1)
+
+
+def crown_case(ckpt: str | None, index: int):
+    """(lit_cert network in eval mode, its Normalize layer, x (1, C, H, W), y (1,), data info): the
+    ``index``-th correctly classified test image of a checkpoint's data, or uniform noise
+    (seed ``index``) through a random full-width CNN7 (IBP initialisation, seed 0) at MNIST shape."""
+    if ckpt:
+        from lit_cert.runs import load_run, split_dataset
+
+        model, dm = load_run(ckpt, None)
+        net, ds, info = model.net.eval(), split_dataset(dm, "test"), dm.info
+        found = -1
+        for i in range(len(ds)):
+            x, y = ds[i][0].unsqueeze(0), int(ds[i][1])
+            with torch.no_grad():
+                found += int(net(x).argmax()) == y
+            if found == index:
+                break
+    else:
+        info = MNIST.info
+        torch.manual_seed(0)
+        net = CNN7().build(info).eval()
+        gen = torch.Generator().manual_seed(index)
+        x = torch.rand(1, *info.in_shape, generator=gen)
+        with torch.no_grad():
+            y = int(net(x).argmax())
+    norm = next(m for m in net if isinstance(m, Normalize))
+    return net, norm, x, torch.tensor([y]), info
+
+
+def crown_child(spec: dict) -> dict:
+    """In a fresh process: one tool's full CROWN lower bounds of the margins of one sample (every
+    intermediate bound by back-substitution, each library's default engine), its wall time and
+    how far it raised the peak RSS (VmHWM reset after the setup)."""
+    import time
+
+    net, norm, x, y, info = crown_case(spec["ckpt"], spec["sample"])
+    eps = spec["eps"]
+    lo, hi = (x - eps).clamp(0, 1), (x + eps).clamp(0, 1)
+    c = others_spec(y, info.num_classes)
+    if spec["tool"] == "lit_cert":
+        from lit_cert.bounds.backsub import LinearBounds, coefficient_memory
+
+        def run():
+            with torch.no_grad(), coefficient_memory(8.0):  # certify's default memory_gb
+                return LinearBounds(net, lo, hi, "crown", "same").output_bounds(c, need_upper=False)[0]
+    else:
+        sys.path.insert(0, str(Path(spec["auto_lirpa"]).resolve()))
+        import auto_LiRPA
+        from auto_LiRPA.perturbations import PerturbationLpNorm
+
+        plain = nn.Sequential(*plain_layers(net)).eval()
+        model = auto_LiRPA.BoundedModule(plain, torch.zeros_like(x), device="cpu")
+        z = norm(x)
+        bx = auto_LiRPA.BoundedTensor(z, PerturbationLpNorm(norm=float("inf"), x_L=norm(lo), x_U=norm(hi)))
+
+        def run():
+            with torch.no_grad():
+                return model.compute_bounds(x=(bx,), C=c, method="CROWN", bound_upper=False)[0]
+    Path("/proc/self/clear_refs").write_text("5")  # the peak RSS from here on
+    before = rss_kb("VmRSS")
+    start = time.perf_counter()
+    low = run()
+    seconds = time.perf_counter() - start
+    return {"seconds": seconds, "peak_mb": (rss_kb("VmHWM") - before) / 1024, "bounds": low.flatten().tolist()}
+
+
+def crown_table(args) -> None:
+    """Full CROWN per CNN7 sample, lit_cert beside auto_LiRPA: each (tool, eps, sample) in its own
+    process on one thread, the two tools alternating which goes first, bounds compared."""
+    if not args.auto_lirpa:
+        raise SystemExit("--crown needs --auto-lirpa DIR")
+    what = f"checkpoint {args.ckpt}" if args.ckpt else "random CNN7 (IBP init, seed 0), uniform-noise inputs"
+    print(f"full CROWN per sample, {what}; torch {torch.__version__}, 1 thread; uptime: {os.popen('uptime').read().strip()}")
+    print("| eps | sample | lit_cert s | auto_LiRPA s | lit / auto time | lit_cert peak MB | auto_LiRPA peak MB "
+          "| lit / auto memory | max rel. bound difference |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for eps in args.crown_eps:
+        for sample in range(args.samples):
+            out = {}
+            order = ("lit_cert", "auto_LiRPA") if sample % 2 == 0 else ("auto_LiRPA", "lit_cert")
+            for tool in order:
+                spec = {"tool": tool, "eps": eps, "sample": sample, "ckpt": args.ckpt, "auto_lirpa": args.auto_lirpa}
+                proc = subprocess.run([sys.executable, __file__, "--crown-child", json.dumps(spec)], capture_output=True,
+                                      text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+                lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("CROWN=")]
+                if not lines:
+                    raise SystemExit(f"{tool} failed:\n{proc.stderr[-2000:]}")
+                out[tool] = json.loads(lines[-1][6:])
+            lit, auto = out["lit_cert"], out["auto_LiRPA"]
+            a, b = torch.tensor(lit["bounds"], dtype=torch.float64), torch.tensor(auto["bounds"], dtype=torch.float64)
+            rel = float((a - b).abs().max() / b.abs().max().clamp(min=1e-12))
+            print(f"| {eps} | {sample} | {lit['seconds']:.2f} | {auto['seconds']:.2f} | {lit['seconds'] / auto['seconds']:.2f} "
+                  f"| {lit['peak_mb']:.0f} | {auto['peak_mb']:.0f} | {lit['peak_mb'] / max(auto['peak_mb'], 1):.2f} | {rel:.1e} |",
+                  flush=True)
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--auto-lirpa", default=None, help="local clone of Verified-Intelligence/auto_LiRPA")
@@ -460,10 +566,21 @@ def main() -> int:
     p.add_argument("--device", default="cpu")
     p.add_argument("--real-data", action="store_true", help="Fashion-MNIST training images instead of uniform noise")
     p.add_argument("--memory-child", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--crown", action="store_true", help="full CROWN per CNN7 sample beside auto_LiRPA instead of training steps")
+    p.add_argument("--ckpt", default=None, help="--crown: a trained CNN7's checkpoint (default: a random CNN7)")
+    p.add_argument("--samples", type=int, default=2, help="--crown: samples per eps")
+    p.add_argument("--crown-eps", type=float, nargs="+", default=list(CROWN_EPS), help="--crown: the eps values")
+    p.add_argument("--crown-child", default=None, help=argparse.SUPPRESS)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     if args.memory_child:
         memory_child(args)
+        return 0
+    if args.crown_child:
+        print("CROWN=" + json.dumps(crown_child(json.loads(args.crown_child))))
+        return 0
+    if args.crown:
+        crown_table(args)
         return 0
     factories, notes = load_peers(args)
     dev = args.device

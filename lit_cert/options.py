@@ -134,7 +134,7 @@ class OneOf(Constraint):
         names = self.names()
         if value in names:
             return None
-        from lit_cert.commands.parse_errors import did_you_mean
+        from lit_cert.errors import did_you_mean
 
         return f"must be one of {', '.join(names)}{did_you_mean(str(value), names, case_insensitive=True)}"
 

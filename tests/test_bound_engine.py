@@ -219,7 +219,7 @@ def test_float64_conv_transpose_goes_in_pieces_with_the_same_result(stride, grou
     (PyTorch's float64 fallback builds an im2col buffer of out-channels x kernel values per input
     pixel: 9x the block for a 3x3 layer of equal channels); the result equals one call, bitwise
     (each row is transposed on its own), and float32 keeps one call."""
-    from lit_cert.bounds import backsub
+    from lit_cert.bounds import coefficients
 
     torch.manual_seed(0)
     conv = nn.Conv2d(4, 4, 3, stride=stride, padding=1, groups=groups).double()
@@ -228,13 +228,13 @@ def test_float64_conv_transpose_goes_in_pieces_with_the_same_result(stride, grou
     whole = F.conv_transpose2d(flat, conv.weight, *args)
     calls = []
     original = F.conv_transpose2d
-    monkeypatch.setattr(backsub.F, "conv_transpose2d", lambda x, *a: calls.append(x.shape[0]) or original(x, *a))
-    got = backsub._conv_transpose(flat, conv.weight, args)
+    monkeypatch.setattr(coefficients.F, "conv_transpose2d", lambda x, *a: calls.append(x.shape[0]) or original(x, *a))
+    got = coefficients.conv_transpose(flat, conv.weight, args)
     expected_pieces = math.ceil(conv.weight.shape[1] * groups * 9 / 4)  # buffer per input value: (4 / groups) * groups * 9 / 4
     assert sum(calls) == 37 and max(calls) == math.ceil(37 / expected_pieces) and len(calls) > 1
     assert torch.equal(got, whole)
     calls.clear()
-    single = backsub._conv_transpose(flat.float(), conv.weight.float(), args)
+    single = coefficients.conv_transpose(flat.float(), conv.weight.float(), args)
     assert calls == [37] and torch.allclose(single.double(), whole, atol=1e-5)
 
 

@@ -195,3 +195,23 @@ def test_odd_geometry_exercises_windows_to_the_input_and_the_turn_to_dense():
     shapes = [(1, *s) for s in backsub.layer_shapes(layers, torch.zeros(1, 3, 17, 19, dtype=torch.float64))]
     ends = [min(windows.window_plan(layers, shapes, i)) for i, m in enumerate(layers) if isinstance(m, nn.ReLU)]
     assert 0 in ends and any(e > 0 for e in ends)
+
+
+def test_a_layer_with_every_neuron_unstable_walks_windows_too(monkeypatch):
+    """At a large eps every neuron of a layer is IBP-unstable (ConvMed and GowalLarge at eps 0.1):
+    those rows used to fall back to whole maps; they walk on windows with the same bounds."""
+    ends = []
+    original = backsub.window_lower
+    monkeypatch.setattr(backsub, "window_lower", lambda engine, end, unit, plan: ends.append(end) or original(engine, end, unit, plan))
+    net = odd_conv_net()
+    x = torch.rand(2, 3, 17, 19, dtype=torch.float64)
+    lb, ub = linf_box(x, 0.5)
+    spec = margin_spec(torch.tensor([1, 2]), 7, torch.float64)
+    windowed, dense = both(net, lb, ub, spec)
+    engine = windowed[0]
+    every = [i for i, (l, u) in engine._reference.items()
+             if bool(((l < 0) & (u > 0)).flatten(1).all(1).any()) and windows.window_plan(engine.layers, engine.shapes, i)
+             and any(isinstance(m, nn.ReLU) for m in engine.layers[:i])]  # the first ReLU's bounds are IBP's, exact
+    assert every, "no windowable layer with every neuron unstable: the case is not exercised"
+    assert set(every) <= set(ends)
+    assert_same(windowed, dense)

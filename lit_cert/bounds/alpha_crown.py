@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from lit_cert.bounds.backsub import _COEFF_BUDGET, LinearBounds
+from lit_cert.bounds.backsub import LinearBounds, coefficient_budget
 from lit_cert.bounds.box import flat_layers
 
 
@@ -168,7 +168,7 @@ def optimised_box_bounds(layers, lb: torch.Tensor, ub: torch.Tensor, spec: torch
     # the layers whose bounds are back-substituted (the first ReLU's input is one affine map: exact)
     started = time.perf_counter()
     if memory_gb is None:
-        memory_gb = min(_COEFF_BUDGET.get() or 2**30, 2**30) / 2**30
+        memory_gb = min(coefficient_budget() or 2**30, 2**30) / 2**30
     budget = memory_gb * 2**30 / (_SLOPE_COPIES * lb.element_size())
     targets, packs = [], {}
     for t in relu_idx[1:] if optimise_intermediate else []:

@@ -59,13 +59,13 @@ import math
 from typing import Callable, Iterator, Literal, Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from lit_cert.bounds.box import flat_layers, interval_bounds
+from lit_cert.bounds.coefficients import Dense, fused_affine_bn, fuses_with_previous
 from lit_cert.bounds.spec import skip_zero_rows
 from lit_cert.bounds.trace import IntervalTrace
-from lit_cert.bounds.windows import window_elements, window_lower, window_plan
+from lit_cert.bounds.windows import Windows, window_elements, window_plan
 from lit_cert.layers import Normalize, bn_affine_params
 
 _DIAGONAL = (Normalize, nn.modules.batchnorm._BatchNorm, nn.ReLU, nn.Flatten, nn.Identity)
@@ -105,6 +105,12 @@ def shared_intermediate_bounds() -> Iterator[dict]:
         yield cache
     finally:
         _SHARED_BOUNDS.reset(token)
+
+
+def coefficient_budget() -> float | None:
+    """Bytes a walk's coefficient blocks may take in the current :func:`coefficient_memory`
+    block (None: no budget set)."""
+    return _COEFF_BUDGET.get()
 
 
 @contextlib.contextmanager
@@ -204,114 +210,83 @@ def relu_relaxation(l: torch.Tensor, u: torch.Tensor, rule: UnstableRule, lower_
     return lo_s, lo_b, up_s, up_b
 
 
-def _dot(a: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-    """Batched inner product of A (B, M, *shape) with v (B, *shape) -> (B, M), as one batched
-    matrix-vector product (no A-sized intermediate). A batch-independent A (batch 1) is one
-    matrix product with all of v."""
-    if a.shape[0] == 1 and v.shape[0] != 1:
-        return (a[0].flatten(1) @ v.reshape(v.shape[0], -1).T).T
-    return torch.bmm(a.flatten(2), v.reshape(v.shape[0], -1, 1)).squeeze(-1)
-
-
-def relu_backward(a: torch.Tensor, c: torch.Tensor, rule, lo_s, lo_b, up_s, up_b):
+def relu_backward(a, c: torch.Tensor, rule, lo_s, lo_b, up_s, up_b):
     """One ReLU of the backward walk for a *lower* bound: coefficients >= 0 take the lower line,
-    negative ones the upper line. Written to create as few A-sized tensors as possible (they
-    dominate the cost of CROWN/DeepZ/hBox, see benchmarks/RESULTS.md): one slope select and one
-    product, offsets as batched mat-vec products; DeepZ's equal slopes need no select at all.
-    ``lo_s`` is per sample (B, *shape) or per row (B, M, *shape) like ``a``."""
+    negative ones the upper line. ``a`` is a coefficient form (:mod:`lit_cert.bounds.coefficients`:
+    whole-map or windowed rows, returned in the same form) or a tensor of whole-map rows (a tensor
+    returned). Written to create as few A-sized tensors as possible (they dominate the cost of
+    CROWN/DeepZ/hBox, see benchmarks/RESULTS.md): one slope select and one product, offsets as
+    batched mat-vec products; DeepZ's equal slopes need no select at all. ``lo_s`` is per sample
+    (B, *shape) or, for whole-map rows, per row (B, M, *shape) like ``a``."""
+    if isinstance(a, torch.Tensor):
+        new, c = relu_backward(Dense(a), c, rule, lo_s, lo_b, up_s, up_b)
+        return new.a, c
+    x = a.a
     pos = neg = None
-    lo_rows = lo_s if lo_s.dim() == a.dim() else lo_s.unsqueeze(1)
     if getattr(rule, "equal_slopes", False):
-        new_a = a * up_s.unsqueeze(1)
-    elif a.shape[0] == 1 < lo_s.shape[0]:
+        new_x = x * a.at(up_s)
+    elif x.shape[0] == 1 < lo_s.shape[0]:
         # rows shared by the batch (the intermediate-bound rows before their first ReLU): the
         # sign split is two batch-1 products with the 0/1 sign mask, and ``a+ lo + a- up`` is
         # bitwise ``a * slope`` (one of the two terms is an exact zero) -- where a select
         # broadcast from the batch-1 mask to every sample, and its backward, cost ~3 products
         # each on CPU (benchmarks/RESULTS.md: the paradox CONV's CROWN step 487 -> 362 standard
         # steps). The mask (not clamps) keeps the select's gradient at a == 0: the a >= 0 side.
-        keep = (a >= 0).to(a.dtype)
-        pos, neg = a * keep, a * (1 - keep)
-        new_a = (pos * lo_rows).addcmul_(neg, up_s.unsqueeze(1))
+        keep = (x >= 0).to(x.dtype)
+        pos, neg = x * keep, x * (1 - keep)
+        new_x = (pos * a.at(lo_s)).addcmul_(neg, a.at(up_s))
     else:
-        new_a = a * torch.where(a >= 0, lo_rows, up_s.unsqueeze(1))
-    c = c + _dot(a.clamp(max=0) if neg is None else neg, up_b)
+        new_x = x * torch.where(x >= 0, a.at(lo_s), a.at(up_s))
+    c = c + a.dot(x.clamp(max=0) if neg is None else neg, up_b)
     if not getattr(rule, "zero_lower_offset", False):
-        c = c + _dot(a.clamp(min=0) if pos is None else pos, lo_b)
-    return new_a, c
+        c = c + a.dot(x.clamp(min=0) if pos is None else pos, lo_b)
+    return a.like(new_x), c
 
 
-def relu_backward_both(a: torch.Tensor, c_lo: torch.Tensor, c_up: torch.Tensor, rule, lo_s, lo_b, up_s, up_b):
-    """One ReLU for the lower *and* upper bound of ``a · h`` at once, for a rule whose two lines
-    have equal slopes (DeepZ, hBox): the new coefficients are the same for both sides, only the
-    offsets differ (the upper bound takes the upper line where ``a >= 0``)."""
-    new_a = a * up_s.unsqueeze(1)
-    neg = a.clamp(max=0)
-    up_neg = _dot(neg, up_b)
-    up_pos = _dot(a, up_b) - up_neg
+def relu_backward_both(a, c_lo: torch.Tensor, c_up: torch.Tensor, rule, lo_s, lo_b, up_s, up_b):
+    """One ReLU for the lower *and* upper bound of ``a · h`` at once (``a`` a coefficient form),
+    for a rule whose two lines have equal slopes (DeepZ, hBox): the new coefficients are the
+    same for both sides, only the offsets differ (the upper bound takes the upper line where
+    ``a >= 0``)."""
+    x = a.a
+    new_x = x * a.at(up_s)
+    neg = x.clamp(max=0)
+    up_neg = a.dot(neg, up_b)
+    up_pos = a.dot(x, up_b) - up_neg
     c_lo, c_up = c_lo + up_neg, c_up + up_pos
     if not getattr(rule, "zero_lower_offset", False):
-        lo_neg = _dot(neg, lo_b)
-        c_lo, c_up = c_lo + (_dot(a, lo_b) - lo_neg), c_up + lo_neg
-    return new_a, c_lo, c_up
+        lo_neg = a.dot(neg, lo_b)
+        c_lo, c_up = c_lo + (a.dot(x, lo_b) - lo_neg), c_up + lo_neg
+    return a.like(new_x), c_lo, c_up
+
+
+# The backward rule of each layer, written once for every coefficient form ``a``
+# (:mod:`lit_cert.bounds.coefficients`): (layer, a, offset, the layer's input shape[, weight, bias
+# of a fused BatchNorm]) -> (a on the layer's input, offset + the layer's constant term).
 
 
 def _back_linear(layer: nn.Linear, a, c, in_shape, weight=None, bias=None):
     weight = layer.weight if weight is None else weight
     bias = layer.bias if bias is None else bias
     if bias is not None:
-        c = c + a @ bias
-    return a @ weight, c
+        c = c + a.a @ bias
+    return a.linear_back(weight), c
 
 
 def _back_conv(layer: nn.Conv2d, a, c, in_shape, weight=None, bias=None):
     weight = layer.weight if weight is None else weight
     bias = layer.bias if bias is None else bias
-    b, m = a.shape[:2]
     if bias is not None:
-        c = c + a.sum(dim=(-2, -1)) @ bias
-    out_h, out_w = a.shape[-2:]
-    k_h, k_w = layer.kernel_size
-    (s_h, s_w), (p_h, p_w), (d_h, d_w) = layer.stride, layer.padding, layer.dilation
-    op_h = in_shape[-2] - ((out_h - 1) * s_h - 2 * p_h + d_h * (k_h - 1) + 1)
-    op_w = in_shape[-1] - ((out_w - 1) * s_w - 2 * p_w + d_w * (k_w - 1) + 1)
-    flat = a.reshape(b * m, *a.shape[2:])
-    back = _conv_transpose(flat, weight, (None, layer.stride, layer.padding, (op_h, op_w), layer.groups, layer.dilation))
-    return back.reshape(b, m, *back.shape[1:]), c
-
-
-def _conv_transpose(flat: torch.Tensor, weight: torch.Tensor, args: tuple) -> torch.Tensor:
-    """``F.conv_transpose2d(flat, weight, *args)`` within about the memory of its input and output.
-
-    On CPU, float64 has no oneDNN kernel: PyTorch's fallback builds an im2col buffer of (output
-    channels x kernel size) values per input pixel for the whole batch at once -- 4.5-9x the
-    coefficient block on a CNN7's convolutions, 1.5 GB for 400 rows of one 64-channel 28x28 layer
-    (float32: no buffer). The chunked walks of the float64 re-check would then exceed the
-    ``coefficient_memory`` budget by that factor, so there the rows go through in pieces whose
-    buffer is about one block, written into the preallocated output (each row is transposed on
-    its own, so the result is the same)."""
-    if flat.device.type != "cpu" or flat.dtype != torch.float64 or flat.shape[0] < 2:
-        return F.conv_transpose2d(flat, weight, *args)
-    groups = args[4]
-    buffer_per_input = weight.shape[1] * groups * weight.shape[2] * weight.shape[3] / flat.shape[1]
-    pieces = min(flat.shape[0], math.ceil(buffer_per_input))
-    if pieces <= 1:
-        return F.conv_transpose2d(flat, weight, *args)
-    step = -(-flat.shape[0] // pieces)
-    first = F.conv_transpose2d(flat[:step], weight, *args)
-    out = first.new_empty((flat.shape[0], *first.shape[1:]))
-    out[:step] = first
-    del first
-    for i in range(step, flat.shape[0], step):
-        out[i : i + step] = F.conv_transpose2d(flat[i : i + step], weight, *args)
-    return out
+        c = c + a.a.sum(dim=(-2, -1)) @ bias
+    return a.conv_back(layer, weight, in_shape), c
 
 
 def _back_bn(layer, a, c, in_shape):
     scale, shift = bn_affine_params(layer)
-    shape = (1, 1, -1) + (1,) * (a.dim() - 3)
-    c = c + _channel_sums(a) @ shift
-    return a * scale.view(shape), c
+    x = a.a
+    shape = (1, 1, -1) + (1,) * (x.dim() - 3)
+    c = c + _channel_sums(x) @ shift
+    return a.like(x * scale.view(shape)), c
 
 
 def _channel_sums(a: torch.Tensor) -> torch.Tensor:
@@ -320,34 +295,19 @@ def _channel_sums(a: torch.Tensor) -> torch.Tensor:
     return a.sum(dim=tuple(range(3, a.dim()))) if a.dim() > 3 else a
 
 
-def fuses_with_previous(layers: Sequence[nn.Module], idx: int) -> bool:
-    """Whether the walk takes layer ``idx`` (a BatchNorm) together with the Linear/Conv2d before
-    it (:func:`fused_affine_bn`): the one rule of the whole-map and the windowed walks."""
-    return isinstance(layers[idx], nn.modules.batchnorm._BatchNorm) and idx > 0 and type(layers[idx - 1]) in (nn.Linear, nn.Conv2d)
-
-
-def fused_affine_bn(layer: nn.Module, bn: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
-    """Weight and bias of ``bn(layer(x))`` for a Linear/Conv2d ``layer`` followed by BatchNorm:
-    walking back through both at once scales the (small) weight instead of the (large)
-    coefficient tensor A, and adds the BatchNorm shift with the bias."""
-    scale, shift = bn_affine_params(bn)
-    weight = layer.weight * scale.view(-1, *([1] * (layer.weight.dim() - 1)))
-    bias = shift if layer.bias is None else layer.bias * scale + shift
-    return weight, bias
-
-
 def _back_normalize(layer: Normalize, a, c, in_shape):
+    x = a.a
     mean, std = (layer.mean.flatten(), layer.std.flatten())
-    shape = (1, 1, -1) + (1,) * (a.dim() - 3)
-    if a.dim() == 3:  # flat features: one statistic per feature or a scalar
+    shape = (1, 1, -1) + (1,) * (x.dim() - 3)
+    if x.dim() == 3:  # flat features: one statistic per feature or a scalar
         shape = (1, 1, -1)
     inv = 1.0 / std.view(shape)
-    c = c - (a * (mean.view(shape) * inv)).expand_as(a).flatten(2).sum(-1)
-    return a * inv, c
+    c = c - (x * (mean.view(shape) * inv)).expand_as(x).flatten(2).sum(-1)
+    return a.like(x * inv), c
 
 
 def _back_flatten(layer: nn.Flatten, a, c, in_shape):
-    return a.reshape(*a.shape[:2], *in_shape[1:]), c
+    return a.flatten_back(in_shape), c
 
 
 def _back_identity(layer, a, c, in_shape):
@@ -371,6 +331,15 @@ def backward_rule(layer):
             return BACKWARD_RULES[cls]
     supported = ", ".join(sorted(c.__name__ for c in BACKWARD_RULES)) + ", ReLU"
     raise TypeError(f"no back-substitution rule for layer {type(layer).__name__}; supported: {supported}")
+
+
+def window_lower(engine: LinearBounds, end: int, unit: torch.Tensor, plan: dict[int, tuple[int, int]]) -> torch.Tensor:
+    """Lower bounds (B, M) over the engine's box of ``sign * h_end[channel, row, column]`` for
+    the rows ``unit`` (B, M, 4) = (channel, row, column, sign), each walked on its receptive field
+    (:mod:`lit_cert.bounds.windows`) by the engine's one walk, with its relaxation, slopes,
+    splits and prior bounds; sign 0 is an empty row (bound 0)."""
+    rows = Windows.unit_rows(unit, engine.shapes[end][1], plan, engine.lb.dtype, engine.lb.device)
+    return engine.lower(end, rows)
 
 
 class LinearBounds:
@@ -532,7 +501,9 @@ class LinearBounds:
     def sparse_neuron_bounds(self, idx: int, ref_l: torch.Tensor, ref_u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Bounds of the input of layer ``idx``: back-substituted for the neurons unstable under
         ``ref_l, ref_u`` (packed, per sample, into ``k`` = the largest unstable count rows), the
-        reference bounds for the others."""
+        reference bounds for the others. A convolution's neurons walk on windows where the plan
+        allows (:meth:`_window_plan`), also when some sample has every neuron unstable (a 1x1
+        window per row is still far less than the batch-shared whole-map rows)."""
         shape = self.shapes[idx]
         b, n = shape[0], ref_l[0].numel()
         unstable = ((ref_l < 0) & (ref_u > 0)).reshape(b, n)
@@ -540,7 +511,8 @@ class LinearBounds:
         k = int(counts.max()) if b else 0
         if k == 0:
             return ref_l, ref_u
-        if k == n:
+        plan = self._window_plan(idx)
+        if k == n and plan is None:  # every neuron of some sample: the batch-shared unit rows of neuron_bounds
             return self.neuron_bounds(idx)
         order = torch.argsort(unstable.to(torch.int8), dim=1, descending=True, stable=True)[:, :k]  # unstable first
         valid = torch.arange(k, device=order.device).unsqueeze(0) < counts.unsqueeze(1)
@@ -550,7 +522,6 @@ class LinearBounds:
             out.scatter_(2, order[:, i:j].unsqueeze(2), valid[:, i:j].unsqueeze(2).to(out.dtype))
             return out.view(b, j - i, *shape[1:])
 
-        plan = self._window_plan(idx)
         low, up = self._window_bounds(idx, plan, order, valid) if plan is not None else self._bounds_of_rows(idx, rows, k)
         flat_l, flat_u = ref_l.reshape(b, n), ref_u.reshape(b, n)
         new_l = torch.where(valid, low, flat_l.gather(1, order))
@@ -568,7 +539,7 @@ class LinearBounds:
     def _window_bounds(self, idx: int, plan: dict, order: torch.Tensor, valid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Lower and upper bounds (B, k) of the packed unit rows ``order`` (flat neuron indices of
         the input of layer ``idx``, ``valid`` marks real rows), each walked on its receptive
-        field (:func:`lit_cert.bounds.windows.window_lower`), in chunks that fit the
+        field (:func:`window_lower`), in chunks that fit the
         :func:`coefficient_memory` budget."""
         self._bound_layers_below(idx)
         height, width = self.shapes[idx][-2:]
@@ -627,33 +598,41 @@ class LinearBounds:
             return _crown
         return self.rule
 
-    def _affine_step(self, idx: int, a: torch.Tensor, c):
-        """Walk back through layer ``idx`` (an affine one); a BatchNorm right after a Linear or
-        Conv2d is walked together with it (:func:`fused_affine_bn`). Returns the index of the
-        layer before the ones walked, the new coefficients and the offset added."""
+    def _affine_step(self, idx: int, a, c):
+        """Walk the rows ``a`` (a coefficient form) back through layer ``idx`` (an affine one); a
+        BatchNorm right after a Linear or Conv2d is walked together with it
+        (:func:`fused_affine_bn`). Returns the index of the layer before the ones walked, the
+        rows on its output and the offset added."""
         layer = self.layers[idx]
         if fuses_with_previous(self.layers, idx):
             prev = self.layers[idx - 1]
             weight, bias = fused_affine_bn(prev, layer)
+            a = a.stepping_to(idx - 1, self.shapes[idx + 1])
             a, c = backward_rule(prev)(prev, a, c, self.shapes[idx - 1], weight, bias)
             return idx - 2, a, c
+        a = a.stepping_to(idx, self.shapes[idx + 1])
         a, c = backward_rule(layer)(layer, a, c, self.shapes[idx])
         return idx - 1, a, c
 
-    def _walk(self, end: int, a: torch.Tensor, both: bool, record: bool = False):
-        """Back-substitute ``a · h_end`` to the input: (A, lower offset, upper offset or None).
-        ``record`` keeps the coefficients met at every ReLU output in :attr:`coefficients`."""
-        zero = torch.zeros(a.shape[:2], dtype=a.dtype, device=a.device)
+    def _walk(self, end: int, a, both: bool, record: bool = False):
+        """Back-substitute ``a · h_end`` to the input: (the rows on the input, lower offset, upper
+        offset or None). ``a``: a tensor of whole-map rows or windowed rows
+        (:class:`~lit_cert.bounds.windows.Windows`); the rows come back as a coefficient form
+        (:mod:`lit_cert.bounds.coefficients`). ``record`` keeps the coefficients met at every
+        ReLU output in :attr:`coefficients`."""
+        a = a if isinstance(a, Windows) else Dense(a)
+        zero = torch.zeros(a.a.shape[:2], dtype=a.a.dtype, device=a.a.device)
         c_lo, c_up = zero, (zero if both else None)
         idx = end - 1
         while idx >= 0:
             layer = self.layers[idx]
             if isinstance(layer, nn.ReLU):
+                a = a.stepping_to(idx, self.shapes[idx + 1])
                 l, u = self.relu_input_bounds(idx)
                 if record:
-                    self.coefficients[idx] = a.detach()
+                    self.coefficients[idx] = a.a.detach()
                 slope = self.lower_slopes.get(idx)
-                per_row = slope is not None and slope.dim() == a.dim()  # one slope per row (optimised intermediate bounds)
+                per_row = slope is not None and slope.dim() == len(self.shapes[idx]) + 1  # one slope per row (optimised intermediate bounds)
                 lo_s, lo_b, up_s, up_b = relu_relaxation(l, u, self.rule, None if per_row else slope)
                 if per_row:
                     lo_s = torch.where(((l < 0) & (u > 0)).unsqueeze(1), slope, lo_s.unsqueeze(1))
@@ -662,7 +641,7 @@ class LinearBounds:
                 else:
                     a, c_lo = relu_backward(a, c_lo, self._rule(idx), lo_s, lo_b, up_s, up_b)
                     if end == len(self.layers) and idx in self.split_multipliers:
-                        a = a - (self.split_multipliers[idx] * self.splits[idx]).unsqueeze(1)
+                        a = a.like(a.a - (self.split_multipliers[idx] * self.splits[idx]).unsqueeze(1))
                 idx -= 1
             else:
                 idx, a, delta = self._affine_step(idx, a, zero.new_zeros(()))
@@ -696,9 +675,9 @@ class LinearBounds:
         if not self._one_walk_for_both(end):
             low = self.lower(end, torch.cat([a, -a], dim=1))
             return low[:, :m], -low[:, m:]
-        a, c_lo, c_up = self._walk(end, a, both=True)
+        rows, c_lo, c_up = self._walk(end, a, both=True)
         centre, radius = self._box()
-        mid, spread = _dot(a, centre), _dot(a.abs(), radius)
+        mid, spread = rows.dot(rows.a, centre), rows.dot(rows.a.abs(), radius)
         batch = (self.lb.shape[0], m)
         return (c_lo + mid - spread).expand(batch), (c_up + mid + spread).expand(batch)
 
@@ -709,15 +688,16 @@ class LinearBounds:
         """Lower bound over the input box of ``a · h_end``; ``h_end`` = input of layer ``end``.
 
         ``a`` has shape (B, M, *shape of h_end) or, for rows shared by every sample,
-        (1, M, *shape); returns (B, M). ``record`` keeps the coefficients at every ReLU output
+        (1, M, *shape), or is windowed rows (:class:`~lit_cert.bounds.windows.Windows`, see
+        :func:`window_lower`); returns (B, M). ``record`` keeps the coefficients at every ReLU output
         (:attr:`coefficients`, by ReLU index) and at the input (``coefficients[-1]``): the
         minimiser of the bound over the box is ``lb`` where the input coefficient is >= 0, else
         ``ub``."""
-        a, c, _ = self._walk(end, a, both=False, record=record)
+        rows, c, _ = self._walk(end, a, both=False, record=record)
         if record:
-            self.coefficients[-1] = a.detach()
+            self.coefficients[-1] = rows.a.detach()
         centre, radius = self._box()  # min over the box of a x: a . centre - |a| . radius
-        return (c + _dot(a, centre) - _dot(a.abs(), radius)).expand(self.lb.shape[0], a.shape[1])
+        return (c + rows.dot(rows.a, centre) - rows.dot(rows.a.abs(), radius)).expand(self.lb.shape[0], rows.a.shape[1])
 
     def output_bounds(self, spec: torch.Tensor | None = None, need_upper: bool = True, record: bool = False):
         """Bounds of ``spec @ f(x)`` (or of ``f(x)`` itself when ``spec`` is None); ``record``:

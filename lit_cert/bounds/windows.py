@@ -2,12 +2,18 @@
 
 The intermediate bound of one neuron ``(c, h, w)`` of a convolution's output starts as a unit
 row; walking back through a 3x3 convolution it becomes nonzero on a 3x3 window of the layer
-before, through the next on a 5x5 window, and so on: its *receptive field*. The dense walk
-(:meth:`lit_cert.bounds.backsub.LinearBounds._walk`) carries every row on the whole feature map --
-on a CNN7's 28x28 maps, 87 times the 3x3 window that the second convolution's rows need, and
-those rows are most of full CROWN's work. Here each row is carried on a window of the map with
+before, through the next on a 5x5 window, and so on: its *receptive field*. Whole-map rows
+(:class:`lit_cert.bounds.coefficients.Dense`) carry every row on the whole feature map -- on a
+CNN7's 28x28 maps, 87 times the 3x3 window that the second convolution's rows need, and those
+rows are most of full CROWN's work. :class:`Windows` carries each row on a window of the map with
 its own offset (auto_LiRPA calls the idea "patches"): all rows of one walk share the window's
 size, which the layers' geometry fixes, so they still go through each layer as one batch.
+
+Windows are a *coefficient form*, not a second walker: the engine's one walk
+(:meth:`lit_cert.bounds.backsub.LinearBounds._walk`) and its one rule per layer take them through
+the primitives of :mod:`lit_cert.bounds.coefficients` (``at``, ``dot``, ``conv_back``, ...), which
+this class implements on windows. This module holds the form and the plan of how far a row stays
+a window (:func:`window_plan`); it knows no layer's relaxation.
 
 Exactness: a row's coefficients are zero outside its receptive field, so the window holds every
 nonzero coefficient. A convolution is walked back by a transposed convolution *without* padding
@@ -23,7 +29,9 @@ a window is never larger than the map's area.
 Which rows: the packed IBP-unstable rows of sparse intermediate bounds
 (:meth:`~lit_cert.bounds.backsub.LinearBounds.sparse_neuron_bounds`) of a ReLU whose every
 earlier layer is a Conv2d, BatchNorm, Normalize, ReLU or Identity, and whose ReLUs have at most
-per-sample lower slopes (not per-row optimised ones).
+per-sample lower slopes (not per-row optimised ones) -- also where some sample has every neuron
+of the layer unstable (large eps: ConvMed and GowalLarge at eps 0.1), which before 2026-12-07
+went on whole maps.
 """
 
 from __future__ import annotations
@@ -33,6 +41,7 @@ import math
 import torch
 from torch import nn
 
+from lit_cert.bounds.coefficients import Dense, conv_transpose, fuses_with_previous
 from lit_cert.layers import Normalize
 
 _LOCAL = (nn.Conv2d, nn.modules.batchnorm._BatchNorm, Normalize, nn.ReLU, nn.Identity)
@@ -42,8 +51,6 @@ def _conv_before(layers: list[nn.Module], pos: int):
     """The walk's affine step back from the input of layer ``pos``, as the dense walk takes it
     (:meth:`~lit_cert.bounds.backsub.LinearBounds._affine_step`): (the Conv2d, whether a BatchNorm
     after it is fused into it, the position reached) when a convolution is next, else None."""
-    from lit_cert.bounds.backsub import fuses_with_previous
-
     layer = layers[pos - 1]
     if fuses_with_previous(layers, pos - 1):  # a Conv2d before it: window_plan admits no Linear here
         return layers[pos - 2], True, pos - 2
@@ -125,54 +132,61 @@ def _dense(a: torch.Tensor, oh: torch.Tensor, ow: torch.Tensor, grid: tuple[int,
     return out * in_w.view(b, k, 1, 1, grid[1])
 
 
-def window_lower(engine, end: int, unit: torch.Tensor, plan: dict[int, tuple[int, int]]) -> torch.Tensor:
-    """Lower bounds (B, M) over the engine's box of ``sign * h_end[channel, row, column]`` for
-    the rows ``unit`` (B, M, 4) = (channel, row, column, sign); sign 0 is an empty row (bound 0).
-    The engine's relaxation, slopes, splits and prior bounds as in its dense walk."""
-    from lit_cert.bounds.backsub import _back_bn, _back_normalize, _conv_transpose, _dot, fused_affine_bn, relu_relaxation
+class Windows:
+    """Rows on windows of the map (the module docstring): ``a`` (B, M, C, h, w), the window of row
+    ``(b, m)`` starting at map position (``oh[b, m]``, ``ow[b, m]``), on the input of layer
+    ``pos``; ``plan`` (:func:`window_plan`) says down to which position the rows stay windows.
+    The primitives of :class:`lit_cert.bounds.coefficients.Dense`, so each layer's rule walks
+    both forms."""
 
-    layers = engine.layers
-    b, m = unit.shape[:2]
-    dtype, device = engine.lb.dtype, engine.lb.device
-    a = torch.zeros(b, m, engine.shapes[end][1], 1, 1, dtype=dtype, device=device)
-    a.view(b, m, -1).scatter_(2, unit[..., 0:1].clamp(min=0), unit[..., 3:4].to(dtype))
-    oh, ow = unit[..., 1].clone(), unit[..., 2].clone()
-    c = torch.zeros(b, m, dtype=dtype, device=device)
-    pos = end  # the coefficients are on the input of layer ``pos``
-    while pos > 0:
-        layer = layers[pos - 1]
-        if isinstance(layer, nn.ReLU):
-            l, u = engine.relu_input_bounds(pos - 1)
-            lo_s, lo_b, up_s, up_b = relu_relaxation(l, u, engine.rule, engine.lower_slopes.get(pos - 1))
-            size = tuple(a.shape[-2:])
-            c = c + (a.clamp(max=0) * _gather(up_b, oh, ow, size)).flatten(2).sum(-1)
-            if not getattr(engine._rule(pos - 1), "zero_lower_offset", False):
-                c = c + (a.clamp(min=0) * _gather(lo_b, oh, ow, size)).flatten(2).sum(-1)
-            a = a * torch.where(a >= 0, _gather(lo_s, oh, ow, size), _gather(up_s, oh, ow, size))
-            pos -= 1
-            continue
-        step = _conv_before(layers, pos)
-        if step is None:  # BatchNorm not after a convolution, Normalize, Identity: per channel
-            if isinstance(layer, Normalize):
-                a, c = _back_normalize(layer, a, c, None)
-            elif isinstance(layer, nn.modules.batchnorm._BatchNorm):
-                a, c = _back_bn(layer, a, c, None)
-            pos -= 1
-            continue
-        conv, fused, below = step
-        if below not in plan:  # this convolution's window would cover its map: go on densely
-            break
-        weight, bias = fused_affine_bn(conv, layer) if fused else (conv.weight, conv.bias)
-        if bias is not None:
-            c = c + a.sum(dim=(-2, -1)) @ bias
-        back = _conv_transpose(a.reshape(b * m, *a.shape[2:]), weight, (None, conv.stride, 0, 0, conv.groups, conv.dilation))
-        a = back.reshape(b, m, *back.shape[1:])
-        oh, ow = oh * conv.stride[0] - conv.padding[0], ow * conv.stride[1] - conv.padding[1]
-        a = a * _inside(oh, ow, tuple(a.shape[-2:]), tuple(engine.shapes[below][-2:]), dtype)
-        pos = below
-    centre, radius = engine._box()
-    if pos > 0:
-        a, c_walk, _ = engine._walk(pos, _dense(a, oh, ow, tuple(engine.shapes[pos][-2:])), both=False)
-        return c + c_walk + _dot(a, centre) - _dot(a.abs(), radius)
-    size = tuple(a.shape[-2:])
-    return c + (a * _gather(centre, oh, ow, size)).flatten(2).sum(-1) - (a.abs() * _gather(radius, oh, ow, size)).flatten(2).sum(-1)
+    __slots__ = ("a", "oh", "ow", "plan")
+
+    def __init__(self, a: torch.Tensor, oh: torch.Tensor, ow: torch.Tensor, plan: dict[int, tuple[int, int]]):
+        self.a, self.oh, self.ow, self.plan = a, oh, ow, plan
+
+    @classmethod
+    def unit_rows(cls, unit: torch.Tensor, channels: int, plan: dict[int, tuple[int, int]], dtype, device) -> Windows:
+        """1x1 windows of the rows ``unit`` (B, M, 4) = (channel, row, column, sign) of a map with
+        ``channels`` channels; sign 0 is an empty row (all coefficients 0, bound 0)."""
+        b, m = unit.shape[:2]
+        a = torch.zeros(b, m, channels, 1, 1, dtype=dtype, device=device)
+        a.view(b, m, -1).scatter_(2, unit[..., 0:1].clamp(min=0), unit[..., 3:4].to(dtype))
+        return cls(a, unit[..., 1].clone(), unit[..., 2].clone(), plan)
+
+    def like(self, a: torch.Tensor) -> Windows:
+        return Windows(a, self.oh, self.ow, self.plan)
+
+    def at(self, maps: torch.Tensor) -> torch.Tensor:
+        """The per-sample ``maps`` (B, C, H, W) at each row's window: (B, M, C, h, w)."""
+        if maps.dim() != 4:
+            raise ValueError("windowed rows take per-sample maps (B, C, H, W) only (per-row slopes have no window plan)")
+        return _gather(maps, self.oh, self.ow, tuple(self.a.shape[-2:]))
+
+    def dot(self, part: torch.Tensor, maps: torch.Tensor) -> torch.Tensor:
+        return (part * self.at(maps)).flatten(2).sum(-1)
+
+    def stepping_to(self, pos: int, shape: tuple[int, ...]) -> Windows | Dense:
+        """The rows, now on a map of ``shape`` (batch first), about to walk back to the input of
+        layer ``pos``: still windows where the plan reaches ``pos``, else placed on the whole map
+        (the window would cover it), where the dense rules take over."""
+        if pos in self.plan:
+            return self
+        return Dense(_dense(self.a, self.oh, self.ow, tuple(shape[-2:])))
+
+    def conv_back(self, conv: nn.Conv2d, weight: torch.Tensor, in_shape: tuple[int, ...]) -> Windows:
+        """A transposed convolution *without* padding on the window: its output covers input
+        positions ``offset * stride - padding + i``; those outside the map are the padding's
+        zeros, which the dense rule crops and which are set to zero here."""
+        a = self.a
+        b, m = a.shape[:2]
+        back = conv_transpose(a.reshape(b * m, *a.shape[2:]), weight, (None, conv.stride, 0, 0, conv.groups, conv.dilation))
+        back = back.reshape(b, m, *back.shape[1:])
+        oh, ow = self.oh * conv.stride[0] - conv.padding[0], self.ow * conv.stride[1] - conv.padding[1]
+        back = back * _inside(oh, ow, tuple(back.shape[-2:]), tuple(in_shape[-2:]), back.dtype)
+        return Windows(back, oh, ow, self.plan)
+
+    def linear_back(self, weight: torch.Tensor):
+        raise TypeError("a window plan never reaches a Linear layer (window_plan admits local layers only)")
+
+    def flatten_back(self, in_shape: tuple[int, ...]):
+        raise TypeError("a window plan never reaches a Flatten layer (window_plan admits local layers only)")

@@ -43,7 +43,7 @@ from lit_cert.data import ImageDataModule
 from lit_cert.errors import ConfigError
 from lit_cert.methods import CertifiedMethod
 from lit_cert.commands.parse_errors import one_line_errors
-from lit_cert.commands import COMMANDS
+from lit_cert.commands.registry import COMMANDS
 from lit_cert.persist import flatten
 from lit_cert.rundir import ensure_writable_dir, new_run_id
 

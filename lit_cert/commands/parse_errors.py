@@ -10,11 +10,12 @@ recognises its stable phrases and falls back to the report's own lines, joined.
 
 from __future__ import annotations
 
-import difflib
 import importlib
 import inspect
 import re
 from typing import Any, Callable, Iterable, Sequence
+
+from lit_cert.errors import did_you_mean  # noqa: F401 (one helper for every "did you mean")
 
 _NOISE = (
     "Does not validate against any of the Union subtypes",
@@ -23,22 +24,6 @@ _NOISE = (
     "Given value type:",
     "Expected a <class 'NoneType'>",
 )
-
-
-def did_you_mean(word: str, candidates: Iterable[str], cutoff: float = 0.6, case_insensitive: bool = True) -> str:
-    """`` (did you mean X?)`` for the closest candidate, or an empty string. A candidate that
-    differs only in case wins (``lit_cert.methods.Sabr`` -> ``SABR``, not ``Standard``); the
-    rest is compared case-insensitively too."""
-    pool = sorted(set(candidates))
-    if case_insensitive:
-        same = [c for c in pool if c.lower() == word.lower()]
-        if same:
-            return f" (did you mean {same[0]}?)"
-        lowered = {c.lower(): c for c in pool}
-        match = difflib.get_close_matches(word.lower(), list(lowered), n=1, cutoff=cutoff)
-        return f" (did you mean {lowered[match[0]]}?)" if match else ""
-    match = difflib.get_close_matches(word, pool, n=1, cutoff=cutoff)
-    return f" (did you mean {match[0]}?)" if match else ""
 
 
 def class_parameters(class_path: str) -> list[str]:

@@ -20,8 +20,9 @@ from lit_cert.data.synthetic import SyntheticImagesData
 from lit_cert.errors import DataError
 
 #: the LightningDataModules (in lit_cert.data.modules) and the plain class each one extends
-LIGHTNING_CLASSES = {"ImageDataModule": ImageData, "MNIST": MNISTData, "FashionMNIST": FashionMNISTData, "CIFAR10": CIFAR10Data,
-                     "SVHN": SVHNData, "SyntheticImages": SyntheticImagesData}
+#: (keyed by each plain class's ``CONFIG_NAME``, the name :meth:`ImageData.public_name` reports)
+LIGHTNING_CLASSES = {"ImageDataModule": ImageData, **{c.CONFIG_NAME: c for c in (MNISTData, FashionMNISTData, CIFAR10Data, SVHNData,
+                                                                                 SyntheticImagesData)}}
 
 
 def __getattr__(name: str):

@@ -161,6 +161,9 @@ class ImageData:
     """
 
     info: DataInfo
+    #: the dataset's name in configs (``data.class_path``), set by each built-in dataset class;
+    #: a user's own subclass of ImageData has none and is named by its dotted path (public_name)
+    CONFIG_NAME: str | None = None
     #: human-readable name and the files that make a complete copy (for messages)
     display_name: str = "dataset"
     required_files: Sequence[str] = ()
@@ -390,11 +393,9 @@ class ImageData:
     def public_name(self) -> str:
         """The dataset's name in configs (``FashionMNIST`` for both its plain and its Lightning
         class; a user's own class keeps its dotted path)."""
-        from lit_cert.data import LIGHTNING_CLASSES
-
-        for name, plain in LIGHTNING_CLASSES.items():
-            if name != "ImageDataModule" and plain in type(self).__mro__:
-                return name
+        for cls in type(self).__mro__:
+            if vars(cls).get("CONFIG_NAME"):
+                return cls.CONFIG_NAME
         return f"{type(self).__module__}.{type(self).__qualname__}"
 
     def split_identity(self, split: str) -> dict:

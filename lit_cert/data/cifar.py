@@ -26,6 +26,8 @@ def read_cifar_batch(path: Path) -> tuple[torch.Tensor, torch.Tensor]:
 class CIFAR10Data(ImageData):
     """CIFAR-10 (32x32 RGB, 10 classes). Default augmentation: 2-pixel padding + random crop."""
 
+    CONFIG_NAME = "CIFAR10"
+
     info = DataInfo("cifar10", (3, 32, 32), 10, (0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010))
     display_name = "CIFAR-10"
     required_files = tuple(f"data_batch_{i}" for i in range(1, 6)) + ("test_batch",)

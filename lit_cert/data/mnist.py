@@ -52,6 +52,8 @@ class _IdxData(ImageData):
 class MNISTData(_IdxData):
     """MNIST (28x28 grey, 10 classes)."""
 
+    CONFIG_NAME = "MNIST"
+
     info = DataInfo("mnist", (1, 28, 28), 10, (0.1307,), (0.3081,))
     display_name = "MNIST"
     subdirs = ("MNIST/raw", "mnist")
@@ -66,6 +68,8 @@ class MNISTData(_IdxData):
 
 class FashionMNISTData(_IdxData):
     """Fashion-MNIST (28x28 grey, 10 classes); Debian's ``dataset-fashion-mnist`` is found."""
+
+    CONFIG_NAME = "FashionMNIST"
 
     info = DataInfo("fashion_mnist", (1, 28, 28), 10, (0.2860,), (0.3530,))
     display_name = "Fashion-MNIST"

@@ -26,6 +26,8 @@ def read_svhn_mat(path: Path) -> tuple[torch.Tensor, torch.Tensor]:
 class SVHNData(ImageData):
     """SVHN (32x32 RGB, 10 classes; the ``extra`` split is not used)."""
 
+    CONFIG_NAME = "SVHN"
+
     info = DataInfo("svhn", (3, 32, 32), 10, (0.4377, 0.4438, 0.4728), (0.1980, 0.2011, 0.1970))
     display_name = "SVHN"
     required_files = ("train_32x32.mat", "test_32x32.mat")

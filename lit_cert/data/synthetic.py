@@ -34,6 +34,8 @@ class SyntheticImagesData(ImageData):
         flip: random horizontal flips.
     """
 
+    CONFIG_NAME = "SyntheticImages"
+
     display_name = "synthetic images"
 
     def __init__(
