@@ -327,3 +327,44 @@ def test_sparse_crown_bounds_differ_from_dense_in_both_directions_and_stay_sound
         assert seen["looser"] >= 1 and seen["tighter"] >= 1, seen
     finally:
         torch.set_grad_enabled(True)
+
+
+def test_stability_reference_steps_from_the_previous_layers_bounds():
+    """Sparse bounds decide stability by IBP from the input intersected with one interval step
+    from the previous ReLU's computed bounds (auto_LiRPA's reference). That reference must hold
+    at sampled points, lie inside IBP, be strictly tighter in a deep network (else the rows it
+    saves are not saved), and leave the margins' bounds sound and no looser than with IBP alone
+    on this network."""
+    torch.manual_seed(4)
+    net = nn.Sequential(nn.Conv2d(1, 6, 3, padding=1), nn.ReLU(), nn.Conv2d(6, 6, 3, padding=1), nn.ReLU(),
+                        nn.Conv2d(6, 6, 3, padding=1), nn.ReLU(), nn.Conv2d(6, 6, 3, stride=2, padding=1), nn.ReLU(),
+                        nn.Flatten(), nn.Linear(6 * 4 * 4, 16), nn.ReLU(), nn.Linear(16, 5)).double().eval()
+    x = torch.rand(3, 1, 8, 8, dtype=torch.float64)
+    lb, ub = linf_box(x, 0.05)
+    spec = margin_spec(torch.tensor([0, 1, 2]), 5, torch.float64)
+    runs = {}
+    with torch.no_grad():
+        for step in (True, False):
+            engine = LinearBounds(net, lb, ub, "crown", "same")
+            engine.step_reference = step
+            low = engine.output_bounds(spec, need_upper=False)[0]
+            refs = {i: engine.reference_bounds(i) for i in engine.pre_bounds}
+            runs[step] = (engine, low, refs)
+        pts = lb.unsqueeze(1) + (ub - lb).unsqueeze(1) * torch.rand(3, 400, 1, 8, 8, dtype=torch.float64)
+        acts, z = {}, pts.flatten(0, 1)
+        for i, layer in enumerate(net):
+            if isinstance(layer, nn.ReLU):
+                acts[i] = z.view(3, 400, *z.shape[1:])
+            z = layer(z)
+        margins = torch.einsum("bmk,bsk->bsm", spec, z.view(3, 400, 5)).amin(1)
+    (engine, low, refs), (_, low_ibp, ibp) = runs[True], runs[False]
+    tighter = 0
+    for i, (l, u) in refs.items():
+        seen = acts[i]
+        assert torch.all(seen >= l.unsqueeze(1) - 1e-9) and torch.all(seen <= u.unsqueeze(1) + 1e-9), i
+        assert torch.all(l >= ibp[i][0]) and torch.all(u <= ibp[i][1])
+        unstable = lambda b: int(((b[0] < 0) & (b[1] > 0)).sum())  # noqa: E731
+        tighter += unstable(refs[i]) < unstable(ibp[i])
+    assert tighter >= 2  # the deeper layers: fewer neurons to back-substitute
+    assert torch.all(low <= margins + 1e-9) and torch.all(low_ibp <= margins + 1e-9)
+    assert torch.all(low >= low_ibp - 1e-9)

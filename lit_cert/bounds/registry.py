@@ -182,7 +182,8 @@ def _is_bool(v) -> bool:
     return isinstance(v, bool)
 
 
-SPARSE = Option(True, _is_bool, "back-substitute only the IBP-unstable neurons for intermediate bounds (True, auto_LiRPA's "
+SPARSE = Option(True, _is_bool, "back-substitute for intermediate bounds only the neurons that neither IBP nor one interval "
+                                "step from the previous layer's bounds proves stable (True, auto_LiRPA's "
                                 "default; sound, usually tighter, sometimes looser than False) or every neuron with the "
                                 "relaxation's own bounds (False, the paradox authors' dense computation)")
 BOUND_METHODS: dict[str, BoundMethod] = {

@@ -26,7 +26,7 @@ compare the two on random networks, splits, optimised slopes and strided, padded
 When a window would cover the whole map the rows continue on the full map (the dense walk), so
 a window is never larger than the map's area.
 
-Which rows: the packed IBP-unstable rows of sparse intermediate bounds
+Which rows: the packed unstable rows of sparse intermediate bounds
 (:meth:`~lit_cert.bounds.backsub.LinearBounds.sparse_neuron_bounds`) of a ReLU whose every
 earlier layer is a Conv2d, BatchNorm, Normalize, ReLU or Identity, and whose ReLUs have at most
 per-sample lower slopes (not per-row optimised ones) -- also where some sample has every neuron

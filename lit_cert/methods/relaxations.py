@@ -18,7 +18,7 @@ class RelaxationTraining(CertifiedMethod):
 
     Args:
         relaxation: the ReLU relaxation, also used for every intermediate bound.
-        sparse_intermediate: back-substitute only the IBP-unstable neurons for intermediate
+        sparse_intermediate: back-substitute only the neurons not proven stable (IBP, interval step) for intermediate
             bounds (:mod:`lit_cert.bounds.backsub`). ``None`` (default) uses it only where it is
             provably the paradox authors' dense computation: hBox, whose bounds always lie inside
             IBP's. For CROWN and DeepZ a neuron that IBP proves stable can be unstable under the
