@@ -30,11 +30,17 @@ def network(widths: list[int], generator: torch.Generator) -> nn.Sequential:
     mods: list[nn.Module] = []
     for i, (a, b) in enumerate(zip(widths, widths[1:])):
         mods += [nn.Linear(a, b)] + ([nn.ReLU()] if i < len(widths) - 2 else [])
-    net = nn.Sequential(*mods).double()
+    return _initialised(nn.Sequential(*mods), generator)
+
+
+def _initialised(net: nn.Sequential, generator: torch.Generator) -> nn.Sequential:
+    """``net`` in float64 with every affine layer's weights N(0, 1/sqrt(fan_in)) and biases uniform
+    in +-1/sqrt(fan_in), drawn from ``generator`` layer by layer (weights, then biases)."""
+    net = net.double()
     with torch.no_grad():
         for m in net:
-            if isinstance(m, nn.Linear):
-                fan_in = m.in_features
+            if isinstance(m, (nn.Conv2d, nn.Linear)):
+                fan_in = m.weight[0].numel()
                 m.weight.copy_(torch.randn(m.weight.shape, generator=generator, dtype=torch.float64) / fan_in**0.5)
                 m.bias.copy_((torch.rand(m.bias.shape, generator=generator, dtype=torch.float64) * 2 - 1) / fan_in**0.5)
     return net
@@ -145,14 +151,7 @@ def conv_network(depth: int, channels: int, in_channels: int, size: int, generat
         mods += [nn.Conv2d(c, channels, 3, padding=1), nn.ReLU()]
         c = channels
     mods += [nn.Flatten(), nn.Linear(c * size * size, 1)]
-    net = nn.Sequential(*mods).double()
-    with torch.no_grad():
-        for m in net:
-            if isinstance(m, (nn.Conv2d, nn.Linear)):
-                fan_in = m.weight[0].numel()
-                m.weight.copy_(torch.randn(m.weight.shape, generator=generator, dtype=torch.float64) / fan_in**0.5)
-                m.bias.copy_((torch.rand(m.bias.shape, generator=generator, dtype=torch.float64) * 2 - 1) / fan_in**0.5)
-    return net
+    return _initialised(nn.Sequential(*mods), generator)
 
 
 def conv_width_ratio(depth: int, channels: int = 8, in_channels: int = 3, size: int = 8, radius: float = 0.1,

@@ -27,6 +27,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from lit_cert.bounds.coefficients import fused_affine_bn
 from lit_cert.bounds.region import certified_box
 from lit_cert.numerics import certified_numerics
 from lit_cert.persist import atomic_path, staged, write_text
@@ -50,7 +51,8 @@ class Standardise(nn.Module):
 
 def fold_batchnorm(layers: list[nn.Module]) -> list[nn.Module]:
     """The layers with each eval-mode BatchNorm folded into the Conv2d/Linear before it (a copy;
-    computed in float64): ``W' = W * g / sqrt(v + e)``, ``b' = (b - m) * g / sqrt(v + e) + beta``.
+    :func:`~lit_cert.bounds.coefficients.fused_affine_bn` in float64): ``W' = W * g / sqrt(v + e)``,
+    ``b' = (b - m) * g / sqrt(v + e) + beta``.
     A BatchNorm that does not follow an affine layer is refused (it would stay a batched-constant
     ``Mul``/``Add`` that verifiers misread)."""
     out: list[nn.Module] = []
@@ -62,18 +64,14 @@ def fold_batchnorm(layers: list[nn.Module]) -> list[nn.Module]:
         if not isinstance(prev, (nn.Conv2d, nn.Linear)):
             raise ValueError(f"cannot fold {type(m).__name__} into {type(prev).__name__ if prev else 'nothing'}: "
                              "a BatchNorm must follow a convolution or linear layer to be exported")
-        with torch.no_grad():
-            dtype = prev.weight.dtype
-            var, mean = m.running_var.double(), m.running_mean.double()
-            gamma = m.weight.double() if m.weight is not None else torch.ones_like(var)
-            beta = m.bias.double() if m.bias is not None else torch.zeros_like(var)
-            scale = gamma / torch.sqrt(var + m.eps)
-            bias = prev.bias.double() if prev.bias is not None else torch.zeros_like(var)
+        with torch.no_grad():  # the walk's own fusion, in float64
+            weight, bias = fused_affine_bn(copy.deepcopy(prev).double(), copy.deepcopy(m).double().eval())
             folded = copy.deepcopy(prev)
-            folded.weight.copy_((prev.weight.double() * scale.view(-1, *([1] * (prev.weight.dim() - 1)))).to(dtype))
+            dtype = folded.weight.dtype
+            folded.weight.copy_(weight.to(dtype))
             if folded.bias is None:
-                folded.bias = nn.Parameter(torch.zeros(len(var), dtype=dtype, device=prev.weight.device))
-            folded.bias.copy_(((bias - mean) * scale + beta).to(dtype))
+                folded.bias = nn.Parameter(torch.zeros(len(bias), dtype=dtype, device=folded.weight.device))
+            folded.bias.copy_(bias.to(dtype))
         out[-1] = folded
     return out
 
@@ -101,13 +99,18 @@ def verifier_network(net: nn.Module, normalisation: str = "box") -> tuple[nn.Seq
     return nn.Sequential(*layers).eval(), stats
 
 
+def _standardised(x: torch.Tensor, stats: tuple) -> torch.Tensor:
+    """``(x - mean) / std`` per channel of a (B, C, ...) tensor, in ``x``'s dtype."""
+    mean, std = (t.to(x.dtype).view(1, -1, *([1] * (x.dim() - 2))) for t in stats)
+    return (x - mean) / std
+
+
 def normalised_box(lb: torch.Tensor, ub: torch.Tensor, stats: tuple | None) -> tuple[torch.Tensor, torch.Tensor]:
     """The pixel box (float64, (1, C, H, W)) in the exported network's input space, rounded
     outward by one ulp (it contains the image of every pixel-space input)."""
     if stats is None:
         return lb, ub
-    mean, std = (t.to(lb.dtype).view(1, -1, *([1] * (lb.dim() - 2))) for t in stats)
-    lo, hi = (lb - mean) / std, (ub - mean) / std
+    lo, hi = _standardised(lb, stats), _standardised(ub, stats)
     return torch.nextafter(lo, torch.full_like(lo, -math.inf)), torch.nextafter(hi, torch.full_like(hi, math.inf))
 
 
@@ -147,10 +150,7 @@ def write_reference_outputs(net: torch.nn.Module, x: torch.Tensor, labels: list[
 
     with certified_numerics(), torch.no_grad():
         logits = net.eval()(x.to(next(net.parameters()).dtype))
-    inputs = x.double()
-    if stats is not None:
-        mean, std = (t.view(1, -1, *([1] * (x.dim() - 2))) for t in stats)
-        inputs = (inputs - mean) / std
+    inputs = x.double() if stats is None else _standardised(x.double(), stats)
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
         np.savez(f, inputs=inputs.float().cpu().numpy(), pixels=x.cpu().numpy(), labels=np.asarray(labels),
                  logits=logits.cpu().numpy())

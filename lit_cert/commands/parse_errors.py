@@ -15,7 +15,7 @@ import inspect
 import re
 from typing import Any, Callable, Iterable, Sequence
 
-from lit_cert.errors import did_you_mean  # noqa: F401 (one helper for every "did you mean")
+from lit_cert.errors import did_you_mean
 
 _NOISE = (
     "Does not validate against any of the Union subtypes",
