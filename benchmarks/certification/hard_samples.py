@@ -33,6 +33,8 @@ LEVERS = {
     "attack": {"branching": "babsr", "quick_share": 0},  # + a targeted PGD per open margin
     "all-levers": {"quick_share": 0},  # + filtered smart branching, every lever from the start
     "default": {},  # today's defaults: the plain search for the first 20% of the limit, then every lever
+    "mn2": {"multi_neuron": 2},  # + joint constraints over pairs of unstable ReLUs in the full search (#38)
+    "mn3": {"multi_neuron": 3},  # + the same over triples
 }
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
@@ -47,12 +47,15 @@ def alpha_crown_margins(
 
 
 def optimised_lower_bounds(engine: LinearBounds, spec: torch.Tensor, steps: int, lr: float = 0.1,
-                           record: bool = False, beta: bool = False, start: dict | None = None) -> torch.Tensor:
+                           record: bool = False, beta: bool = False, start: dict | None = None,
+                           cut_lr: float | None = None) -> torch.Tensor:
     """The best lower bounds of ``spec @ f(x)`` over CROWN and ``steps`` Adam steps on the lower
     slopes of ``engine``'s unstable ReLUs (its intermediate bounds stay CROWN's, computed once)
     and, with ``beta``, on the multipliers of its split constraints (beta-CROWN, see
-    :class:`LinearBounds`). ``record`` leaves the coefficients of the last bound pass in
-    ``engine.coefficients``."""
+    :class:`LinearBounds`), and on the multipliers of ``engine.cuts`` (joint ReLU constraints,
+    :mod:`lit_cert.bounds.cuts`) when it has any. ``start`` warm-starts them: {"alpha": ...,
+    "beta": ..., "gamma": ...}; ``cut_lr`` is the Adam step of the gammas (default ``lr``).
+    ``record`` leaves the coefficients of the last bound pass in ``engine.coefficients``."""
     with torch.inference_mode(False), torch.no_grad():
         best = engine.output_bounds(spec, need_upper=False, record=record and steps <= 0)[0]  # fills the intermediate bounds
     if steps <= 0:
@@ -70,17 +73,26 @@ def optimised_lower_bounds(engine: LinearBounds, spec: torch.Tensor, steps: int,
                 init = start.get("beta", {}).get(idx)
                 zero = torch.zeros(s.shape, dtype=best.dtype, device=best.device)
                 betas[idx] = (zero if init is None else init.clamp(min=0)).clone().requires_grad_(True)
-    if not alphas and not betas:
+    gammas = {}
+    for idx, cuts in engine.cuts.items():  # multipliers of joint ReLU constraints (lit_cert.bounds.cuts)
+        init = start.get("gamma", {}).get(idx)
+        zero = torch.zeros((*spec.shape[:2], len(cuts)), dtype=best.dtype, device=best.device)
+        gammas[idx] = (zero if init is None else init.clamp(min=0).expand_as(zero)).clone().requires_grad_(True)
+    if not alphas and not betas and not gammas:
         if record:
             with torch.no_grad():
                 engine.output_bounds(spec, need_upper=False, record=True)
         return best
-    opt = torch.optim.Adam(list(alphas.values()) + list(betas.values()), lr=lr)
+    groups = [{"params": list(alphas.values()) + list(betas.values())}]
+    if gammas:
+        groups.append({"params": list(gammas.values()), "lr": lr if cut_lr is None else cut_lr})
+    opt = torch.optim.Adam(groups, lr=lr)
     finite = torch.isfinite(best)
     with torch.inference_mode(False), torch.enable_grad(), frozen_parameters(engine.layers):
         for _ in range(steps):
             engine.lower_slopes = alphas
             engine.split_multipliers = betas
+            engine.cut_multipliers = gammas
             bound = engine.output_bounds(spec, need_upper=False)[0]
             with torch.no_grad():
                 best = torch.maximum(best, bound)
@@ -91,10 +103,11 @@ def optimised_lower_bounds(engine: LinearBounds, spec: torch.Tensor, steps: int,
             with torch.no_grad():  # projected gradient: stay in the sound ranges [0, 1] and [0, inf)
                 for a in alphas.values():
                     a.clamp_(0, 1)
-                for b in betas.values():
+                for b in list(betas.values()) + list(gammas.values()):
                     b.clamp_(min=0)
         engine.lower_slopes = {i: a.detach() for i, a in alphas.items()}
         engine.split_multipliers = {i: b.detach() for i, b in betas.items()}
+        engine.cut_multipliers = {i: g.detach() for i, g in gammas.items()}
         with torch.no_grad():
             best = torch.maximum(best, engine.output_bounds(spec, need_upper=False, record=record)[0])
     return best.detach()
@@ -109,6 +122,9 @@ class OptimisedBox:
     slopes: dict[int, torch.Tensor]  # ReLU index -> the output walk's lower slopes (B, M, *shape) at the best bound's step
     steps: int  # optimisation steps run
     optimised_layers: list[int]  # ReLUs whose input bounds had their own optimised slopes
+    #: ReLU index -> multipliers (B, M, P) of joint ReLU constraints in the rows' bounds (none unless
+    #: a multi-neuron bounding added them, lit_cert.certify.bab.MultiNeuron)
+    gammas: dict[int, torch.Tensor] = field(default_factory=dict)
 
 
 #: slope-sized tensors one optimised layer costs: its slopes, their gradient, Adam's two moments, and

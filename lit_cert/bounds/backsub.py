@@ -68,6 +68,7 @@ from torch import nn
 
 from lit_cert.bounds.box import flat_layers, interval_bounds
 from lit_cert.bounds.coefficients import Dense, fused_affine_bn, fuses_with_previous
+from lit_cert.bounds.cuts import ReluCuts
 from lit_cert.bounds.spec import skip_zero_rows
 from lit_cert.bounds.trace import IntervalTrace
 from lit_cert.bounds.windows import Windows, window_elements, window_plan
@@ -414,6 +415,8 @@ class LinearBounds:
         self.reuse_prior_upto = reuse_prior_upto
         self.coefficients: dict[int, torch.Tensor] = {}  # filled by output_bounds(record=True)
         self.split_multipliers: dict[int, torch.Tensor] = {}  # beta (class docstring); output walks only
+        self.cuts: dict[int, ReluCuts] = {}  # joint ReLU constraints (class docstring)
+        self.cut_multipliers: dict[int, torch.Tensor] = {}  # their gamma >= 0 (B, M, P); output walks only
         self.shapes = self._shapes()
         #: walk the rows of convolutional neurons on their receptive fields (:mod:`lit_cert.bounds.windows`;
         #: the same bounds up to rounding); False walks them on the whole map
@@ -651,6 +654,9 @@ class LinearBounds:
             if isinstance(layer, nn.ReLU):
                 a = a.stepping_to(idx, self.shapes[idx + 1])
                 l, u = self.relu_input_bounds(idx)
+                gamma = self.cut_multipliers.get(idx) if end == len(self.layers) and not both else None
+                if gamma is not None:  # the joint constraints' Lagrangian terms (class docstring), outputs first
+                    a = a.like(self.cuts[idx].add_outputs(a.a, gamma))
                 if record:
                     self.coefficients[idx] = a.a.detach()
                 slope = self.lower_slopes.get(idx)
@@ -662,6 +668,9 @@ class LinearBounds:
                     a, c_lo, c_up = relu_backward_both(a, c_lo, c_up, self._rule(idx), lo_s, lo_b, up_s, up_b)
                 else:
                     a, c_lo = relu_backward(a, c_lo, self._rule(idx), lo_s, lo_b, up_s, up_b)
+                    if gamma is not None:
+                        new_a, c_lo = self.cuts[idx].add_inputs(a.a, c_lo, gamma)
+                        a = a.like(new_a)
                     if end == len(self.layers) and idx in self.split_multipliers:
                         a = a.like(a.a - (self.split_multipliers[idx] * self.splits[idx]).unsqueeze(1))
                 idx -= 1
@@ -730,8 +739,8 @@ class LinearBounds:
             spec = torch.eye(k, dtype=self.lb.dtype, device=self.lb.device).unsqueeze(0)  # shared by the batch
         if need_upper:
             return self.bounds(len(self.layers), spec)
-        if record:
-            return self.lower(len(self.layers), spec, record=True), None
+        if record or self.cut_multipliers:  # multipliers are per row of ``spec``: no row may be dropped
+            return self.lower(len(self.layers), spec, record=record), None
         return skip_zero_rows(lambda rows: self.lower(len(self.layers), rows), spec), None
 
 

@@ -74,6 +74,7 @@ from lit_cert.attacks.pgd import StepPolicy, pgd_maximize
 from lit_cert.bounds.alpha_crown import OptimisedBox, optimised_box_bounds, optimised_lower_bounds
 from lit_cert.bounds.backsub import LinearBounds
 from lit_cert.bounds.box import flat_layers
+from lit_cert.bounds.multi_neuron import multi_neuron_cuts
 from lit_cert.certify.branching import BranchContext, branching_for
 from lit_cert.certify.settings import BaBConfig
 
@@ -113,6 +114,7 @@ class _Domains:
     choice: torch.Tensor  # (D, 2): (position in relu_idx, flat neuron) to split next; -1 = none left
     alpha: dict[int, torch.Tensor]  # optimised lower slopes (warm start for the children)
     beta: dict[int, torch.Tensor]  # optimised split multipliers (idem)
+    gamma: dict[int, torch.Tensor] = field(default_factory=dict)  # multipliers of joint ReLU constraints (idem)
 
     def __len__(self) -> int:
         return int(self.value.shape[0])
@@ -121,7 +123,8 @@ class _Domains:
         return _Domains({i: s[sel] for i, s in self.splits.items()},
                         {i: (l[sel], u[sel]) for i, (l, u) in self.bounds.items()},
                         self.value[sel], self.depth[sel], self.choice[sel],
-                        {i: a[sel] for i, a in self.alpha.items()}, {i: b[sel] for i, b in self.beta.items()})
+                        {i: a[sel] for i, a in self.alpha.items()}, {i: b[sel] for i, b in self.beta.items()},
+                        {i: g[sel] for i, g in self.gamma.items()})
 
     @staticmethod
     def cat(parts: list["_Domains"]) -> "_Domains":
@@ -137,7 +140,8 @@ class _Domains:
                         {i: (torch.cat([p.bounds[i][0] for p in parts]), torch.cat([p.bounds[i][1] for p in parts]))
                          for i in first.bounds},
                         torch.cat([p.value for p in parts]), torch.cat([p.depth for p in parts]),
-                        torch.cat([p.choice for p in parts]), join(lambda p: p.alpha), join(lambda p: p.beta))
+                        torch.cat([p.choice for p in parts]), join(lambda p: p.alpha), join(lambda p: p.beta),
+                        {i: torch.cat([p.gamma[i] for p in parts]) for i in first.gamma})
 
 
 @dataclass
@@ -258,6 +262,54 @@ class BetaCrown:
         return value, engine
 
 
+class MultiNeuron(BetaCrown):
+    """:class:`BetaCrown` plus joint constraints over groups of ``config.multi_neuron`` unstable
+    ReLUs per layer (:mod:`lit_cert.bounds.multi_neuron`; MN-BaB's use of PRIMA's constraints):
+    the root is bounded as BetaCrown bounds it, then the constraints are built once from its
+    intermediate bounds (the neurons scored with the rows' coefficients) and the rows' bounds
+    optimised again with them as Lagrangian terms (``mn_root_steps`` Adam steps on slopes and
+    multipliers, from the root's slopes). Every domain of the search reuses the same constraints
+    -- valid on the box, hence on every subdomain -- with its own multipliers, warm-started from
+    its parent's. Built from the network it bounds, so a float64 replay builds its own."""
+
+    def __init__(self, layers: list, config: BaBConfig):
+        super().__init__(layers, config)
+        self.cuts: dict = {}
+
+    def root(self, lb: torch.Tensor, ub: torch.Tensor, rows: torch.Tensor) -> OptimisedBox:
+        box = super().root(lb, ub, rows)
+        if bool((box.lower > 0).all()):
+            return box
+        cfg, n = self.config, len(self.layers)
+        spec = rows.unsqueeze(0)
+        with torch.inference_mode(False), torch.no_grad():
+            plain = LinearBounds(self.layers, lb, ub, "crown", "same", prior_bounds=box.pre_bounds, reuse_prior_upto=n)
+            plain.lower_slopes = dict(box.slopes)
+            plain.lower(n, spec, record=True)
+            weights = {i: plain.coefficients[i].abs().sum(1) for i in box.pre_bounds}
+            self.cuts = multi_neuron_cuts(self.layers, lb, ub, box.pre_bounds, cfg.multi_neuron, cfg.mn_neurons,
+                                          cfg.mn_cuts, weights)
+        if not self.cuts:
+            return box
+        engine = LinearBounds(self.layers, lb, ub, "crown", "same", prior_bounds=box.pre_bounds, reuse_prior_upto=n)
+        engine.cuts = self.cuts
+        lower = optimised_lower_bounds(engine, spec, cfg.mn_root_steps, lr=cfg.lr, start={"alpha": box.slopes},
+                                       cut_lr=cfg.mn_lr)
+        return replace(box, lower=torch.maximum(box.lower, lower), slopes=dict(engine.lower_slopes),
+                       gammas=dict(engine.cut_multipliers))
+
+    def bound(self, lb, ub, spec, splits, prior, reuse_upto, start=None, steps=None) -> tuple[torch.Tensor, LinearBounds]:
+        cfg = self.config
+        d = spec.shape[0]
+        blb, bub = lb.expand(d, *lb.shape[1:]), ub.expand(d, *ub.shape[1:])
+        engine = LinearBounds(self.layers, blb, bub, "crown", "same", splits=splits, prior_bounds=prior,
+                              reuse_prior_upto=reuse_upto)
+        engine.cuts = self.cuts
+        value = optimised_lower_bounds(engine, spec, cfg.steps if steps is None else steps, lr=cfg.lr, record=True,
+                                       beta=cfg.beta, start=start, cut_lr=cfg.mn_lr)
+        return value, engine
+
+
 #: the domain-bounding interface: ``root(lb, ub, rows) -> OptimisedBox`` and ``bound(lb, ub, spec,
 #: splits, prior, reuse_upto, start, steps) -> (values, engine)``
 DomainBounds = BetaCrown
@@ -274,7 +326,8 @@ class _Search:
 
     @classmethod
     def of(cls, layers: list, config: BaBConfig) -> "_Search":
-        return cls(config, BetaCrown(layers, config), branching_for(config))
+        bounds = MultiNeuron(layers, config) if config.multi_neuron else BetaCrown(layers, config)
+        return cls(config, bounds, branching_for(config))
 
 
 class BranchAndBound:
@@ -311,7 +364,8 @@ class BranchAndBound:
         without the fixed cost of the stronger levers; a sample it leaves open is searched again
         from the root with every lever for the rest of the time (domains and seconds add up)."""
         cfg = self.config
-        if not cfg.quick_share or (cfg.root_steps == 0 and cfg.branching == "babsr" and not cfg.attack_restarts):
+        if not cfg.quick_share or (cfg.root_steps == 0 and cfg.branching == "babsr" and not cfg.attack_restarts
+                                   and not cfg.multi_neuron):
             return self._verify(lb, ub, rows, cfg)
         start = time.perf_counter()
         quick = self._verify(lb, ub, rows, self._quick(cfg, cfg.quick_share * cfg.timeout))
@@ -332,8 +386,9 @@ class BranchAndBound:
 
     @staticmethod
     def _quick(cfg: BaBConfig, timeout: float) -> BaBConfig:
-        """The quick phase's settings: CROWN's root, BaBSR, no targeted attack."""
-        return replace(cfg, timeout=timeout, root_steps=0, branching="babsr", attack_restarts=0, quick_share=0.0)
+        """The quick phase's settings: CROWN's root, BaBSR, no targeted attack, single-neuron relaxations."""
+        return replace(cfg, timeout=timeout, root_steps=0, branching="babsr", attack_restarts=0, quick_share=0.0,
+                       multi_neuron=0)
 
     def _verify(self, lb: torch.Tensor, ub: torch.Tensor, rows: torch.Tensor, cfg: BaBConfig) -> BaBResult:
         return self._search(lb, ub, rows, _Search.of(self.layers, cfg))
@@ -367,7 +422,8 @@ class BranchAndBound:
             if root[r] > 0:
                 proven.append(float(root[r]))
                 continue
-            slopes = {"alpha": {j: s[:, r] for j, s in root_box.slopes.items()}}
+            slopes = {"alpha": {j: s[:, r] for j, s in root_box.slopes.items()},
+                      "gamma": {j: g[:, r : r + 1] for j, g in root_box.gammas.items()}}
             given = replay.get(r) if replay is not None else None
             out = self._row(run, lb, ub, rows[r], deadline, budget, root_box.pre_bounds, slopes,
                             given if given is not None and given.covers() else None)
@@ -417,7 +473,8 @@ class BranchAndBound:
                 return _RowOutcome("falsified", found[0], found[1], stats=stats)
         splits = {i: torch.zeros_like(engine.pre_bounds[i][0], dtype=torch.int8) for i in self.relu_idx}
         pool = _Domains(splits, dict(engine.pre_bounds), value[:, 0], torch.zeros(1, dtype=torch.long, device=dev),
-                        run.branching.choose(engine, splits, context), dict(engine.lower_slopes), {})
+                        run.branching.choose(engine, splits, context), dict(engine.lower_slopes), {},
+                        dict(engine.cut_multipliers))
         lowest = float("inf")  # smallest bound of the pruned domains (the proven margin)
         if replay is not None and replay.count:
             pool, lowest, found = self._replay_pool(run, lb, ub, row, replay, engine, stats, budget, proved)
@@ -459,7 +516,7 @@ class BranchAndBound:
             t_step = time.perf_counter()
             with torch.inference_mode(False), torch.no_grad():
                 value, engine = run.bounds.bound(lb, ub, spec1.expand(2 * k, 1, -1), children.splits, children.bounds, reuse,
-                                                 {"alpha": children.alpha, "beta": children.beta})
+                                                 {"alpha": children.alpha, "beta": children.beta, "gamma": children.gamma})
             per_domain = (time.perf_counter() - t_step) / (2 * k)
             budget[0] -= 2 * k
             stats["domains"] += 2 * k
@@ -478,7 +535,7 @@ class BranchAndBound:
                     return _RowOutcome("falsified", found[0], found[1], stats=stats)
             children = _Domains(children.splits, {i: engine.pre_bounds[i] for i in self.relu_idx}, value,
                                 children.depth, run.branching.choose(engine, children.splits, context), dict(engine.lower_slopes),
-                                dict(engine.split_multipliers))
+                                dict(engine.split_multipliers), dict(engine.cut_multipliers))
             open_, lowest = self._prune(children, lowest, proved)
             pool = _Domains.cat([pool, open_]) if len(open_) else pool
         return _RowOutcome("certified", lowest if np.isfinite(lowest) else None, stats=stats,
@@ -534,7 +591,8 @@ class BranchAndBound:
             if found is not None:
                 return None, lowest, found
             doms = _Domains(splits, {i: engine.pre_bounds[i] for i in self.relu_idx}, value, depth.to(lb.device),
-                            run.branching.choose(engine, splits, context), dict(engine.lower_slopes), dict(engine.split_multipliers))
+                            run.branching.choose(engine, splits, context), dict(engine.lower_slopes), dict(engine.split_multipliers),
+                            dict(engine.cut_multipliers))
             open_, lowest = self._prune(doms, lowest, proved)
             parts.append(open_)
         open_parts = [p for p in parts if len(p)]
@@ -552,7 +610,7 @@ class BranchAndBound:
             rows = torch.nonzero(dup.choice[:, 0] == pos).flatten()
             flat = splits[idx].view(2 * k, -1)
             flat[rows, dup.choice[rows, 1]] = sign[rows]
-        return _Domains(splits, dup.bounds, dup.value, dup.depth + 1, dup.choice, dup.alpha, dup.beta)
+        return _Domains(splits, dup.bounds, dup.value, dup.depth + 1, dup.choice, dup.alpha, dup.beta, dup.gamma)
 
     def _pgd(self, lb, ub, row, starts: torch.Tensor, steps: int):
         """PGD on ``-row @ f(x)`` from each start point; (margin, point) if one is <= 0."""

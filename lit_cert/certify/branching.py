@@ -124,6 +124,8 @@ class FSB:
                                  reuse_prior_upto=len(layers))
             child.lower_slopes = {i: a[rep] for i, a in engine.lower_slopes.items()}
             child.split_multipliers = {i: b[rep] for i, b in engine.split_multipliers.items()}
+            child.cuts = engine.cuts
+            child.cut_multipliers = {i: g[rep] for i, g in engine.cut_multipliers.items()}
             with torch.no_grad():
                 value = child.lower(len(layers), spec1.expand(len(rep), 1, -1))[:, 0]
                 value = torch.where(child.infeasible(), torch.full_like(value, float("inf")), value)

@@ -32,6 +32,12 @@ class Section:
 Share = Annotated[float, Range(0, 1, lo_open=True)]
 
 
+def _group_size_problem(value) -> str | None:
+    if isinstance(value, bool) or not isinstance(value, int) or value not in (0, 2, 3):
+        return "must be 0 (off), 2 or 3 (neurons per group)"
+    return None
+
+
 @dataclass
 class BaBConfig(Section):
     """Branch-and-bound settings (per sample).
@@ -67,6 +73,20 @@ class BaBConfig(Section):
             many starts.
         pgd_every: PGD from the worst children's candidates every this many steps (0: never).
         pgd_steps: steps of those attacks.
+        multi_neuron: joint constraints over groups of this many unstable ReLUs of a layer
+            (2 or 3; 0: off) in the bound of every domain of the full search (not the quick
+            phase): facets of the exact convex hull of the group's ReLU graph over the octagon
+            of its inputs, as Lagrangian terms with optimised multipliers (PRIMA's constraints
+            used as MN-BaB does; lit_cert.bounds.multi_neuron). 4 is not offered: its exact
+            hull takes ~16 s per group.
+        mn_neurons: unstable neurons per layer taken into groups (the best by triangle height
+            times the bound's coefficient), grouped in overlapping windows.
+        mn_cuts: constraints kept per group (those the single-neuron triangles violate most).
+        mn_root_steps: Adam steps on the root's slopes and constraint multipliers once the
+            constraints are built (each is one output walk: cheap next to the root's optimised
+            intermediate bounds).
+        mn_lr: Adam step of the constraint multipliers (the slopes keep ``lr``: measured on a
+            PGD-trained CNN3, multipliers stepped at ``lr`` 0.1 oscillate and lose a third of the gain).
     """
 
     SECTION: ClassVar[str] = "bab"
@@ -87,6 +107,11 @@ class BaBConfig(Section):
     attack_restarts: NonNegativeInt = 8
     pgd_every: NonNegativeInt = 5
     pgd_steps: PositiveInt = 20
+    multi_neuron: Annotated[int, Check(_group_size_problem, "0 (off), 2 or 3", (1, 4, -2))] = 0
+    mn_neurons: PositiveInt = 1000
+    mn_cuts: PositiveInt = 24
+    mn_root_steps: NonNegativeInt = 200
+    mn_lr: PositiveFloat = 0.01
 
 
 @dataclass
