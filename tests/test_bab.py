@@ -131,7 +131,8 @@ def test_weak_bounds_end_in_exact_lp_leaves(monkeypatch):
     monkeypatch.setattr(BranchAndBound, "_exact_leaf", counting)
     for seed, eps in [(10, 0.4), (13, 0.4), (7, 0.1), (19, 0.1)]:  # draws that reach fully split domains
         net, lb, ub, rows = problem(seed, sizes=(2, 4, 3), eps=eps)
-        bab = BranchAndBound(net, BaBConfig(timeout=60, batch=4, steps=0, root_steps=0, attack_restarts=0, beta=False, pgd_every=0),
+        bab = BranchAndBound(net, BaBConfig(timeout=60, batch=4, steps=0, root_steps=0, attack_restarts=0, first_attack_restarts=0,
+                                                  beta=False, pgd_every=0),
                              dense_blocks=lambda: dense_affine_blocks(net, (2,)))
         result = bab.verify(lb, ub, rows)
         assert result.status in ("certified", "falsified")
@@ -202,7 +203,7 @@ def test_branching_probes_bound_each_child_soundly(seed):
 
 def test_the_quick_search_hands_an_open_sample_to_every_lever(monkeypatch):
     net, lb, ub, rows = problem(2)
-    bab = BranchAndBound(net, BaBConfig(timeout=10, quick_share=0.3))
+    bab = BranchAndBound(net, BaBConfig(timeout=10, quick_share=0.3, first_attack_restarts=0))
     seen = []
 
     def fake_search(self, lb, ub, rows, run, replay=None):
@@ -420,7 +421,8 @@ def test_the_exact_leaf_lp_is_the_milp_module_s_highs_model(monkeypatch):
 
     monkeypatch.setattr(milp, "build_highs", counting)
     net, lb, ub, rows = problem(10, sizes=(2, 4, 3), eps=0.4)
-    bab = BranchAndBound(net, BaBConfig(timeout=60, batch=4, steps=0, root_steps=0, attack_restarts=0, beta=False, pgd_every=0),
+    bab = BranchAndBound(net, BaBConfig(timeout=60, batch=4, steps=0, root_steps=0, attack_restarts=0, first_attack_restarts=0,
+                                                  beta=False, pgd_every=0),
                          dense_blocks=lambda: dense_affine_blocks(net, (2,)))
     result = bab.verify(lb, ub, rows)
     check_verdict(net, lb, ub, rows, result)
@@ -429,3 +431,29 @@ def test_the_exact_leaf_lp_is_the_milp_module_s_highs_model(monkeypatch):
 
     import lit_cert.certify.bab as bab_module
     assert "linprog" not in inspect.getsource(bab_module)
+
+
+def test_the_first_attack_falsifies_before_any_bound_and_its_time_counts(monkeypatch):
+    """A non-robust sample is falsified by the attack on all margins before the search starts
+    (no domain bounded); with the attack off the search itself has to find it."""
+    searched = []
+    original = BranchAndBound._search
+
+    def spy(self, *args, **kwargs):
+        searched.append(True)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(BranchAndBound, "_search", spy)
+    found = 0
+    for seed in range(12):
+        net, lb, ub, rows = problem(seed)
+        if exact_min(net, lb, ub, rows) > 0:
+            continue
+        searched.clear()
+        result = BranchAndBound(net, BaBConfig(timeout=30, first_attack_restarts=16, first_attack_steps=50)).verify(lb, ub, rows)
+        assert result.status == "falsified"
+        check_verdict(net, lb, ub, rows, result)
+        if result.phase == "attack":
+            assert result.domains == 0 and not searched and result.seconds > 0
+            found += 1
+    assert found >= 2

@@ -87,12 +87,15 @@ def pgd_maximize(
     policy: Policy | StepPolicy = "constant",
     step_size: float | None = None,
     x: torch.Tensor | None = None,
+    stop: Callable[[torch.Tensor], bool] | None = None,
 ) -> torch.Tensor:
     """Maximise a per-sample objective ``(B,)`` over the box ``[lb, ub]`` by signed-gradient steps.
 
     Returns the best point found per sample over all iterations (``steps + 1`` evaluations per
     restart) and restarts. ``policy`` fixes step sizes, decay and the random start (module doc);
-    ``x`` is the point the ``around_x`` start perturbs (default: the box centre).
+    ``x`` is the point the ``around_x`` start perturbs (default: the box centre). ``stop``
+    (given the best values so far) ends the search early when it returns True (e.g. as soon as
+    one start has found a counterexample).
     """
     pol = policy if isinstance(policy, StepPolicy) else step_policy(policy, steps, step_size)
     lb, ub = lb.detach(), ub.detach()
@@ -126,6 +129,8 @@ def pgd_maximize(
                 best_x = torch.where(better.view(view), z.detach(), best_x)
                 if grad is not None:
                     z = torch.min(torch.max(z + pol.step_at(it) * scale * grad.sign(), lb), ub)
+            if stop is not None and stop(best_val):
+                return best_x.detach()
     return best_x.detach()
 
 

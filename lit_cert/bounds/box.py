@@ -2,11 +2,8 @@
 
 Each layer type has one rule mapping an interval to a sound interval of the layer's output;
 :func:`interval_bounds` only walks the layers. Affine layers work on the centre/radius form
-``c' = W c + b, r' = |W| r`` (exact for a single affine map), monotone layers (ReLU, pooling)
-on lower/upper bounds, reshapes on either. A BatchNorm after a Linear/Conv2d is folded into its
-weight, and the halves of ``c = (u + l) / 2, r = (u - l) / 2`` after a ReLU into the next
-weight (bitwise the same products): the elementwise passes these would cost are most of IBP's
-time beyond its convolutions (benchmarks/RESULTS.md). The margin specification ``C`` is
+``c' = W c + b, r' = |W| r`` (exact for a single affine map), monotone layers (ReLU, pooling,
+reshapes) on lower/upper bounds. The margin specification ``C`` is
 folded into the final Linear layer (``W' = C W``) before bounding, which is tighter than
 subtracting bounds of the logits and equally sound.
 """
@@ -19,24 +16,22 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lit_cert.bounds.coefficients import fused_affine_bn, fuses_with_previous
 from lit_cert.bounds.trace import IntervalTrace
 from lit_cert.layers import Normalize, bn_affine_params
 
 Interval = tuple[torch.Tensor, torch.Tensor]
 IntervalRule = Callable[[nn.Module, torch.Tensor, torch.Tensor], Interval]
 #: the two forms of an interval a rule can take and return
-FORMS = ("cr", "lu", "any")
+FORMS = ("cr", "lu")
 
 
 def interval_rule(form: str):
     """Declare the form a layer rule works in: ``"cr"`` (centre, radius -- affine maps, exact
-    there), ``"lu"`` (lower, upper -- monotone maps) or ``"any"`` (maps both linear and monotone,
-    such as reshapes: applied to the two parts of whichever form the interval is in). The walk
-    converts the interval to that form before the rule and keeps the rule's output in it; a rule
-    without a declared form is refused, so a caller-supplied rule is never fed the wrong form."""
+    there) or ``"lu"`` (lower, upper -- monotone maps). The walk converts the interval to that
+    form before the rule and keeps the rule's output in it; a rule without a declared form is
+    refused, so a caller-supplied rule is never fed the wrong form."""
     if form not in FORMS:
-        raise ValueError(f"an interval rule's form is 'cr', 'lu' or 'any', got {form!r}")
+        raise ValueError(f"an interval rule's form is 'cr' or 'lu', got {form!r}")
 
     def mark(fn):
         fn.form = form
@@ -83,15 +78,8 @@ def _normalize(layer: Normalize, c, r) -> Interval:
 
 @interval_rule("lu")
 def _monotone(layer: nn.Module, lb, ub) -> Interval:
-    """Element-wise non-decreasing layers: apply to both ends."""
+    """Element-wise non-decreasing layers and monotone reshapes: apply to both ends."""
     return layer(lb), layer(ub)
-
-
-@interval_rule("any")
-def _reshape(layer: nn.Module, a, b) -> Interval:
-    """Reshapes (Flatten, Identity): linear and monotone, so applied to both parts of either
-    form (no conversion between ReLU and the next affine layer)."""
-    return layer(a), layer(b)
 
 
 #: affine layers map (centre, radius) to (centre, radius): c' = W c + b, r' = |W| r (exact)
@@ -104,8 +92,8 @@ AFFINE_RULES: dict[type, IntervalRule] = {
 #: monotone layers map (lower, upper) to (lower, upper)
 MONOTONE_RULES: dict[type, IntervalRule] = {
     nn.ReLU: _monotone,
-    nn.Flatten: _reshape,
-    nn.Identity: _reshape,
+    nn.Flatten: _monotone,
+    nn.Identity: _monotone,
     nn.MaxPool2d: _monotone,
     nn.AvgPool2d: _monotone,
     nn.AdaptiveAvgPool2d: _monotone,
@@ -144,54 +132,14 @@ class _Box:
         if trace is not None:
             trace.add(layer, self.form, self.a, self.b)
 
-    def affine(self, layer: nn.Linear | nn.Conv2d, weight: torch.Tensor, bias: torch.Tensor | None) -> None:
-        """``c' = W c + b, r' = |W| r`` for a Linear/Conv2d with the given weight and bias (its own,
-        or with the BatchNorm after it folded in). From lower/upper form the halves are folded
-        into the weight instead: ``W ((u + l) / 2) = (W / 2)(u + l)`` bitwise (halving is exact),
-        which saves two elementwise passes over the activation and two in the backward pass."""
-        if self.form == "lu":
-            x, y = self.b + self.a, self.b - self.a  # 2c, 2r
-            weight = weight * 0.5
-        else:
-            x, y = self.a, self.b
-        if isinstance(layer, nn.Linear):
-            self.a, self.b = F.linear(x, weight, bias), F.linear(y, weight.abs())
-        else:
-            self.a, self.b = layer._conv_forward(x, weight, bias), layer._conv_forward(y, weight.abs(), None)
-        self.form = "cr"
-
     def apply(self, layer: nn.Module, rules: dict[type, IntervalRule] = INTERVAL_RULES) -> None:
         rule = rule_for(layer, rules)
         form = getattr(rule, "form", None)
         if form not in FORMS:
             raise TypeError(f"interval rule {getattr(rule, '__name__', rule)!r} for {type(layer).__name__} declares no form: "
                             "decorate it with lit_cert.bounds.box.interval_rule('cr' or 'lu')")
-        if form == "any":  # a reshape: linear and monotone, so either form maps to itself
-            self.a, self.b = rule(layer, self.a, self.b)
-            return
         self.a, self.b = rule(layer, *(self.as_cr() if form == "cr" else self.as_lu()))
         self.form = form
-
-
-def _walk(box: _Box, body: list[nn.Module], trace: IntervalTrace | None, rules: dict[type, IntervalRule]) -> None:
-    """Apply every layer of ``body`` to ``box``. A Linear/Conv2d with the built-in rule goes
-    through :meth:`_Box.affine`, with a BatchNorm after it (built-in rule too) folded into its
-    weight and bias (:func:`~lit_cert.bounds.coefficients.fused_affine_bn`: the (small) weight is
-    scaled instead of the (large) centre and radius; the BatchNorm's input is then never formed,
-    so the trace has no entry for it)."""
-    i = 0
-    while i < len(body):
-        layer = body[i]
-        box.record(trace, layer)
-        rule = rule_for(layer, rules)
-        if rule is _linear or rule is _conv2d:
-            fuse = i + 1 < len(body) and fuses_with_previous(body, i + 1) and rule_for(body[i + 1], rules) is _batchnorm
-            weight, bias = fused_affine_bn(layer, body[i + 1]) if fuse else (layer.weight, layer.bias)
-            box.affine(layer, weight, bias)
-            i += 2 if fuse else 1
-            continue
-        box.apply(layer, rules)
-        i += 1
 
 
 def interval_bounds(
@@ -216,7 +164,9 @@ def interval_bounds(
     fold = spec is not None and len(seq) > 0 and isinstance(seq[-1], nn.Linear)
     body = seq[:-1] if fold else seq
     box = _Box(lb, ub)
-    _walk(box, body, trace, rules)
+    for layer in body:
+        box.record(trace, layer)
+        box.apply(layer, rules)
     if spec is None:
         return box.as_lu()
     if fold:

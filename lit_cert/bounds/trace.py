@@ -2,8 +2,7 @@
 
 An :class:`IntervalTrace` is passed *explicitly* to the IBP walk
 (:func:`lit_cert.bounds.box.interval_bounds`), which appends one entry per layer: the layer and
-the interval entering it -- except for a BatchNorm folded into the Linear/Conv2d before it, whose
-input the walk never forms. Consumers read what they need by layer type -- the pre-activation
+the interval entering it. Consumers read what they need by layer type -- the pre-activation
 bounds of the ReLUs (ReLU stability, Shi et al.'s regulariser, CROWN-IBP's intermediate bounds)
 or the box entering the first affine layer (Shi et al.'s reference radius) -- so the bound engine
 has no method-specific hooks. Several walks may append to one trace (TAPS: feature extractor,

@@ -362,26 +362,36 @@ class BranchAndBound:
         With ``quick_share > 0`` the first share of the time limit runs the plain search (CROWN's
         root, BaBSR, no targeted attack): most open samples are decided there within a second,
         without the fixed cost of the stronger levers; a sample it leaves open is searched again
-        from the root with every lever for the rest of the time (domains and seconds add up)."""
-        cfg = self.config
+        from the root with every lever for the rest of the time (domains and seconds add up).
+        Before either, ``first_attack_restarts`` starts of one PGD on all rows look for a
+        counterexample (its time counts against the limit)."""
+        cfg = limit = self.config
+        start = time.perf_counter()
+        if cfg.first_attack_restarts:
+            found = self._attack_all(lb, ub, rows, cfg.first_attack_restarts, cfg.first_attack_steps)
+            if found is not None:
+                return BaBResult("falsified", found[0], found[1], 0, 0, time.perf_counter() - start, phase="attack")
+            cfg = replace(cfg, timeout=max(1e-3, cfg.timeout - (time.perf_counter() - start)))
         if not cfg.quick_share or (cfg.root_steps == 0 and cfg.branching == "babsr" and not cfg.attack_restarts
                                    and not cfg.multi_neuron):
-            return self._verify(lb, ub, rows, cfg)
-        start = time.perf_counter()
+            result = self._verify(lb, ub, rows, cfg)
+            result.seconds = time.perf_counter() - start
+            return result
         quick = self._verify(lb, ub, rows, self._quick(cfg, cfg.quick_share * cfg.timeout))
         quick.phase = "quick"
+        quick.seconds = time.perf_counter() - start
         if quick.status != "unknown" or quick.reason and "domain limit" in quick.reason:
             return quick
-        left = cfg.timeout - (time.perf_counter() - start)
+        left = limit.timeout - (time.perf_counter() - start)
         if left <= 0:  # the quick phase (its root bounds included) used up the whole limit
-            quick.reason = f"BaB time limit ({cfg.timeout:g}s)"
+            quick.reason = f"BaB time limit ({limit.timeout:g}s)"
             return quick
         full = self._verify(lb, ub, rows, replace(cfg, timeout=left, max_domains=max(1, cfg.max_domains - quick.domains)))
         full.domains += quick.domains
         full.max_depth = max(full.max_depth, quick.max_depth)
         full.seconds = time.perf_counter() - start
         if full.status == "unknown" and "time limit" in (full.reason or ""):
-            full.reason = f"BaB time limit ({cfg.timeout:g}s)"
+            full.reason = f"BaB time limit ({limit.timeout:g}s)"
         return full
 
     @staticmethod
@@ -611,6 +621,26 @@ class BranchAndBound:
             flat = splits[idx].view(2 * k, -1)
             flat[rows, dup.choice[rows, 1]] = sign[rows]
         return _Domains(splits, dup.bounds, dup.value, dup.depth + 1, dup.choice, dup.alpha, dup.beta, dup.gamma)
+
+    def _attack_all(self, lb, ub, rows, restarts: int, steps: int):
+        """PGD on the margins of ``rows`` (M, K) from ``restarts`` uniform starts in one batch,
+        start ``k`` minimising row ``k mod M`` (each row gets its own starts, as alpha-beta-CROWN
+        attacks every specification: minimising only the smallest margin follows the rows that
+        start low and misses one that starts high and crosses), quarter-radius steps x0.9 every
+        10, stopped once a start crosses; (margin, point) of a counterexample checked on the
+        network, else None."""
+        targets = rows[torch.arange(restarts, device=rows.device) % rows.shape[0]]  # (restarts, K)
+        blb, bub = lb.expand(restarts, *lb.shape[1:]), ub.expand(restarts, *ub.shape[1:])
+        policy = StepPolicy(step_size=0.25, milestones=tuple(range(10, steps, 10)), decay=0.9, scale="radius", start="uniform")
+        devices = [lb.device] if lb.device.type == "cuda" else []
+        with torch.inference_mode(False), torch.random.fork_rng(devices=devices):
+            torch.manual_seed(0)  # the same starts for the same sample, whatever ran before (reproducible verdicts)
+            x = pgd_maximize(lambda z: -(self.net(z) * targets).sum(1), blb, bub, steps=steps, policy=policy,
+                             stop=lambda best: bool((best >= 0).any()))
+        with torch.no_grad():
+            m = (self.net(x) @ rows.T).min(1).values
+        j = int(torch.argmin(m))
+        return (float(m[j]), x[j : j + 1].detach()) if m[j] <= 0 else None
 
     def _pgd(self, lb, ub, row, starts: torch.Tensor, steps: int):
         """PGD on ``-row @ f(x)`` from each start point; (margin, point) if one is <= 0."""

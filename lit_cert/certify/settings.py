@@ -71,6 +71,12 @@ class BaBConfig(Section):
             every lever from the start).
         attack_restarts: a targeted PGD on each open row before its search (0: none), from this
             many starts.
+        first_attack_restarts: before any bound, one PGD on all margins at once from this many
+            uniform random starts in one batch, start k minimising margin k mod M, stopped as
+            soon as one start crosses (0: none) -- alpha-beta-CROWN's attack before verification
+            (30 starts x 100 steps): a sample the cascade's PGD missed is falsified in seconds
+            instead of waiting on the search.
+        first_attack_steps: steps of that attack (quarter-radius steps, x0.9 every 10).
         pgd_every: PGD from the worst children's candidates every this many steps (0: never).
         pgd_steps: steps of those attacks.
         multi_neuron: joint constraints over groups of this many unstable ReLUs of a layer
@@ -105,6 +111,8 @@ class BaBConfig(Section):
     fsb_candidates: PositiveInt = 3
     quick_share: Annotated[float, Range(0, 1, hi_open=True)] = 0.2
     attack_restarts: NonNegativeInt = 8
+    first_attack_restarts: NonNegativeInt = 30
+    first_attack_steps: PositiveInt = 100
     pgd_every: NonNegativeInt = 5
     pgd_steps: PositiveInt = 20
     multi_neuron: Annotated[int, Check(_group_size_problem, "0 (off), 2 or 3", (1, 4, -2))] = 0
