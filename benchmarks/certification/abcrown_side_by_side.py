@@ -21,6 +21,7 @@ per tool, and the medians on the samples both decide.
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import re
@@ -108,8 +109,7 @@ def check_counterexample(net, x_pixels: torch.Tensor, label: int, eps: float, ce
         x = x * std + mean
     inside = bool(((x >= x_pixels.double() - eps - 1e-6) & (x <= x_pixels.double() + eps + 1e-6)).all())
     with torch.no_grad():
-        logits = net.double()(x.unsqueeze(0))[0]
-        net.float()
+        logits = copy.deepcopy(net).double()(x.unsqueeze(0))[0]
     others = torch.cat([logits[:label], logits[label + 1:]])
     return inside and bool(others.max() >= logits[label])
 

@@ -243,6 +243,8 @@ class BetaCrown:
     def __init__(self, layers: list, config: BaBConfig):
         self.layers = layers
         self.config = config
+        #: joint ReLU constraints every domain's bound carries (none here; :class:`MultiNeuron` builds them at the root)
+        self.cuts: dict = {}
 
     def root(self, lb: torch.Tensor, ub: torch.Tensor, rows: torch.Tensor) -> OptimisedBox:
         cfg = self.config
@@ -257,8 +259,9 @@ class BetaCrown:
         blb, bub = lb.expand(d, *lb.shape[1:]), ub.expand(d, *ub.shape[1:])
         engine = LinearBounds(self.layers, blb, bub, "crown", "same", splits=splits, prior_bounds=prior,
                               reuse_prior_upto=reuse_upto)
+        engine.cuts = self.cuts
         value = optimised_lower_bounds(engine, spec, cfg.steps if steps is None else steps, lr=cfg.lr, record=True,
-                                       beta=cfg.beta, start=start)
+                                       beta=cfg.beta, start=start, cut_lr=cfg.mn_lr)
         return value, engine
 
 
@@ -271,10 +274,6 @@ class MultiNeuron(BetaCrown):
     multipliers, from the root's slopes). Every domain of the search reuses the same constraints
     -- valid on the box, hence on every subdomain -- with its own multipliers, warm-started from
     its parent's. Built from the network it bounds, so a float64 replay builds its own."""
-
-    def __init__(self, layers: list, config: BaBConfig):
-        super().__init__(layers, config)
-        self.cuts: dict = {}
 
     def root(self, lb: torch.Tensor, ub: torch.Tensor, rows: torch.Tensor) -> OptimisedBox:
         box = super().root(lb, ub, rows)
@@ -297,17 +296,6 @@ class MultiNeuron(BetaCrown):
                                        cut_lr=cfg.mn_lr)
         return replace(box, lower=torch.maximum(box.lower, lower), slopes=dict(engine.lower_slopes),
                        gammas=dict(engine.cut_multipliers))
-
-    def bound(self, lb, ub, spec, splits, prior, reuse_upto, start=None, steps=None) -> tuple[torch.Tensor, LinearBounds]:
-        cfg = self.config
-        d = spec.shape[0]
-        blb, bub = lb.expand(d, *lb.shape[1:]), ub.expand(d, *ub.shape[1:])
-        engine = LinearBounds(self.layers, blb, bub, "crown", "same", splits=splits, prior_bounds=prior,
-                              reuse_prior_upto=reuse_upto)
-        engine.cuts = self.cuts
-        value = optimised_lower_bounds(engine, spec, cfg.steps if steps is None else steps, lr=cfg.lr, record=True,
-                                       beta=cfg.beta, start=start, cut_lr=cfg.mn_lr)
-        return value, engine
 
 
 #: the domain-bounding interface: ``root(lb, ub, rows) -> OptimisedBox`` and ``bound(lb, ub, spec,
