@@ -161,6 +161,33 @@ def test_cascade_never_certifies_a_sample_with_a_counterexample():
     assert "unknown" not in statuses
 
 
+def test_the_attack_runs_only_on_what_ibp_leaves_open(monkeypatch):
+    """IBP goes before PGD: a sample IBP certifies is never attacked (it cannot be falsified),
+    and the samples falsified and certified are those of the attack and IBP run on their own."""
+    from lit_cert.certify import cascade as cascade_module
+
+    net = tiny_relu_net((2, 12, 10, 3), seed=3).float()
+    torch.manual_seed(0)
+    x = torch.rand(40, 2)
+    y = net(x).argmax(1)
+    attacked = []
+    real = cascade_module.pgd_attack
+
+    def counting(model, xs, *a, **k):
+        attacked.append(len(xs))
+        return real(model, xs, *a, **k)
+
+    monkeypatch.setattr(cascade_module, "pgd_attack", counting)
+    both = Cascade(net, CascadeConfig(eps=0.05, stages=("pgd", "ibp"))).run(x, y, list(range(40)))
+    by_ibp = {v.index for v in both if v.stage == "ibp"}
+    assert 0 < len(by_ibp) < 40 and attacked == [40 - len(by_ibp)]
+    assert all("pgd" not in v.seconds for v in both if v.index in by_ibp)
+    alone = Cascade(net, CascadeConfig(eps=0.05, stages=("ibp",))).run(x, y, list(range(40)))
+    assert {v.index for v in alone if v.status == "certified"} == by_ibp
+    falsified = {v.index for v in both if v.status == "falsified"}
+    assert falsified and not falsified & by_ibp
+
+
 def interrupt_cascade_run(monkeypatch, at_call: int):
     """Make the ``at_call``-th Cascade.run raise KeyboardInterrupt (a user's Ctrl-C between
     shards); returns the function that puts the real run back."""
@@ -277,11 +304,11 @@ def test_certify_is_configured_like_fit(workdir, capsys):
     (workdir / "certify.yaml").write_text("bab: {timeout: 5, steps: 3}\nmilp: {timeout: 2}\nstages: [pgd, ibp, bab]\nlimit: 4\n")
     cmd = parse(["--ckpt", ckpt, "--config", str(workdir / "certify.yaml"), "--bab.batch=8"])
     assert (cmd.bab.timeout, cmd.bab.steps, cmd.bab.batch, cmd.milp.timeout, cmd.limit) == (5.0, 3, 8, 2.0, 4)
-    assert cmd.stages == ("pgd", "ibp", "bab")
+    assert cmd.stages == ("ibp", "pgd", "bab")  # cascade order, whatever order they are listed in
     legacy = parse(["--ckpt", ckpt, "--timeout", "3", "--bab_timeout", "4", "--bab_steps", "2", "--alpha_steps", "5",
                     "--stages", "ibp,pgd", "--no_progress", "--config", str(Path(ckpt).parent.parent / "config.yaml")])
     assert (legacy.milp.timeout, legacy.bab.timeout, legacy.bab.steps, legacy.alpha.steps) == (3.0, 4.0, 2, 5)
-    assert legacy.stages == ("pgd", "ibp") and legacy.progress is False and legacy.run_config.endswith("config.yaml")
+    assert legacy.stages == ("ibp", "pgd") and legacy.progress is False and legacy.run_config.endswith("config.yaml")
     # the legacy names are certify's alone: export's own --timeout is its own, and a run config still translates
     from lit_cert.commands.export import parse as parse_export
 

@@ -1,5 +1,5 @@
 """The package as a user installs it: a wheel of this tree in a fresh virtual environment (which
-sees the already installed dependencies), and the installed ``lit_cert`` command running every
+sees this environment's installed dependencies, not its editable lit_cert), and the installed ``lit_cert`` command running every
 command. Before 0.2 the script pointed at a module that no longer existed and no test ran it."""
 
 from __future__ import annotations
@@ -20,14 +20,31 @@ def installed(tmp_path_factory):
     venv = tmp_path_factory.mktemp("venv")
     subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(venv)], check=True)
     python = venv / "bin" / "python"
+    # the dependencies are this environment's: its site-packages joins the new venv's path through a .pth
+    # file (appended after the venv's own site-packages, and its own .pth files -- this tree's editable
+    # install -- are not processed, so the wheel's copy is the one imported)
+    import sysconfig
+
+    site = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    here = {sysconfig.get_paths()[k] for k in ("purelib", "platlib")}
+    Path(site, "_lit_cert_test_deps.pth").write_text("".join(f"{p}\n" for p in sorted(here)))
     # built from a copy: a build never writes into the working tree (its build/ would go stale)
     import shutil
 
     source = tmp_path_factory.mktemp("source") / "lit_cert"
     shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(".git", ".venv", "build", "runs", "results", "site", "*.egg-info",
                                                                 "__pycache__", "wandb"))
+    # the wheel is built by this interpreter's setuptools (the dev extra's, >= 77 for the PEP 639 license
+    # field), without isolation so no index is needed; the fresh venv only installs the wheel (its base
+    # interpreter's own setuptools may be older)
+    dist = tmp_path_factory.mktemp("dist")
+    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
+                            "--disable-pip-version-check", "-w", str(dist), str(source)], capture_output=True, text=True)
+    assert built.returncode == 0, built.stderr[-3000:]
+    wheel = next(dist.glob("lit_cert-*.whl"))
     subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "--quiet", "--no-deps",
-                    "--no-build-isolation", "--disable-pip-version-check", str(source)], check=True, capture_output=True)
+                    "--disable-pip-version-check", str(wheel)], check=True, capture_output=True)
     return venv
 
 

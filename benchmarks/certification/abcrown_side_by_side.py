@@ -80,19 +80,39 @@ def check_alpha(python: str, abcrown: str) -> None:
         sys.exit("alpha-CROWN check failed")
 
 
-def run_abcrown(python: str, abcrown: str, onnx: Path, vnnlib: Path, shape: tuple, timeout: float, work: Path) -> dict:
+def _address_space_limit(gb: float | None):
+    """A ``preexec_fn`` capping the child's address space at ``gb`` GB (None: no cap), so that an
+    alpha-beta-CROWN run that outgrows the machine fails alone with an allocation error instead of
+    the kernel's OOM killer taking a neighbour (importing its CUDA build of torch maps ~4.4 GB)."""
+    if gb is None:
+        return None
+
+    def limit():
+        import resource
+
+        cap = int(gb * 2**30)
+        resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
+
+    return limit
+
+
+def run_abcrown(python: str, abcrown: str, onnx: Path, vnnlib: Path, shape: tuple, timeout: float, work: Path,
+                memory_gb: float | None = None) -> dict:
     work.mkdir(parents=True, exist_ok=True)
     cfg = work / "config.yaml"
     cfg.write_text(ABCROWN_CONFIG.format(result=work / "result.txt", onnx=onnx, vnnlib=vnnlib, cex=work / "cex.txt",
                                          timeout=timeout, shape=", ".join(str(s) for s in shape)))
     start = time.perf_counter()
     proc = subprocess.run([python, "abcrown.py", "--config", str(cfg)], cwd=abcrown, capture_output=True, text=True,
-                          env={**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}, timeout=timeout * 3 + 300)
+                          env={**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}, timeout=timeout * 3 + 300,
+                          preexec_fn=_address_space_limit(memory_gb))
     wall = time.perf_counter() - start
     (work / "log.txt").write_text(proc.stdout + proc.stderr)
     result = re.findall(r"^Result: (\w+)", proc.stdout, re.M)
     seconds = re.findall(r"^Time: ([0-9.]+)", proc.stdout, re.M)
     status = {"unsat": "certified", "sat": "falsified", "timeout": "unknown"}.get(result[-1] if result else "", "error")
+    if status == "error" and re.search(r"MemoryError|can't allocate memory|out of memory", proc.stderr):
+        status = "out of memory"
     return {"status": status, "seconds": float(seconds[-1]) if seconds else None, "wall": round(wall, 2),
             "returncode": proc.returncode, "cex": (work / "cex.txt").read_text() if status == "falsified" and (work / "cex.txt").exists() else None}
 
@@ -127,6 +147,9 @@ def main() -> None:
     p.add_argument("--tools", default="abcrown,lit_cert")
     p.add_argument("--work", default="/tmp/abcrown_work")
     p.add_argument("--out", required=True)
+    p.add_argument("--abcrown-memory-gb", type=float, default=None,
+                   help="cap alpha-beta-CROWN's address space (GB; its torch import maps ~4.4 GB): out of memory "
+                        "is then its own verdict, not the OOM killer's choice of process")
     args = p.parse_args()
     torch.set_num_threads(1)
     if args.indices_from:
@@ -160,7 +183,7 @@ def main() -> None:
             if tool == "abcrown":
                 vnnlib = export / f"vnnlib/test_{i:05d}_eps{eps:g}.vnnlib"
                 row = run_abcrown(args.python, args.abcrown, (export / "model.onnx").resolve(), vnnlib.resolve(),
-                                  tuple(x.shape[1:]), args.timeout, work / f"abcrown_{i}")
+                                  tuple(x.shape[1:]), args.timeout, work / f"abcrown_{i}", args.abcrown_memory_gb)
                 if row["status"] == "falsified":
                     row["cex_checked"] = check_counterexample(net, x[i], int(y[i]), eps, row.pop("cex") or "", stats)
                 row.pop("cex", None)

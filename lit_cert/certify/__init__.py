@@ -1,4 +1,4 @@
-"""Certification as a library: the PGD -> IBP -> CROWN-IBP -> CROWN -> alpha-CROWN -> branch and
+"""Certification as a library: the IBP -> PGD -> CROWN-IBP -> CROWN -> alpha-CROWN -> branch and
 bound -> MILP cascade (:mod:`.cascade`, :mod:`.bab`, :mod:`.milp`), sharded resumable runs over a
 dataset (:mod:`.shards`), and ONNX / VNN-LIB writing for external verifiers (:mod:`.export`).
 ``python -m lit_cert certify`` / ``export`` (:mod:`lit_cert.commands`) are the surfaces.

@@ -1,9 +1,12 @@
 """The certification cascade: cheap stages first, each sample ends certified, falsified or unknown.
 
-Order: clean prediction (a misclassified sample is not robust) -> PGD (a counterexample
-*falsifies*, with its margin) -> IBP -> CROWN-IBP -> CROWN -> alpha-CROWN -> branch and bound
+Order: clean prediction (a misclassified sample is not robust) -> IBP -> PGD (a counterexample
+*falsifies*, with its margin) -> CROWN-IBP -> CROWN -> alpha-CROWN -> branch and bound
 (:mod:`lit_cert.certify.bab`, complete up to its time and domain limits) -> MILP (complete, under
-a per-sample time limit). A sample leaves the cascade at the first stage that decides it; one
+a per-sample time limit). IBP goes before the attack because it is ~100x cheaper (two passes per
+sample against the attack's 2 x steps x restarts) and a certified sample cannot be falsified: the
+same samples are decided, but only those IBP leaves open are attacked (on the IBP-trained CNN7 of
+``results/lit_cert-cnn7-certify``, 89 of 528 instead of all 528). A sample leaves the cascade at the first stage that decides it; one
 that no stage decides is reported as *unknown* with the reason (time limit, network too large
 for the MILP, stage disabled) -- never silently as "not certified".
 
@@ -241,8 +244,8 @@ def _milp_stage(cascade: "Cascade", todo: list[Verdict], x, y, lb, ub, spec) -> 
 STAGES: dict[str, Stage] = {
     s.name: s
     for s in (
-        Stage("pgd", "attack", _pgd_stage, "PGD with the margin loss: a counterexample falsifies"),
         _registry_stage("ibp"),
+        Stage("pgd", "attack", _pgd_stage, "PGD with the margin loss: a counterexample falsifies"),
         _registry_stage("crown-ibp"),
         _registry_stage("crown", chunked=True),
         _registry_stage("alpha-crown", chunked=True, options=lambda cfg: {"steps": cfg.alpha.steps}),

@@ -15,7 +15,7 @@ from lit_cert.errors import ConfigError
 from lit_cert.options import Check, NonNegativeInt, PositiveFloat, PositiveInt, Radius, Range, validate
 
 #: the cascade's stages in cascade order (lit_cert.certify.cascade.STAGES holds what each runs)
-STAGE_NAMES = ("pgd", "ibp", "crown-ibp", "crown", "alpha-crown", "bab", "milp")
+STAGE_NAMES = ("ibp", "pgd", "crown-ibp", "crown", "alpha-crown", "bab", "milp")
 
 
 @dataclass
@@ -175,7 +175,7 @@ class CascadeSettings(Section):
 
     Args:
         stages: the stages to run, in cascade order whatever order they are given in (default:
-            all of pgd, ibp, crown-ibp, crown, alpha-crown, bab, milp).
+            all of ibp, pgd, crown-ibp, crown, alpha-crown, bab, milp).
         pgd: the PGD stage.
         alpha: the alpha-CROWN stage.
         bab: the branch-and-bound stage.

@@ -15,7 +15,7 @@ SUMMARIES = {
     "fit": "train a network with a certified-training method (LightningCLI: --config FILE, dotted overrides)",
     "validate": "validation metrics of a trained checkpoint (--ckpt_path)",
     "test": "test metrics of a trained checkpoint (--ckpt_path): natural and certified accuracy",
-    "certify": "the cascade PGD -> IBP -> CROWN -> alpha-CROWN -> BaB -> MILP over a split, sharded and resumable",
+    "certify": "the cascade IBP -> PGD -> CROWN -> alpha-CROWN -> BaB -> MILP over a split, sharded and resumable",
     "export": "ONNX model and VNN-LIB properties for external verifiers",
     "predict": "predictions of a trained network, each with its certificate, as CSV",
     "analyze": "the seeds' analyses (tightness, CR curves, relaxation landscapes, ...), CSV + PNG",
