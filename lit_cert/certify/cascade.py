@@ -92,15 +92,23 @@ def _min_other(margins: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 
 def _pgd_stage(cascade: "Cascade", todo: list[Verdict], x, y, lb, ub, spec) -> None:
+    """``cfg.pgd.restarts`` attacks of ``cfg.pgd.steps`` steps, each restart only on the samples
+    the earlier ones did not falsify (a falsified sample needs no second counterexample)."""
     cfg = cascade.config
-    x_adv = pgd_attack(cascade.net, x, y, cfg.eps, steps=cfg.pgd.steps, restarts=cfg.pgd.restarts, loss="margin")
-    x_adv = torch.min(torch.max(x_adv, (box := inner_box(x, cfg.eps))[0]), box[1])  # certainly inside the exact ball
-    with torch.no_grad():
-        margins = torch.einsum("bmk,bk->bm", spec, cascade.net(x_adv))
-    for v, m, point in zip(todo, _min_other(margins, y).tolist(), x_adv):
-        if m <= 0:
-            v.decide("falsified", "pgd", m)
-            v.counterexample = point.flatten().tolist()
+    box = inner_box(x, cfg.eps)
+    left = torch.arange(len(x), device=x.device)
+    for _ in range(cfg.pgd.restarts):
+        x_adv = pgd_attack(cascade.net, x[left], y[left], cfg.eps, steps=cfg.pgd.steps, restarts=1, loss="margin")
+        x_adv = torch.min(torch.max(x_adv, box[0][left]), box[1][left])  # certainly inside the exact ball
+        with torch.no_grad():
+            margins = _min_other(torch.einsum("bmk,bk->bm", spec[left], cascade.net(x_adv)), y[left])
+        for j, m, point in zip(left.tolist(), margins.tolist(), x_adv):
+            if m <= 0:
+                todo[j].decide("falsified", "pgd", m)
+                todo[j].counterexample = point.flatten().tolist()
+        left = left[margins > 0]
+        if not len(left):
+            break
 
 
 #: a certificate whose margin is within this fraction of the network's output scale of 0 is

@@ -128,7 +128,7 @@ class PGDSettings(Section):
 
     Args:
         steps: attack steps.
-        restarts: random restarts.
+        restarts: random restarts; each attacks only the samples the earlier ones did not falsify.
     """
 
     SECTION: ClassVar[str] = "pgd"
