@@ -457,3 +457,31 @@ def test_the_first_attack_falsifies_before_any_bound_and_its_time_counts(monkeyp
             assert result.domains == 0 and not searched and result.seconds > 0
             found += 1
     assert found >= 2
+
+
+def test_the_first_attack_keeps_to_its_share_of_the_time_limit(monkeypatch):
+    """The attack before the search stops after the step that passes first_attack_share x timeout
+    (on a CNN7 its full 30 x 100 steps took the whole 30 s limit and left a sample the search
+    certifies in ~1 s open); the search then gets the rest of the limit."""
+    from lit_cert.certify import bab as bab_module
+
+    net, lb, ub, rows = problem(0)
+    clock = {"t": 0.0}
+    steps = []
+
+    def slow_net(z):  # every forward pass costs 1 s of the fake clock
+        clock["t"] += 1.0
+        steps.append(len(z))
+        return net(z)
+
+    monkeypatch.setattr(bab_module.time, "perf_counter", lambda: clock["t"])
+    searched = []
+    monkeypatch.setattr(BranchAndBound, "_search", lambda self, lb, ub, rows, run, replay=None:
+                        searched.append(run.config.timeout) or bab_module.BaBResult("unknown", reason="stub"))
+    bab = BranchAndBound(net, BaBConfig(timeout=100, first_attack_restarts=4, first_attack_steps=1000,
+                                        first_attack_share=0.2, quick_share=0))
+    bab.net = slow_net
+    bab.verify(lb, ub, rows)
+    attack_passes = len(steps)
+    assert 20 <= attack_passes <= 23  # 20 s of the 100 s limit, then the last step and the margin check
+    assert searched and 76 <= searched[0] <= 80  # the search has the rest

@@ -356,7 +356,8 @@ class BranchAndBound:
         cfg = limit = self.config
         start = time.perf_counter()
         if cfg.first_attack_restarts:
-            found = self._attack_all(lb, ub, rows, cfg.first_attack_restarts, cfg.first_attack_steps)
+            found = self._attack_all(lb, ub, rows, cfg.first_attack_restarts, cfg.first_attack_steps,
+                                     start + cfg.first_attack_share * cfg.timeout)
             if found is not None:
                 return BaBResult("falsified", found[0], found[1], 0, 0, time.perf_counter() - start, phase="attack")
             cfg = replace(cfg, timeout=max(1e-3, cfg.timeout - (time.perf_counter() - start)))
@@ -610,13 +611,14 @@ class BranchAndBound:
             flat[rows, dup.choice[rows, 1]] = sign[rows]
         return _Domains(splits, dup.bounds, dup.value, dup.depth + 1, dup.choice, dup.alpha, dup.beta, dup.gamma)
 
-    def _attack_all(self, lb, ub, rows, restarts: int, steps: int):
+    def _attack_all(self, lb, ub, rows, restarts: int, steps: int, deadline: float = float("inf")):
         """PGD on the margins of ``rows`` (M, K) from ``restarts`` uniform starts in one batch,
         start ``k`` minimising row ``k mod M`` (each row gets its own starts, as alpha-beta-CROWN
         attacks every specification: minimising only the smallest margin follows the rows that
         start low and misses one that starts high and crosses), quarter-radius steps x0.9 every
-        10, stopped once a start crosses; (margin, point) of a counterexample checked on the
-        network, else None."""
+        10, stopped once a start crosses or after the step that passes ``deadline``
+        (``time.perf_counter()``); (margin, point) of a counterexample checked on the network,
+        else None."""
         targets = rows[torch.arange(restarts, device=rows.device) % rows.shape[0]]  # (restarts, K)
         blb, bub = lb.expand(restarts, *lb.shape[1:]), ub.expand(restarts, *ub.shape[1:])
         policy = StepPolicy(step_size=0.25, milestones=tuple(range(10, steps, 10)), decay=0.9, scale="radius", start="uniform")
@@ -624,7 +626,7 @@ class BranchAndBound:
         with torch.inference_mode(False), torch.random.fork_rng(devices=devices):
             torch.manual_seed(0)  # the same starts for the same sample, whatever ran before (reproducible verdicts)
             x = pgd_maximize(lambda z: -(self.net(z) * targets).sum(1), blb, bub, steps=steps, policy=policy,
-                             stop=lambda best: bool((best >= 0).any()))
+                             stop=lambda best: bool((best >= 0).any()) or time.perf_counter() > deadline)
         with torch.no_grad():
             m = (self.net(x) @ rows.T).min(1).values
         j = int(torch.argmin(m))
