@@ -3,12 +3,14 @@
 Order: clean prediction (a misclassified sample is not robust) -> IBP -> PGD (a counterexample
 *falsifies*, with its margin) -> CROWN-IBP -> CROWN -> alpha-CROWN -> branch and bound
 (:mod:`lit_cert.certify.bab`, complete up to its time and domain limits) -> MILP (complete, under
-a per-sample time limit). IBP goes before the attack because it is ~100x cheaper (two passes per
-sample against the attack's 2 x steps x restarts) and a certified sample cannot be falsified: the
-same samples are decided, but only those IBP leaves open are attacked (on the IBP-trained CNN7 of
-``results/lit_cert-cnn7-certify``, 89 of 528 instead of all 528). A sample leaves the cascade at the first stage that decides it; one
+a per-sample time limit). A sample leaves the cascade at the first stage that decides it; one
 that no stage decides is reported as *unknown* with the reason (time limit, network too large
 for the MILP, stage disabled) -- never silently as "not certified".
+
+IBP goes before the attack because it is ~100x cheaper (two passes per sample against the
+attack's 2 x steps x restarts) and a certified sample cannot be falsified: the same samples are
+decided, but only those IBP leaves open are attacked (on the IBP-trained CNN7 of
+``results/lit_cert-cnn7-certify``, 89 of 528 instead of all 528).
 
 Each sample's outcome is a :class:`Verdict`; the stages are the table :data:`STAGES` of
 :class:`Stage` entries, each a function that decides what it can for the samples still open.
